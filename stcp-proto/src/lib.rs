@@ -35,6 +35,6 @@ pub use keys::{
     StaticKeypair,
 };
 pub use record::{
-    open_batch, seal_batch, write_record_header, CipherState, RecordHeader, RecordOpener, RecordSealer,
-    RecordType, RekeyPolicy, RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
+    open_batch, seal_batch, write_record_header, CipherState, RecordHeader, RecordOpener,
+    RecordSealer, RecordType, RekeyPolicy, RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
 };

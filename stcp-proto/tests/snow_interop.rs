@@ -62,7 +62,10 @@ fn exchange(ours: &mut Session, theirs: &mut TransportState) {
 
             // snow seals, our opener's cipher state opens.
             let mut wire = vec![0u8; len + TAG_LEN];
-            assert_eq!(theirs.write_message(&plain, &mut wire).unwrap(), len + TAG_LEN);
+            assert_eq!(
+                theirs.write_message(&plain, &mut wire).unwrap(),
+                len + TAG_LEN
+            );
             let (body, tag) = wire.split_at_mut(len);
             let tag: &[u8; TAG_LEN] = (&*tag).try_into().unwrap();
             ours.opener

@@ -46,11 +46,17 @@ fn run(backend: CryptoBackend) -> (usize, usize) {
 #[test]
 fn aws_lc_passes_wycheproof() {
     let (valid, invalid) = run(CryptoBackend::AwsLc);
-    assert!(valid > 20 && invalid > 20, "ran {valid} valid, {invalid} invalid");
+    assert!(
+        valid > 20 && invalid > 20,
+        "ran {valid} valid, {invalid} invalid"
+    );
 }
 
 #[test]
 fn rustcrypto_passes_wycheproof() {
     let (valid, invalid) = run(CryptoBackend::RustCrypto);
-    assert!(valid > 20 && invalid > 20, "ran {valid} valid, {invalid} invalid");
+    assert!(
+        valid > 20 && invalid > 20,
+        "ran {valid} valid, {invalid} invalid"
+    );
 }
