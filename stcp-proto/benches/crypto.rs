@@ -71,8 +71,9 @@ fn seal_open(c: &mut Criterion) {
         for len in SIZES {
             group.throughput(Throughput::Bytes((len * BATCH) as u64));
             group.bench_with_input(BenchmarkId::new("seal_batch", len), &len, |b, &len| {
-                let mut sealers: Vec<RecordSealer> =
-                    (0..BATCH).map(|_| RecordSealer::new(provider, &keys())).collect();
+                let mut sealers: Vec<RecordSealer> = (0..BATCH)
+                    .map(|_| RecordSealer::new(provider, &keys()))
+                    .collect();
                 let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| record(len)).collect();
                 b.iter(|| {
                     seal_batch(
@@ -87,8 +88,9 @@ fn seal_open(c: &mut Criterion) {
                 })
             });
             group.bench_with_input(BenchmarkId::new("open_batch", len), &len, |b, &len| {
-                let mut sealers: Vec<RecordSealer> =
-                    (0..BATCH).map(|_| RecordSealer::new(provider, &keys())).collect();
+                let mut sealers: Vec<RecordSealer> = (0..BATCH)
+                    .map(|_| RecordSealer::new(provider, &keys()))
+                    .collect();
                 let mut openers: Vec<RecordOpener> = (0..BATCH)
                     .map(|_| RecordOpener::new(provider, &keys(), 1 << 20))
                     .collect();
