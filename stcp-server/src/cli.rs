@@ -1,0 +1,152 @@
+//! Command line of the `stcp-server` binary.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand};
+use stcp_proto::CryptoBackend;
+use stcp_server::{units, IoBackend};
+
+const EXAMPLES: &str = "\
+Examples:
+  stcp-server                                  STCP on 127.0.0.1:7443, raw TCP on 127.0.0.1:7444, every core
+  stcp-server --cores 2 --stats                two pinned workers, a stats line every second
+  stcp-server --listen 0.0.0.0:7443 --tcp-listen none --key /etc/stcp/server.key
+  stcp-server --psk ./stcp.psk --max-frame 1m --idle-timeout 2m
+  stcp-server --io epoll --crypto rustcrypto   force the epoll backend and the RustCrypto AES-GCM
+  stcp-server keygen ./server.key              new keypair (0600) + ./server.key.pub; prints the public key
+  stcp-server genpsk ./stcp.psk                new pre-shared key file (0600)
+
+The public key is printed at start and written to <key>.pub, so a local client can pin it
+with the file instead of the hex. SIGINT/SIGTERM: stop accepting, send an authenticated close
+on every STCP connection, exit 0.";
+
+/// Thread-per-core io_uring echo server for STCP and raw framed TCP.
+#[derive(Parser, Debug)]
+#[command(name = "stcp-server", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// STCP listen address, or `none`.
+    #[arg(long, value_name = "ADDR|none", default_value = "127.0.0.1:7443", value_parser = parse_listen)]
+    pub listen: Listen,
+    /// Raw framed TCP listen address, or `none`.
+    #[arg(long, value_name = "ADDR|none", default_value = "127.0.0.1:7444", value_parser = parse_listen)]
+    pub tcp_listen: Listen,
+    /// Worker threads, one pinned per core (default: every core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub cores: Option<u16>,
+    /// Private key file; created (mode 0600) with `<key>.pub` beside it when absent.
+    #[arg(long, value_name = "FILE", default_value = "./stcp-server.key")]
+    pub key: PathBuf,
+    /// Pre-shared key file: only clients with the same PSK complete the handshake.
+    #[arg(long, value_name = "FILE")]
+    pub psk: Option<PathBuf>,
+    /// Most connections open at once; more are accepted, closed at once and counted.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_conns: usize,
+    /// Largest frame payload a client may send (64k, 1m, ...).
+    #[arg(long, value_name = "SIZE", default_value = "16m", value_parser = parse_size)]
+    pub max_frame: usize,
+    /// Time a client has to complete its handshake (500ms, 10s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Close connections without traffic for this long (`off` to never).
+    #[arg(long, value_name = "DURATION|off", default_value = "300s", value_parser = parse_optional_duration)]
+    pub idle_timeout: OptionalDuration,
+    /// AES-GCM implementation.
+    #[arg(long, value_name = "aws-lc|rustcrypto", default_value = "aws-lc")]
+    pub crypto: CryptoBackend,
+    /// io backend: auto falls back to epoll (with a warning) when io_uring is unavailable.
+    #[arg(long, value_name = "auto|uring|epoll", default_value = "auto")]
+    pub io: IoBackend,
+    /// Print a stats line every second (default: when stderr is a terminal).
+    #[arg(long, overrides_with = "no_stats")]
+    pub stats: bool,
+    /// Do not print stats lines.
+    #[arg(long, overrides_with = "stats")]
+    pub no_stats: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a new keypair (private key mode 0600, public key in `<path>.pub`) and print the
+    /// public key. Refuses to overwrite.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(default_value = "./stcp-server.key")]
+        path: PathBuf,
+    },
+    /// Write a new pre-shared key file (mode 0600). Refuses to overwrite.
+    Genpsk {
+        /// Where to write the PSK.
+        path: PathBuf,
+    },
+}
+
+/// A listen address, or `none`.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen(pub Option<SocketAddr>);
+
+/// A duration, or `off`.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionalDuration(pub Option<Duration>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if s.eq_ignore_ascii_case("none") || s.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    s.parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("{e} (expected IP:PORT or none)"))
+}
+
+fn parse_size(s: &str) -> Result<usize, String> {
+    units::parse_size(s).map_err(|e| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    units::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
+    units::parse_optional_duration(s)
+        .map(OptionalDuration)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent_and_parses_units() {
+        Cli::command().debug_assert();
+        let c = Cli::parse_from([
+            "stcp-server",
+            "--listen",
+            "none",
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--max-frame",
+            "64k",
+            "--idle-timeout",
+            "off",
+            "--handshake-timeout",
+            "500ms",
+            "--io",
+            "epoll",
+            "--crypto",
+            "rustcrypto",
+        ]);
+        assert!(c.listen.0.is_none());
+        assert_eq!(c.tcp_listen.0.unwrap().port(), 0);
+        assert_eq!(c.max_frame, 65536);
+        assert!(c.idle_timeout.0.is_none());
+        assert_eq!(c.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(c.io, IoBackend::Epoll);
+        assert_eq!(c.crypto, CryptoBackend::RustCrypto);
+        assert!(Cli::try_parse_from(["stcp-server", "--io", "kqueue"]).is_err());
+        assert!(Cli::try_parse_from(["stcp-server", "--cores", "0"]).is_err());
+    }
+}

@@ -1,0 +1,325 @@
+//! The epoll fallback: tokio with a current-thread runtime per worker thread, one task per
+//! connection. Same protocol logic as the io_uring backend ([`crate::echo`]), simpler IO: read,
+//! echo every whole unit in place (one open/reseal batch per read), write it all, read again, so a
+//! connection never has more than one read's worth of echoes buffered.
+
+use std::{
+    fmt, io,
+    sync::{mpsc, Arc},
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use stcp_proto::{open_batch, seal_batch, Error, Mode};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinSet,
+};
+
+use super::{Shared, WorkerListeners};
+use crate::{
+    echo::{accept_handshake, header_at, push_close_record, unit_len, Crypto, Phase, HEADER_LEN},
+    errors::ErrorKind,
+    ratelog,
+    stats::WorkerCounters,
+};
+
+/// Read buffer growth step.
+const READ_CHUNK: usize = 64 * 1024;
+/// "No idle timeout" as a duration tokio accepts.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Why a connection ended badly.
+enum ConnError {
+    Proto(Error),
+    Io(io::Error),
+    Timeout(ErrorKind),
+    Truncated,
+}
+
+impl ConnError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            ConnError::Proto(e) => ErrorKind::of(e),
+            ConnError::Io(_) => ErrorKind::Io,
+            ConnError::Timeout(k) => *k,
+            ConnError::Truncated => ErrorKind::Truncated,
+        }
+    }
+}
+
+impl fmt::Display for ConnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnError::Proto(e) => write!(f, "{e}"),
+            ConnError::Io(e) => write!(f, "{e}"),
+            ConnError::Timeout(k) => f.write_str(k.label()),
+            ConnError::Truncated => f.write_str("stream cut"),
+        }
+    }
+}
+
+impl From<Error> for ConnError {
+    fn from(e: Error) -> Self {
+        ConnError::Proto(e)
+    }
+}
+
+/// Runs worker `index` on the calling thread until the server stops.
+pub fn run_worker(
+    index: usize,
+    shared: Arc<Shared>,
+    listeners: WorkerListeners,
+    ready: mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
+        }
+    };
+    rt.block_on(async move {
+        let mut ls = Vec::new();
+        for (mode, l) in listeners.into_vec() {
+            match TcpListener::from_std(l) {
+                Ok(l) => ls.push((mode, l)),
+                Err(e) => {
+                    let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            }
+        }
+        let _ = ready.send(Ok(()));
+        serve(index, shared, ls).await;
+        Ok(())
+    })
+}
+
+async fn accept_any(ls: &[(Mode, TcpListener)]) -> (Mode, io::Result<TcpStream>) {
+    std::future::poll_fn(|cx| {
+        for (mode, l) in ls {
+            if let Poll::Ready(r) = l.poll_accept(cx) {
+                return Poll::Ready((*mode, r.map(|(s, _)| s)));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+async fn stop_requested(shared: &Shared) {
+    while !shared.stopping() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn serve(index: usize, shared: Arc<Shared>, ls: Vec<(Mode, TcpListener)>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let counters = || shared.stats.worker(index);
+    loop {
+        tokio::select! {
+            (mode, r) = accept_any(&ls), if !ls.is_empty() => match r {
+                Ok(stream) => {
+                    if !shared.admit() {
+                        WorkerCounters::add(&counters().refused, 1);
+                        drop(stream);
+                        continue;
+                    }
+                    WorkerCounters::add(&counters().accepted, 1);
+                    conns.spawn(connection(index, shared.clone(), stream, mode, stop_rx.clone()));
+                }
+                Err(e) => {
+                    counters().error(ErrorKind::Accept);
+                    ratelog::connection_failed(ErrorKind::Accept, &e);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = stop_requested(&shared) => break,
+        }
+    }
+    drop(ls);
+    let _ = stop_tx.send(true);
+    let grace = shared.config.close_grace + Duration::from_millis(300);
+    let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+/// One connection's whole life, with its accounting.
+async fn connection(
+    index: usize,
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    mode: Mode,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Decrements the open count even when the task is aborted at shutdown.
+    struct Release<'a>(&'a Shared, usize);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            WorkerCounters::add(&self.0.stats.worker(self.1).closed, 1);
+            self.0.release();
+        }
+    }
+    let _release = Release(&shared, index);
+    let _ = stream.set_nodelay(true);
+    if let Err(e) = echo_loop(index, &shared, &mut stream, mode, &mut stop).await {
+        shared.stats.worker(index).error(e.kind());
+        ratelog::connection_failed(e.kind(), &e);
+    }
+}
+
+async fn echo_loop(
+    index: usize,
+    shared: &Shared,
+    stream: &mut TcpStream,
+    mode: Mode,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let cfg = &shared.config;
+    let counters = shared.stats.worker(index);
+    let idle = cfg.idle_timeout.unwrap_or(FOREVER);
+    let mut phase = match mode {
+        Mode::Stcp => Phase::Handshake,
+        Mode::Tcp => Phase::Frames,
+    };
+    let handshake_deadline = Instant::now() + cfg.handshake_timeout;
+    let mut crypto: Option<Box<Crypto>> = None;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    loop {
+        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+            buf.reserve(READ_CHUNK);
+        }
+        let (limit, timeout_kind) = if phase == Phase::Handshake {
+            (
+                handshake_deadline.saturating_duration_since(Instant::now()),
+                ErrorKind::HandshakeTimeout,
+            )
+        } else {
+            (idle, ErrorKind::IdleTimeout)
+        };
+        let n = tokio::select! {
+            r = tokio::time::timeout(limit, stream.read_buf(&mut buf)) => match r {
+                Err(_) => return Err(ConnError::Timeout(timeout_kind)),
+                Ok(Err(e)) => return Err(ConnError::Io(e)),
+                Ok(Ok(n)) => n,
+            },
+            _ = stop.changed() => {
+                if let Some(k) = crypto.as_mut() {
+                    let mut rec = Vec::new();
+                    push_close_record(&mut k.sealer, &mut rec)?;
+                    write_with_timeout(stream, &rec, cfg.close_grace).await?;
+                } else if phase == Phase::Handshake {
+                    return Ok(());
+                }
+                finish(stream, cfg.close_grace).await;
+                return Ok(());
+            }
+        };
+        if n == 0 {
+            let clean = buf.is_empty()
+                && match phase {
+                    Phase::Frames => true,
+                    Phase::Records => crypto.as_ref().is_some_and(|k| k.opener.peer_closed()),
+                    Phase::Handshake => false,
+                };
+            finish(stream, cfg.close_grace).await;
+            return if clean {
+                Ok(())
+            } else {
+                Err(ConnError::Truncated)
+            };
+        }
+        WorkerCounters::add(&counters.bytes_in, n as u64);
+
+        let mut pos = 0;
+        while buf.len() - pos >= HEADER_LEN {
+            let opener = crypto.as_deref().map(|k| &k.opener);
+            let need = unit_len(phase, opener, header_at(&buf, pos), cfg.max_frame)?;
+            if buf.len() - pos < need {
+                break;
+            }
+            if phase == Phase::Handshake {
+                let mut reply = Vec::new();
+                crypto = Some(accept_handshake(
+                    &shared.proto,
+                    &buf[pos..pos + need],
+                    &mut reply,
+                )?);
+                phase = Phase::Records;
+                WorkerCounters::add(&counters.handshakes, 1);
+                write_with_timeout(stream, &reply, idle).await?;
+                pos += need;
+                continue;
+            }
+            // A run of whole units, echoed in place with one write.
+            let start = pos;
+            let mut units = 1u64;
+            pos += need;
+            while buf.len() - pos >= HEADER_LEN {
+                let opener = crypto.as_deref().map(|k| &k.opener);
+                let need = unit_len(phase, opener, header_at(&buf, pos), cfg.max_frame)?;
+                if buf.len() - pos < need {
+                    break;
+                }
+                pos += need;
+                units += 1;
+            }
+            let run = &mut buf[start..pos];
+            let mut peer_closed = false;
+            if let Some(k) = crypto.as_mut() {
+                let mut opened = Ok(0);
+                open_batch([(&mut k.opener, &mut *run)], |_, r| opened = r);
+                units = opened? as u64;
+                let mut sealed = Ok(0);
+                seal_batch([(&mut k.sealer, &mut *run)], |_, r| sealed = r);
+                sealed?;
+                peer_closed = k.opener.peer_closed();
+            }
+            write_with_timeout(stream, run, idle).await?;
+            WorkerCounters::add(&counters.frames, units);
+            WorkerCounters::add(&counters.bytes_out, (pos - start) as u64);
+            if peer_closed {
+                // The client's close record was echoed (resealed) as ours: the session is over.
+                finish(stream, cfg.close_grace).await;
+                return Ok(());
+            }
+        }
+        buf.drain(..pos);
+    }
+}
+
+async fn write_with_timeout(
+    stream: &mut TcpStream,
+    bytes: &[u8],
+    limit: Duration,
+) -> Result<(), ConnError> {
+    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
+        Err(_) => Err(ConnError::Timeout(ErrorKind::IdleTimeout)),
+        Ok(Err(e)) => Err(ConnError::Io(e)),
+        Ok(Ok(())) => Ok(()),
+    }
+}
+
+/// Sends FIN, then reads (and discards) until the client's FIN or `grace` elapses, so the last
+/// echoes are not lost to a reset.
+async fn finish(stream: &mut TcpStream, grace: Duration) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(grace, async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}

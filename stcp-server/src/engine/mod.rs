@@ -1,0 +1,76 @@
+//! The two io backends and what their workers share (read-only configuration, the global
+//! connection count touched only on accept/close, the stop flag, the counters).
+
+pub mod epoll;
+pub mod uring;
+
+use std::{
+    net::TcpListener,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+};
+
+use stcp_proto::Mode;
+
+use crate::{config::Config, stats::Stats};
+
+/// State shared by every worker. Nothing here is touched on the per-frame hot path except the
+/// worker's own counters block.
+pub struct Shared {
+    /// The server configuration.
+    pub config: Config,
+    /// stcp-proto's view of it (keys, PSK, crypto provider, max frame).
+    pub proto: stcp_proto::ServerConfig,
+    /// Set once to stop every worker.
+    pub stop: Arc<AtomicBool>,
+    /// Connections open over all workers (checked against `max_conns` on accept).
+    pub open_conns: AtomicUsize,
+    /// Counters, one block per worker.
+    pub stats: Arc<Stats>,
+}
+
+impl Shared {
+    /// Admits one more connection unless `max_conns` are open.
+    pub fn admit(&self) -> bool {
+        if self.open_conns.fetch_add(1, Ordering::AcqRel) >= self.config.max_conns {
+            self.open_conns.fetch_sub(1, Ordering::AcqRel);
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Releases an admitted connection.
+    pub fn release(&self) {
+        self.open_conns.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether the server is stopping.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker's listeners (either may be absent).
+pub struct WorkerListeners {
+    /// STCP listener.
+    pub stcp: Option<TcpListener>,
+    /// Raw TCP listener.
+    pub tcp: Option<TcpListener>,
+}
+
+impl WorkerListeners {
+    /// The listeners with the protocol each speaks.
+    pub fn into_vec(self) -> Vec<(Mode, TcpListener)> {
+        let mut v = Vec::new();
+        if let Some(l) = self.stcp {
+            v.push((Mode::Stcp, l));
+        }
+        if let Some(l) = self.tcp {
+            v.push((Mode::Tcp, l));
+        }
+        v
+    }
+}

@@ -1,0 +1,232 @@
+//! One io_uring connection's state (a slab entry) and the chunks of bytes it echoes.
+
+use std::{collections::VecDeque, os::fd::RawFd, time::Instant};
+
+use stcp_proto::Mode;
+
+use crate::{
+    echo::{Crypto, Phase},
+    uring::{BufRing, RingBuf},
+};
+
+/// Bytes to echo: a run of whole units inside a ring buffer (sent in place), or a heap buffer
+/// (a reassembled unit, a handshake reply, a close record).
+pub enum Chunk {
+    /// `buf[start..end]`, of which `sent` bytes went out.
+    Ring {
+        /// The ring buffer, owned by the connection until the send completes.
+        buf: RingBuf,
+        /// First byte of the run.
+        start: u32,
+        /// One past the last byte.
+        end: u32,
+        /// Bytes already sent.
+        sent: u32,
+    },
+    /// A pooled heap buffer, of which `sent` bytes went out.
+    Heap {
+        /// The bytes.
+        buf: Vec<u8>,
+        /// Bytes already sent.
+        sent: usize,
+    },
+}
+
+impl Chunk {
+    /// Bytes not yet sent.
+    pub fn unsent(&self) -> usize {
+        match self {
+            Chunk::Ring {
+                start, end, sent, ..
+            } => (end - start - sent) as usize,
+            Chunk::Heap { buf, sent } => buf.len() - sent,
+        }
+    }
+
+    /// The whole run, mutable (for in-place open and reseal before any of it is sent).
+    pub fn bytes_mut<'a>(&'a mut self, ring: &'a BufRing) -> &'a mut [u8] {
+        match self {
+            Chunk::Ring {
+                buf, start, end, ..
+            } => &mut ring.bytes_mut(buf)[*start as usize..*end as usize],
+            Chunk::Heap { buf, .. } => &mut buf[..],
+        }
+    }
+
+    /// The unsent bytes.
+    pub fn unsent_bytes<'a>(&'a self, ring: &'a BufRing) -> &'a [u8] {
+        match self {
+            Chunk::Ring {
+                buf,
+                end,
+                start,
+                sent,
+            } => &ring.bytes(buf)[(start + sent) as usize..*end as usize],
+            Chunk::Heap { buf, sent } => &buf[*sent..],
+        }
+    }
+
+    /// Pointer and length of the unsent bytes, for a send SQE.
+    pub fn unsent_ptr(&self, ring: &BufRing) -> (*const u8, usize) {
+        match self {
+            Chunk::Ring {
+                buf, start, sent, ..
+            } => {
+                // SAFETY: `start + sent <= end <= buf.len()`, inside the ring buffer.
+                (
+                    unsafe { ring.ptr(buf).add((start + sent) as usize) },
+                    self.unsent(),
+                )
+            }
+            Chunk::Heap { buf, sent } => (buf[*sent..].as_ptr(), self.unsent()),
+        }
+    }
+
+    /// True for a chunk that holds a ring buffer.
+    pub fn is_ring(&self) -> bool {
+        matches!(self, Chunk::Ring { .. })
+    }
+
+    /// Marks `n` more bytes sent.
+    pub fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Ring { sent, .. } => *sent += n as u32,
+            Chunk::Heap { sent, .. } => *sent += n,
+        }
+    }
+}
+
+/// Most chunks one gathering send carries.
+pub const MAX_IOV: usize = 8;
+
+/// The `msghdr` and iovecs of a connection's in-flight gathering send. Boxed so their address
+/// stays put while the slab (a Vec of connections) grows.
+pub struct Gather {
+    pub msg: libc::msghdr,
+    pub iov: [libc::iovec; MAX_IOV],
+    /// Chunks (from the front of `sendq`) the in-flight send covers.
+    pub chunks: usize,
+}
+
+impl Gather {
+    fn new() -> Box<Gather> {
+        // SAFETY: msghdr and iovec are plain C structs for which all-zero is a valid value.
+        Box::new(Gather {
+            msg: unsafe { std::mem::zeroed() },
+            iov: unsafe { std::mem::zeroed() },
+            chunks: 0,
+        })
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Life {
+    /// Reading and echoing.
+    Open,
+    /// No more echoing: flush what is queued, send FIN, wait for the client's FIN (or `deadline`).
+    Draining,
+    /// Socket shut down both ways; waiting for in-flight operations to end, then close.
+    Aborting,
+}
+
+/// A connection slab entry. `fd < 0` marks a free slot.
+pub struct Conn {
+    pub fd: RawFd,
+    pub gen: u32,
+    pub mode: Mode,
+    pub phase: Phase,
+    pub life: Life,
+    pub crypto: Option<Box<Crypto>>,
+    /// An incomplete unit (header maybe incomplete) being reassembled.
+    pub partial: Option<Vec<u8>>,
+    /// Chunks received this batch, waiting for batched open + reseal (STCP).
+    pub fresh: VecDeque<Chunk>,
+    /// Chunks ready to send, in order; the front one may be in flight.
+    pub sendq: VecDeque<Chunk>,
+    /// Bytes in `sendq` not yet sent.
+    pub unsent: usize,
+    /// Ring buffers held in `fresh` and `sendq`.
+    pub ring_held: usize,
+    pub recv_armed: bool,
+    pub send_inflight: bool,
+    /// The in-flight send's msghdr and iovecs.
+    pub gather: Box<Gather>,
+    pub cancels_inflight: u8,
+    /// Reading is paused (backpressure) until the queued echoes drain.
+    pub paused: bool,
+    /// In the worker's dirty list (has fresh chunks).
+    pub dirty: bool,
+    /// In the worker's send-kick list.
+    pub kick: bool,
+    /// In the worker's queue of receives stopped by an empty buffer ring.
+    pub starved: bool,
+    /// The client's FIN arrived.
+    pub eof: bool,
+    /// FIN sent (Draining).
+    pub shut_wr: bool,
+    /// Handshake deadline (STCP before the hello) or drain deadline.
+    pub deadline: Option<Instant>,
+    pub last_active: Instant,
+}
+
+impl Conn {
+    pub fn vacant(now: Instant) -> Conn {
+        Conn {
+            fd: -1,
+            gen: 0,
+            mode: Mode::Tcp,
+            phase: Phase::Frames,
+            life: Life::Aborting,
+            crypto: None,
+            partial: None,
+            fresh: VecDeque::new(),
+            sendq: VecDeque::with_capacity(8),
+            unsent: 0,
+            ring_held: 0,
+            recv_armed: false,
+            send_inflight: false,
+            gather: Gather::new(),
+            cancels_inflight: 0,
+            paused: false,
+            dirty: false,
+            kick: false,
+            starved: false,
+            eof: false,
+            shut_wr: false,
+            deadline: None,
+            last_active: now,
+        }
+    }
+
+    /// Resets a vacant slot for a new connection on `fd`.
+    pub fn open(&mut self, fd: RawFd, mode: Mode, now: Instant, handshake_deadline: Instant) {
+        self.fd = fd;
+        self.mode = mode;
+        self.phase = match mode {
+            Mode::Stcp => Phase::Handshake,
+            Mode::Tcp => Phase::Frames,
+        };
+        self.life = Life::Open;
+        self.crypto = None;
+        self.unsent = 0;
+        self.ring_held = 0;
+        self.recv_armed = false;
+        self.send_inflight = false;
+        self.gather.chunks = 0;
+        self.cancels_inflight = 0;
+        self.paused = false;
+        self.dirty = false;
+        self.kick = false;
+        self.starved = false;
+        self.eof = false;
+        self.shut_wr = false;
+        self.deadline = (mode == Mode::Stcp).then_some(handshake_deadline);
+        self.last_active = now;
+    }
+
+    /// No operation of this connection is in the kernel.
+    pub fn idle_in_kernel(&self) -> bool {
+        !self.recv_armed && !self.send_inflight && self.cancels_inflight == 0
+    }
+}

@@ -1,0 +1,170 @@
+//! Error kinds the server counts and logs, and the errors [`crate::Server::start`] returns.
+
+use std::{io, net::SocketAddr};
+
+use crate::uring::Unavailable;
+
+/// Why a connection ended badly (or an accept failed). One counter per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum ErrorKind {
+    /// A frame or record header announced more than `max_frame`.
+    FrameTooLarge = 0,
+    /// A handshake frame announced more than `HANDSHAKE_MAX_LEN`.
+    HandshakeTooLarge,
+    /// Malformed record: unknown type, length shorter than a tag.
+    BadRecord,
+    /// A record failed authentication.
+    BadTag,
+    /// The first frame did not start with the STCP magic.
+    NotStcp,
+    /// The client speaks another STCP version.
+    VersionMismatch,
+    /// PSK/pattern mismatch or a malformed handshake message.
+    HandshakeRefused,
+    /// The client's hello failed to authenticate (it pinned another server key, or another PSK).
+    HandshakeAuthFailed,
+    /// No complete handshake within the handshake timeout.
+    HandshakeTimeout,
+    /// No traffic within the idle timeout.
+    IdleTimeout,
+    /// A record arrived after the client's authenticated close.
+    RecordAfterClose,
+    /// The stream ended in the middle of a frame, or (STCP) without an authenticated close.
+    Truncated,
+    /// A record counter ran out.
+    CounterExhausted,
+    /// The socket failed (reset, broken pipe, ...).
+    Io,
+    /// `accept` failed (e.g. out of file descriptors).
+    Accept,
+    /// Any other protocol error.
+    Protocol,
+}
+
+impl ErrorKind {
+    /// Number of kinds.
+    pub const COUNT: usize = 16;
+    /// Every kind, in counter order.
+    pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
+        ErrorKind::FrameTooLarge,
+        ErrorKind::HandshakeTooLarge,
+        ErrorKind::BadRecord,
+        ErrorKind::BadTag,
+        ErrorKind::NotStcp,
+        ErrorKind::VersionMismatch,
+        ErrorKind::HandshakeRefused,
+        ErrorKind::HandshakeAuthFailed,
+        ErrorKind::HandshakeTimeout,
+        ErrorKind::IdleTimeout,
+        ErrorKind::RecordAfterClose,
+        ErrorKind::Truncated,
+        ErrorKind::CounterExhausted,
+        ErrorKind::Io,
+        ErrorKind::Accept,
+        ErrorKind::Protocol,
+    ];
+
+    /// Short stable label for stats lines and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            ErrorKind::FrameTooLarge => "frame_too_large",
+            ErrorKind::HandshakeTooLarge => "handshake_too_large",
+            ErrorKind::BadRecord => "bad_record",
+            ErrorKind::BadTag => "bad_tag",
+            ErrorKind::NotStcp => "not_stcp",
+            ErrorKind::VersionMismatch => "version_mismatch",
+            ErrorKind::HandshakeRefused => "handshake_refused",
+            ErrorKind::HandshakeAuthFailed => "handshake_auth_failed",
+            ErrorKind::HandshakeTimeout => "handshake_timeout",
+            ErrorKind::IdleTimeout => "idle_timeout",
+            ErrorKind::RecordAfterClose => "record_after_close",
+            ErrorKind::Truncated => "truncated",
+            ErrorKind::CounterExhausted => "counter_exhausted",
+            ErrorKind::Io => "io",
+            ErrorKind::Accept => "accept",
+            ErrorKind::Protocol => "protocol",
+        }
+    }
+
+    /// The kind of a protocol error.
+    pub fn of(e: &stcp_proto::Error) -> ErrorKind {
+        use stcp_proto::Error as E;
+        match e {
+            E::FrameTooLarge { .. } => ErrorKind::FrameTooLarge,
+            E::HandshakeTooLarge { .. } => ErrorKind::HandshakeTooLarge,
+            E::BadRecordType(_) | E::BadLength => ErrorKind::BadRecord,
+            E::BadTag => ErrorKind::BadTag,
+            E::NotStcp => ErrorKind::NotStcp,
+            E::VersionMismatch { .. } => ErrorKind::VersionMismatch,
+            E::UnknownPattern(_) | E::PskRequired | E::PskNotConfigured | E::BadHandshake => {
+                ErrorKind::HandshakeRefused
+            }
+            E::HandshakeAuthFailed => ErrorKind::HandshakeAuthFailed,
+            E::HandshakeTimeout => ErrorKind::HandshakeTimeout,
+            E::RecordAfterClose => ErrorKind::RecordAfterClose,
+            E::Truncated => ErrorKind::Truncated,
+            E::CounterExhausted => ErrorKind::CounterExhausted,
+            _ => ErrorKind::Protocol,
+        }
+    }
+}
+
+/// Why the server could not start (or a worker failed).
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// `--io uring` was asked for and io_uring cannot be used.
+    #[error("io_uring unavailable: {0}")]
+    UringUnavailable(#[from] Unavailable),
+    /// A listener could not be created.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Neither listener is configured.
+    #[error("nothing to serve: both the STCP and the TCP listener are turned off")]
+    NoListener,
+    /// A worker thread could not be started or set up.
+    #[error("worker {worker}: {source}")]
+    Worker {
+        /// Worker index.
+        worker: usize,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A worker thread panicked.
+    #[error("worker {0} panicked")]
+    WorkerPanicked(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_unique_and_all_is_in_counter_order() {
+        for (i, k) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i);
+        }
+        let mut labels: Vec<_> = ErrorKind::ALL.iter().map(|k| k.label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), ErrorKind::COUNT);
+    }
+
+    #[test]
+    fn maps_protocol_errors() {
+        assert_eq!(ErrorKind::of(&stcp_proto::Error::BadTag), ErrorKind::BadTag);
+        assert_eq!(
+            ErrorKind::of(&stcp_proto::Error::PskRequired),
+            ErrorKind::HandshakeRefused
+        );
+        assert_eq!(
+            ErrorKind::of(&stcp_proto::Error::FrameTooLarge { len: 9, max: 1 }),
+            ErrorKind::FrameTooLarge
+        );
+    }
+}

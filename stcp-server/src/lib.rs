@@ -1,0 +1,34 @@
+//! stcp-server: a thread-per-core echo server for STCP (Noise-secured records) and raw framed TCP,
+//! on io_uring with an epoll (tokio) fallback. Also a library: [`Server::start`] runs it in-process
+//! and returns a [`ServerHandle`] with the bound addresses, counters, `stop()` and `join()`.
+//!
+//! ```no_run
+//! use stcp_server::{Config, Server};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keypair = stcp_proto::StaticKeypair::generate([7; 32]); // use OS randomness for real
+//! let server = Server::start(Config::ephemeral(keypair))?;
+//! println!("STCP on {:?}, TCP on {:?}", server.stcp_addr(), server.tcp_addr());
+//! server.stop();
+//! let totals = server.join()?;
+//! println!("{} frames echoed", totals.frames);
+//! # Ok(()) }
+//! ```
+//!
+//! Modules: [`uring`] is the small safe io_uring layer the load generator reuses; [`units`]
+//! parses human sizes and durations for both command lines.
+
+pub mod config;
+mod echo;
+mod engine;
+pub mod errors;
+pub mod listener;
+mod ratelog;
+pub mod server;
+pub mod stats;
+pub mod units;
+pub mod uring;
+
+pub use config::{Config, IoBackend};
+pub use errors::{ErrorKind, ServerError};
+pub use server::{Backend, Server, ServerHandle, Stopper};
+pub use stats::StatsSnapshot;

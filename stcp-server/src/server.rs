@@ -1,0 +1,268 @@
+//! Starting and stopping a server: listeners are bound before any worker starts (so bind errors
+//! and the chosen ephemeral ports are known when [`Server::start`] returns), then one worker
+//! thread per core is started on the chosen io backend.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        mpsc, Arc,
+    },
+    thread,
+    time::Instant,
+};
+
+use crate::{
+    config::{Config, IoBackend},
+    engine::{self, Shared, WorkerListeners},
+    errors::ServerError,
+    listener::bind_reuseport,
+    stats::{spawn_reporter, Stats, StatsSnapshot},
+    uring,
+};
+
+/// The io backend a running server uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// io_uring.
+    Uring,
+    /// epoll (tokio).
+    Epoll,
+}
+
+impl Backend {
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Uring => "io_uring",
+            Backend::Epoll => "epoll",
+        }
+    }
+}
+
+/// Entry point: `Server::start(config)`.
+pub struct Server;
+
+/// A running server: its addresses, counters, and the means to stop it. Dropping the handle
+/// stops the server and waits for it.
+pub struct ServerHandle {
+    stcp_addr: Option<SocketAddr>,
+    tcp_addr: Option<SocketAddr>,
+    backend: Backend,
+    workers: Vec<thread::JoinHandle<std::io::Result<()>>>,
+    reporter: Option<thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Stats>,
+    started: Instant,
+}
+
+/// A cloneable, thread-safe way to stop a server (e.g. from a signal-handling thread).
+#[derive(Clone)]
+pub struct Stopper(Arc<AtomicBool>);
+
+impl Stopper {
+    /// Asks every worker to stop: stop accepting, close connections gracefully, exit.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Server {
+    /// Binds the listeners and starts the workers. Returns once every worker is ready.
+    pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
+        if config.stcp_listen.is_none() && config.tcp_listen.is_none() {
+            return Err(ServerError::NoListener);
+        }
+        let backend = match config.io {
+            IoBackend::Epoll => Backend::Epoll,
+            IoBackend::Uring => {
+                uring::probe()?;
+                Backend::Uring
+            }
+            IoBackend::Auto => match uring::probe() {
+                Ok(_) => Backend::Uring,
+                Err(cause) => {
+                    tracing::warn!("io_uring unavailable ({cause}); falling back to epoll");
+                    Backend::Epoll
+                }
+            },
+        };
+        let n = config.worker_count().max(1);
+        let bind = |addr: Option<SocketAddr>| -> Result<(Vec<Option<_>>, Option<SocketAddr>), ServerError> {
+            match addr {
+                None => Ok(((0..n).map(|_| None).collect(), None)),
+                Some(a) => {
+                    let (ls, bound) =
+                        bind_reuseport(a, n).map_err(|source| ServerError::Listen { addr: a, source })?;
+                    Ok((ls.into_iter().map(Some).collect(), Some(bound)))
+                }
+            }
+        };
+        let (stcp_ls, stcp_addr) = bind(config.stcp_listen)?;
+        let (tcp_ls, tcp_addr) = bind(config.tcp_listen)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Stats::new(n));
+        let mut proto = stcp_proto::ServerConfig::new(config.keypair.clone());
+        proto.psk = config.psk;
+        proto.crypto = config.crypto.provider();
+        proto.max_frame = config.max_frame;
+        let shared = Arc::new(Shared {
+            proto,
+            stop: stop.clone(),
+            open_conns: AtomicUsize::new(0),
+            stats: stats.clone(),
+            config,
+        });
+
+        let cores = if shared.config.pin_cores {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let mut workers = Vec::with_capacity(n);
+        for (i, (stcp, tcp)) in stcp_ls.into_iter().zip(tcp_ls).enumerate() {
+            let shared = shared.clone();
+            let ready = ready_tx.clone();
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let listeners = WorkerListeners { stcp, tcp };
+            let spawned = thread::Builder::new()
+                .name(format!("stcp-worker-{i}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    match backend {
+                        Backend::Uring => engine::uring::run_worker(i, shared, listeners, ready),
+                        Backend::Epoll => engine::epoll::run_worker(i, shared, listeners, ready),
+                    }
+                });
+            match spawned {
+                Ok(h) => workers.push(h),
+                Err(source) => {
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(ServerError::Worker { worker: i, source });
+                }
+            }
+        }
+        drop(ready_tx);
+        let mut failure = None;
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    failure = failure.or(Some(ServerError::Worker { worker: 0, source }))
+                }
+                Err(_) => failure = failure.or(Some(ServerError::WorkerPanicked(0))),
+            }
+        }
+        let reporter = match shared.config.stats_interval {
+            Some(every) if failure.is_none() => {
+                spawn_reporter(stats.clone(), every, stop.clone()).ok()
+            }
+            _ => None,
+        };
+        let handle = ServerHandle {
+            stcp_addr,
+            tcp_addr,
+            backend,
+            workers,
+            reporter,
+            stop,
+            stats,
+            started: Instant::now(),
+        };
+        match failure {
+            Some(e) => {
+                drop(handle);
+                Err(e)
+            }
+            None => {
+                tracing::info!(
+                    backend = backend.name(),
+                    workers = n,
+                    stcp = ?stcp_addr,
+                    tcp = ?tcp_addr,
+                    "stcp-server started"
+                );
+                Ok(handle)
+            }
+        }
+    }
+}
+
+impl ServerHandle {
+    /// Bound address of the STCP listener.
+    pub fn stcp_addr(&self) -> Option<SocketAddr> {
+        self.stcp_addr
+    }
+
+    /// Bound address of the raw TCP listener.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
+
+    /// The io backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Counters summed over every worker.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    /// Time since the server started.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// A handle that can stop the server from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper(self.stop.clone())
+    }
+
+    /// Asks the server to stop (non-blocking; see [`ServerHandle::join`]).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for every worker to finish (after [`ServerHandle::stop`], or a signal handler's
+    /// [`Stopper::stop`]) and returns the final counters.
+    pub fn join(mut self) -> Result<StatsSnapshot, ServerError> {
+        self.join_inner()
+    }
+
+    /// Stops the server and waits for it: [`ServerHandle::stop`] then [`ServerHandle::join`].
+    pub fn shutdown(self) -> Result<StatsSnapshot, ServerError> {
+        self.stop();
+        self.join()
+    }
+
+    fn join_inner(&mut self) -> Result<StatsSnapshot, ServerError> {
+        let mut result = Ok(());
+        for (i, w) in self.workers.drain(..).enumerate() {
+            match w.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    result = result.and(Err(ServerError::Worker { worker: i, source }))
+                }
+                Err(_) => result = result.and(Err(ServerError::WorkerPanicked(i))),
+            }
+        }
+        // Workers are done: stop the reporter too.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reporter.take() {
+            let _ = r.join();
+        }
+        result.map(|()| self.stats.snapshot())
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = self.join_inner();
+    }
+}
