@@ -413,12 +413,12 @@ impl RecordOpener {
             body,
             tag,
         } = split_record(record, self.max_payload)?;
+        if header.kind == RecordType::Close && header.payload_len != 0 {
+            return Err(Error::BadLength);
+        }
         self.dir.cipher.decrypt_with_ad(aad, body, tag)?;
         self.dir.record_done(header.payload_len);
         if header.kind == RecordType::Close {
-            if header.payload_len != 0 {
-                return Err(Error::BadLength);
-            }
             self.peer_closed = true;
         }
         Ok(header.kind)
