@@ -34,6 +34,11 @@ pub struct WorkerCounters {
     pub bytes_out: AtomicU64,
     /// Times a multishot receive stopped because the provided buffer ring was empty.
     pub ring_starved: AtomicU64,
+    /// Gauge: bytes of buffer memory the worker's connections hold now (see
+    /// [`StatsSnapshot::conn_buffer_bytes`]).
+    pub conn_buffer_bytes: AtomicU64,
+    /// Gauge: capacity of the free heap buffers the worker keeps for reuse.
+    pub pool_idle_bytes: AtomicU64,
     /// Connection failures by [`ErrorKind`].
     pub errors: [AtomicU64; ErrorKind::COUNT],
 }
@@ -43,6 +48,18 @@ impl WorkerCounters {
     #[inline]
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
+    }
+
+    /// Sets a gauge (single writer: a relaxed store is enough).
+    #[inline]
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Relaxed);
+    }
+
+    /// Lowers a gauge by `n` (the writer raised it by at least `n` before).
+    #[inline]
+    pub fn sub(gauge: &AtomicU64, n: u64) {
+        gauge.fetch_sub(n, Relaxed);
     }
 
     /// Counts one failure of `kind`.
@@ -83,6 +100,8 @@ impl Stats {
             s.bytes_in += w.bytes_in.load(Relaxed);
             s.bytes_out += w.bytes_out.load(Relaxed);
             s.ring_starved += w.ring_starved.load(Relaxed);
+            s.conn_buffer_bytes += w.conn_buffer_bytes.load(Relaxed);
+            s.pool_idle_bytes += w.pool_idle_bytes.load(Relaxed);
             for (acc, e) in s.errors.iter_mut().zip(&w.errors) {
                 *acc += e.load(Relaxed);
             }
@@ -110,6 +129,16 @@ pub struct StatsSnapshot {
     pub bytes_out: u64,
     /// Receive-buffer-ring exhaustion events.
     pub ring_starved: u64,
+    /// Gauge: bytes of buffer memory held by open connections now. io_uring: the provided ring
+    /// buffers connections hold (whole buffers: echoes not yet sent in place), plus the capacity
+    /// of their heap buffers (partial-frame reassembly, reassembled frames, handshake replies,
+    /// close records, echoes compacted out of the ring). epoll: each connection's read buffer
+    /// (echoes are written from it in place). 0 when no connection is open. io_uring updates it
+    /// every 100 ms, epoll whenever a buffer's capacity changes.
+    pub conn_buffer_bytes: u64,
+    /// Gauge: capacity of the free heap buffers workers keep for reuse (io_uring; bounded per
+    /// worker). Not part of `conn_buffer_bytes`.
+    pub pool_idle_bytes: u64,
     /// Failures by [`ErrorKind`] (index = `kind as usize`).
     pub errors: [u64; ErrorKind::COUNT],
 }
@@ -149,7 +178,7 @@ impl StatsSnapshot {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let rate = |now: u64, before: u64| (now - before) as f64 / secs;
         format!(
-            "conns {} (+{} -{} refused {}) | {:.0} frames/s | in {:.1} MB/s out {:.1} MB/s | errors:{}",
+            "conns {} (+{} -{} refused {}) | {:.0} frames/s | in {:.1} MB/s out {:.1} MB/s | buffers {} | errors:{}",
             self.open(),
             self.accepted - prev.accepted,
             self.closed - prev.closed,
@@ -157,6 +186,7 @@ impl StatsSnapshot {
             rate(self.frames, prev.frames),
             rate(self.bytes_in, prev.bytes_in) / 1e6,
             rate(self.bytes_out, prev.bytes_out) / 1e6,
+            crate::units::format_size(self.conn_buffer_bytes),
             self.errors_text(Some(prev)),
         )
     }
@@ -218,7 +248,11 @@ mod tests {
         WorkerCounters::add(&s.worker(1).closed, 1);
         WorkerCounters::add(&s.worker(0).frames, 10);
         s.worker(1).error(ErrorKind::BadTag);
+        WorkerCounters::set(&s.worker(0).conn_buffer_bytes, 4096);
+        WorkerCounters::add(&s.worker(1).conn_buffer_bytes, 3 * 1024);
+        WorkerCounters::sub(&s.worker(1).conn_buffer_bytes, 1024);
         let snap = s.snapshot();
+        assert_eq!(snap.conn_buffer_bytes, 6144);
         assert_eq!(snap.open(), 4);
         assert_eq!(snap.error(ErrorKind::BadTag), 1);
         let line = snap.line(&StatsSnapshot::default(), Duration::from_secs(2));

@@ -232,6 +232,26 @@ fn unread_echoes_stop_the_server_reading(io: IoBackend) {
         written += f.len();
     };
     assert!(stalled < LIMIT);
+    // While it is stalled, the memory the server holds for it stays bounded: its unsent echoes
+    // (max_unsent, overshot by at most what one batch delivers), the frame being reassembled,
+    // and the ring buffers a connection may hold. Sampled over a while (io_uring publishes the
+    // gauge every 100 ms).
+    let ring_hold = 32 * 16 * 1024;
+    let bound = 256 * 1024 + 2 * (FRAME + 4) + ring_hold + 64 * 1024;
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        peak = peak.max(server.stats().conn_buffer_bytes);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        peak > 0,
+        "the gauge saw nothing held for a stalled connection"
+    );
+    assert!(
+        peak <= bound as u64,
+        "{io:?}: the server holds {peak} bytes for one stalled connection (bound {bound})"
+    );
     // Finish the frame in flight from another thread while reading everything back.
     let rest = stream_bytes[stalled..].to_vec();
     let mut w = s.try_clone().unwrap();
@@ -245,7 +265,16 @@ fn unread_echoes_stop_the_server_reading(io: IoBackend) {
         );
     }
     t.join().unwrap();
-    eprintln!("{io:?}: stalled after {} KiB", stalled / 1024);
+    eprintln!(
+        "{io:?}: stalled after {} KiB, server held at most {} KiB",
+        stalled / 1024,
+        peak / 1024
+    );
+    drop(s);
+    wait_for(&server, "the connection to close", |s| s.open() == 0);
+    wait_for(&server, "the buffer gauge to return to 0", |s| {
+        s.conn_buffer_bytes == 0
+    });
     let totals = server.shutdown().unwrap();
     assert_eq!(totals.frames, frames as u64);
     assert_eq!(totals.errors_total(), 0, "{totals:?}");

@@ -5,7 +5,7 @@
 
 use std::{
     fmt, io,
-    sync::{mpsc, Arc},
+    sync::{atomic::AtomicU64, mpsc, Arc},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -194,10 +194,12 @@ async fn echo_loop(
     let handshake_deadline = Instant::now() + cfg.handshake_timeout;
     let mut crypto: Option<Box<Crypto>> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut held = HeldBytes::new(&counters.conn_buffer_bytes);
     loop {
         if buf.capacity() - buf.len() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        held.track(buf.capacity());
         let (limit, timeout_kind) = if phase == Phase::Handshake {
             (
                 handshake_deadline.saturating_duration_since(Instant::now()),
@@ -239,6 +241,7 @@ async fn echo_loop(
             };
         }
         WorkerCounters::add(&counters.bytes_in, n as u64);
+        held.track(buf.capacity());
 
         let mut pos = 0;
         while buf.len() - pos >= HEADER_LEN {
@@ -294,6 +297,36 @@ async fn echo_loop(
             }
         }
         buf.drain(..pos);
+    }
+}
+
+/// A connection's share of the worker's `conn_buffer_bytes` gauge: follows its read buffer's
+/// capacity, and gives it back when the connection ends (even when its task is aborted).
+struct HeldBytes<'a> {
+    gauge: &'a AtomicU64,
+    held: u64,
+}
+
+impl<'a> HeldBytes<'a> {
+    fn new(gauge: &'a AtomicU64) -> HeldBytes<'a> {
+        HeldBytes { gauge, held: 0 }
+    }
+
+    /// The buffer now has `capacity` bytes.
+    fn track(&mut self, capacity: usize) {
+        let now = capacity as u64;
+        if now > self.held {
+            WorkerCounters::add(self.gauge, now - self.held);
+        } else if now < self.held {
+            WorkerCounters::sub(self.gauge, self.held - now);
+        }
+        self.held = now;
+    }
+}
+
+impl Drop for HeldBytes<'_> {
+    fn drop(&mut self) {
+        WorkerCounters::sub(self.gauge, self.held);
     }
 }
 

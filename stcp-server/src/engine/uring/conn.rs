@@ -87,6 +87,14 @@ impl Chunk {
         matches!(self, Chunk::Ring { .. })
     }
 
+    /// Heap capacity this chunk holds (0 for a ring chunk, counted as a whole ring buffer).
+    pub fn heap_capacity(&self) -> usize {
+        match self {
+            Chunk::Ring { .. } => 0,
+            Chunk::Heap { buf, .. } => buf.capacity(),
+        }
+    }
+
     /// Marks `n` more bytes sent.
     pub fn advance(&mut self, n: usize) {
         match self {
@@ -223,6 +231,19 @@ impl Conn {
         self.shut_wr = false;
         self.deadline = (mode == Mode::Stcp).then_some(handshake_deadline);
         self.last_active = now;
+    }
+
+    /// Buffer memory this connection holds: whole ring buffers of `ring_buf_size` bytes, plus
+    /// the capacity of its heap buffers (reassembly, queued heap chunks).
+    pub fn held_bytes(&self, ring_buf_size: usize) -> usize {
+        self.ring_held * ring_buf_size
+            + self.partial.as_ref().map_or(0, |p| p.capacity())
+            + self
+                .fresh
+                .iter()
+                .chain(self.sendq.iter())
+                .map(Chunk::heap_capacity)
+                .sum::<usize>()
     }
 
     /// No operation of this connection is in the kernel.

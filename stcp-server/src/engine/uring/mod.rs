@@ -5,7 +5,8 @@
 //! Per loop iteration: submit everything queued and wait for completions; handle each
 //! completion (accept, receive, send, cancel); open and reseal every STCP chunk the iteration
 //! produced in one batch ([`stcp_proto::open_batch`] / [`stcp_proto::seal_batch`], in place);
-//! queue one send per connection with pending echoes; re-arm receives that ran out of buffers.
+//! every 100 ms, check deadlines (after the completions, so they see fresh activity); queue one
+//! send per connection with pending echoes; re-arm receives that ran out of buffers.
 //! The next iteration's submit sends all of those replies with one `io_uring_enter`.
 
 mod conn;
@@ -167,10 +168,6 @@ impl Worker {
             if self.stop_deadline.is_none() && self.shared.stopping() {
                 self.begin_stop()?;
             }
-            if self.now >= self.next_tick {
-                self.tick()?;
-                self.next_tick = self.now + TICK;
-            }
             if let Some(deadline) = self.stop_deadline {
                 let listeners_done = self.listeners.iter().all(|l| l.closed);
                 if (self.open == 0 && listeners_done)
@@ -193,11 +190,18 @@ impl Worker {
             }
             self.crypto_batch()?;
             self.handle_eofs()?;
+            // Deadlines are judged after this batch's completions, never on activity the kernel
+            // has delivered but the worker has not looked at yet (after a scheduling stall).
+            if self.now >= self.next_tick {
+                self.tick()?;
+                self.next_tick = self.now + TICK;
+            }
             self.flush_sends()?;
             self.rearm_starved()?;
             self.bufs.commit();
         }
         self.force_close_all();
+        self.publish_buffer_gauges();
         Ok(())
     }
 
@@ -831,6 +835,7 @@ impl Worker {
     fn tick(&mut self) -> io::Result<()> {
         let idle = self.shared.config.idle_timeout;
         let pressure = self.ring_pressure();
+        self.publish_buffer_gauges();
         for slot in 0..self.conns.len() {
             let c = &self.conns[slot];
             if c.fd < 0 {
@@ -867,6 +872,20 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// Stores the buffer gauges: memory held by open connections, and idle pooled capacity.
+    fn publish_buffer_gauges(&self) {
+        let ring_buf_size = self.bufs.buf_size();
+        let held: usize = self
+            .conns
+            .iter()
+            .filter(|c| c.fd >= 0)
+            .map(|c| c.held_bytes(ring_buf_size))
+            .sum();
+        let counters = self.counters();
+        WorkerCounters::set(&counters.conn_buffer_bytes, held as u64);
+        WorkerCounters::set(&counters.pool_idle_bytes, self.pool.idle_bytes() as u64);
     }
 
     /// Stop accepting; close every connection gracefully (STCP: an authenticated close record).
