@@ -1,0 +1,128 @@
+//! The embedded server: with no --target, an stcp-server is started in this process on
+//! 127.0.0.1 ephemeral ports, its workers pinned to the first cores and the client threads to the
+//! rest, so one command measures a whole loopback setup.
+
+use std::net::SocketAddr;
+
+use stcp_proto::{CryptoBackend, StaticKeypair};
+use stcp_server::{Config, IoBackend, Server, ServerError, ServerHandle};
+
+use crate::cli::Mode;
+
+/// A running embedded server and what the client needs to know about it.
+pub struct EmbeddedServer {
+    handle: ServerHandle,
+    /// Public key to pin (STCP).
+    pub public_key: [u8; 32],
+    /// Cores the server workers are pinned to.
+    pub cores: Vec<usize>,
+    /// Cores left for the client threads.
+    pub client_cores: Vec<usize>,
+    /// The AES-GCM implementation the server seals and opens records with.
+    pub crypto: CryptoBackend,
+}
+
+/// How the machine's cores are split between the embedded server and the client threads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreSplit {
+    pub server: Vec<usize>,
+    pub client: Vec<usize>,
+}
+
+/// Half the cores (at least one) for the server's workers, starting at core 0; the rest for the
+/// client threads. On one core both share it.
+pub fn split_cores(cores: usize) -> CoreSplit {
+    let cores = cores.max(1);
+    if cores == 1 {
+        return CoreSplit {
+            server: vec![0],
+            client: vec![0],
+        };
+    }
+    let server = cores / 2;
+    CoreSplit {
+        server: (0..server).collect(),
+        client: (server..cores).collect(),
+    }
+}
+
+impl EmbeddedServer {
+    /// Starts the server on 127.0.0.1 ephemeral ports with a fresh keypair, its workers on
+    /// `split.server`, with the io backend `io` (`Auto`: io_uring, else epoll with a warning).
+    pub fn start(
+        split: &CoreSplit,
+        crypto: CryptoBackend,
+        io: IoBackend,
+        psk: Option<[u8; 32]>,
+        seed: [u8; 32],
+    ) -> Result<EmbeddedServer, ServerError> {
+        let server_cores = &split.server;
+        let keypair = StaticKeypair::generate(seed);
+        let public_key = keypair.public;
+        let mut config = Config::ephemeral(keypair);
+        // Workers are pinned to cores 0..n, which is what `split_cores` reserved for them.
+        config.cores = server_cores.len().max(1);
+        config.pin_cores = true;
+        config.crypto = crypto;
+        config.psk = psk;
+        config.io = io;
+        let handle = Server::start(config)?;
+        Ok(EmbeddedServer {
+            handle,
+            public_key,
+            cores: (0..server_cores.len().max(1)).collect(),
+            client_cores: split.client.clone(),
+            crypto,
+        })
+    }
+
+    /// The address to load in `mode`.
+    pub fn addr(&self, mode: Mode) -> SocketAddr {
+        let addr = match mode {
+            Mode::Stcp => self.handle.stcp_addr(),
+            Mode::Tcp => self.handle.tcp_addr(),
+        };
+        addr.expect("the embedded server listens for both modes")
+    }
+
+    /// The server's io backend ("io_uring" or "epoll").
+    pub fn backend(&self) -> &'static str {
+        self.handle.backend().name()
+    }
+
+    /// Stops the server and waits for its workers.
+    pub fn stop(self) {
+        self.handle.stop();
+        let _ = self.handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_cores_give_the_server_core_0_and_the_client_core_1() {
+        assert_eq!(
+            split_cores(2),
+            CoreSplit {
+                server: vec![0],
+                client: vec![1]
+            }
+        );
+        assert_eq!(
+            split_cores(1),
+            CoreSplit {
+                server: vec![0],
+                client: vec![0]
+            }
+        );
+        assert_eq!(
+            split_cores(8),
+            CoreSplit {
+                server: vec![0, 1, 2, 3],
+                client: vec![4, 5, 6, 7]
+            }
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! The start line: client threads report ready once their connections are set up, and the
+//! coordinator publishes one load start time for all of them (so every handshake is done before
+//! the measured interval, on every thread).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::interrupt;
+
+/// What the coordinating thread and all client threads share: the start line and the stop flag.
+#[derive(Default)]
+pub(super) struct StartLine {
+    /// Client threads that have finished setting up their connections.
+    pub ready: AtomicUsize,
+    /// Published by the coordinator once every thread is ready: when the load starts.
+    pub load_start: OnceLock<Instant>,
+    /// Set by the coordinator to end the run early (its watchdog).
+    pub stop: AtomicBool,
+}
+
+impl StartLine {
+    /// Marks this thread ready and waits for the load start (None: the run was stopped first).
+    pub(super) fn wait_for_start(&self) -> Option<Instant> {
+        self.ready.fetch_add(1, Ordering::SeqCst);
+        loop {
+            if let Some(at) = self.load_start.get() {
+                return Some(*at);
+            }
+            if interrupt::interrupted() || self.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `stcp-loadgen`: run a load test (see `--help`), merge reports (`merge`), run the seed's table in
+//! TCP and STCP mode (`suite`), render reports (`report`) or measure loopback TCP (`stream`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stcp_loadgen::cli::{Cli, Command};
+use stcp_loadgen::{merge, render, report, run, stream, suite};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let status = match cli.command {
+        Some(Command::Merge(args)) => merge_command(&args),
+        Some(Command::Suite(args)) => suite::run(&args),
+        Some(Command::Report(args)) => render::command(&args),
+        Some(Command::Stream(args)) => stream::command(&args),
+        None => match run::run(&cli.run) {
+            Ok(status) => status,
+            Err(e) => {
+                eprintln!("stcp-loadgen: {e}");
+                e.exit_status()
+            }
+        },
+    };
+    ExitCode::from(status as u8)
+}
+
+fn merge_command(args: &stcp_loadgen::cli::MergeArgs) -> i32 {
+    let mut reports = Vec::with_capacity(args.reports.len());
+    for path in &args.reports {
+        match report::Report::read(path) {
+            Ok(r) => reports.push((path.clone(), r)),
+            Err(e) => {
+                eprintln!("stcp-loadgen merge: {e}");
+                return run::exit::CANNOT_START;
+            }
+        }
+    }
+    let merged = match merge::merge(&reports) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("stcp-loadgen merge: {e}");
+            return run::exit::CANNOT_START;
+        }
+    };
+    let (secs, _) = stcp_loadgen::environment::now_unix();
+    match merged.write_into(&args.out, &stcp_loadgen::environment::compact_utc(secs)) {
+        Ok(path) => {
+            run::print_outcome(&merged, &path, args.json);
+            if merged.partial {
+                run::exit::PARTIAL
+            } else {
+                run::exit::OK
+            }
+        }
+        Err(e) => {
+            eprintln!(
+                "stcp-loadgen merge: cannot write into {}: {e}",
+                args.out.display()
+            );
+            run::exit::CANNOT_START
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! `stcp-loadgen report`: reads suite reports, suite directories and run reports, and renders what
+//! people look at: a Markdown table in the seed's columns with TCP and STCP side by side, the
+//! STCP/TCP ratio and the seed's figure ([`markdown`]), and SVG charts ([`charts`]).
+
+pub mod charts;
+pub mod markdown;
+pub mod seed;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::cli::ReportArgs;
+use crate::report::{ReadReportError, Report, SCHEMA_VERSION, TOOL_NAME};
+use crate::run::exit;
+use crate::suite::aggregate::{self, AggregateError, RunInput};
+use crate::suite::schema::{
+    ReadSuiteError, RowSummary, SuiteEnvironment, SuiteReport, SUITE_FILE_NAME, SUITE_TOOL_NAME,
+};
+
+/// Everything the table and the charts show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Machine and time span; None when nothing says.
+    pub environment: Option<SuiteEnvironment>,
+    /// One line per distinct setup: where the server and the client threads ran.
+    pub setups: Vec<String>,
+    /// Interleaved pairs per row (the most any row has).
+    pub pairs: u64,
+    pub rows: Vec<RowSummary>,
+    /// Partial suites and runs, errors: what a reader must know before trusting the table.
+    pub warnings: Vec<String>,
+}
+
+/// Why `report` cannot render.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("{0}")]
+    Run(#[from] ReadReportError),
+    #[error("{0}")]
+    Suite(#[from] ReadSuiteError),
+    #[error("cannot read {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0} is neither a stcp-loadgen run report nor a suite report")]
+    Unknown(PathBuf),
+    #[error("{0}: no suite.json and no report in it")]
+    EmptyDirectory(PathBuf),
+    #[error("{0}")]
+    Aggregate(#[from] AggregateError),
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+    #[error("chart {0}: {1}")]
+    Chart(PathBuf, String),
+}
+
+/// What the inputs held.
+#[derive(Default)]
+pub struct Inputs {
+    pub suites: Vec<(PathBuf, SuiteReport)>,
+    pub runs: Vec<(PathBuf, Report)>,
+    /// Suites whose run reports could not all be found: their stored rows are used.
+    pub suites_without_runs: Vec<(PathBuf, SuiteReport)>,
+}
+
+/// Runs `stcp-loadgen report`; returns the exit status.
+pub fn command(args: &ReportArgs) -> i32 {
+    match render(args) {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("stcp-loadgen report: {e}");
+            exit::CANNOT_START
+        }
+    }
+}
+
+fn render(args: &ReportArgs) -> Result<(), RenderError> {
+    let inputs = load(&args.inputs)?;
+    let evaluation = Evaluation::of_inputs(&inputs)?;
+    let text = markdown::document(&evaluation);
+    if !args.quiet {
+        print!("{text}");
+    }
+    if let Some(dir) = &args.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| RenderError::Write(dir.clone(), e))?;
+        let md = dir.join("report.md");
+        std::fs::write(&md, &text).map_err(|e| RenderError::Write(md.clone(), e))?;
+        let mut written = vec![md];
+        written.extend(charts::write_all(&evaluation, dir)?);
+        for path in written {
+            eprintln!("stcp-loadgen report: wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Reads every input: a directory stands for its suite.json, or else every report in it; a
+/// suite report brings its run reports (named relative to it) when they are all there.
+pub fn load(paths: &[PathBuf]) -> Result<Inputs, RenderError> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let suite = path.join(SUITE_FILE_NAME);
+            if suite.exists() {
+                files.push(suite);
+            } else {
+                let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                    .map_err(|e| RenderError::Io(path.clone(), e))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                    .collect();
+                if found.is_empty() {
+                    return Err(RenderError::EmptyDirectory(path.clone()));
+                }
+                found.sort();
+                files.extend(found);
+            }
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut inputs = Inputs::default();
+    for file in files {
+        let key = file.canonicalize().unwrap_or_else(|_| file.clone());
+        if !seen.insert(key) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).map_err(|e| RenderError::Io(file.clone(), e))?;
+        let tool = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("tool").and_then(|t| t.as_str()).map(str::to_string));
+        match tool.as_deref() {
+            Some(SUITE_TOOL_NAME) => {
+                let suite = SuiteReport::parse(&file, &text)?;
+                let dir = file.parent().unwrap_or(Path::new("."));
+                let run_files: Vec<PathBuf> =
+                    suite.runs.iter().map(|r| dir.join(&r.file)).collect();
+                if run_files.iter().all(|f| f.exists()) {
+                    for f in run_files {
+                        let key = f.canonicalize().unwrap_or_else(|_| f.clone());
+                        if seen.insert(key) {
+                            let report = Report::read(&f)?;
+                            inputs.runs.push((f, report));
+                        }
+                    }
+                    inputs.suites.push((file, suite));
+                } else {
+                    inputs.suites_without_runs.push((file, suite));
+                }
+            }
+            Some(TOOL_NAME) => {
+                let report = Report::read(&file)?;
+                inputs.runs.push((file, report));
+            }
+            _ => return Err(RenderError::Unknown(file)),
+        }
+    }
+    Ok(inputs)
+}
+
+impl Evaluation {
+    /// What `suite` prints at its end: its own rows, with the setup read from its run reports.
+    pub fn of_suite(suite: &SuiteReport, reports: &[&Report]) -> Evaluation {
+        let mut warnings = Vec::new();
+        suite_warnings(suite, &mut warnings);
+        Evaluation {
+            environment: Some(suite.environment.clone()),
+            setups: setups(reports.iter().copied()),
+            pairs: pairs(&suite.rows),
+            rows: suite.rows.clone(),
+            warnings,
+        }
+    }
+
+    /// What `report` renders: every run aggregated afresh, plus the stored rows of suites whose
+    /// runs are missing.
+    pub fn of_inputs(inputs: &Inputs) -> Result<Evaluation, RenderError> {
+        let run_inputs: Vec<RunInput<'_>> = inputs
+            .runs
+            .iter()
+            .map(|(path, report)| RunInput {
+                file: path.display().to_string(),
+                report,
+            })
+            .collect();
+        let mut rows = aggregate::summarize(&run_inputs)?;
+        let mut warnings = Vec::new();
+        for (path, suite) in &inputs.suites_without_runs {
+            warnings.push(format!(
+                "{}: its run reports are not all there; its stored figures are shown",
+                path.display()
+            ));
+            rows.extend(suite.rows.iter().cloned());
+        }
+        for (_, suite) in inputs.suites.iter().chain(&inputs.suites_without_runs) {
+            suite_warnings(suite, &mut warnings);
+        }
+        for (path, report) in &inputs.runs {
+            if let Some(why) = &report.partial_reason {
+                warnings.push(format!("{}: partial run ({why})", path.display()));
+            }
+            if report.schema_version != SCHEMA_VERSION {
+                warnings.push(format!(
+                    "{}: schema {}",
+                    path.display(),
+                    report.schema_version
+                ));
+            }
+        }
+        let environment = inputs
+            .suites
+            .iter()
+            .chain(&inputs.suites_without_runs)
+            .map(|(_, s)| s.environment.clone())
+            .next()
+            .or_else(|| {
+                inputs
+                    .runs
+                    .first()
+                    .map(|(_, r)| environment_of(&inputs.runs, r))
+            });
+        Ok(Evaluation {
+            environment,
+            setups: setups(inputs.runs.iter().map(|(_, r)| r)),
+            pairs: pairs(&rows),
+            rows,
+            warnings,
+        })
+    }
+}
+
+fn suite_warnings(suite: &SuiteReport, warnings: &mut Vec<String>) {
+    if let Some(why) = &suite.partial_reason {
+        warnings.push(format!(
+            "the suite started {} is partial: {why} ({} of {} runs)",
+            suite.environment.started_at,
+            suite.runs.len(),
+            suite.configuration.planned_runs
+        ));
+    }
+    if suite.errors_total > 0 {
+        warnings.push(format!(
+            "the suite started {} had {} error(s): see the Errors column",
+            suite.environment.started_at, suite.errors_total
+        ));
+    }
+}
+
+/// The environment of loose run reports: the first one's machine, the span of them all.
+fn environment_of(runs: &[(PathBuf, Report)], first: &Report) -> SuiteEnvironment {
+    let e = &first.environment;
+    SuiteEnvironment {
+        hostname: e.hostname.clone(),
+        kernel: e.kernel.clone(),
+        cpu_model: e.cpu_model.clone(),
+        cores: e.cores,
+        client_io_backend: e.io_backend.clone(),
+        tool_version: e.tool_version.clone(),
+        started_at: runs
+            .iter()
+            .map(|(_, r)| r.environment.started_at.clone())
+            .min()
+            .unwrap_or_default(),
+        finished_at: runs
+            .iter()
+            .map(|(_, r)| r.environment.finished_at.clone())
+            .max()
+            .unwrap_or_default(),
+    }
+}
+
+fn pairs(rows: &[RowSummary]) -> u64 {
+    rows.iter()
+        .map(|r| {
+            let n =
+                |m: &Option<crate::suite::schema::ModeSummary>| m.as_ref().map_or(0, |m| m.runs);
+            n(&r.tcp).max(n(&r.stcp))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Where the server and the client threads ran, one line per distinct setup.
+fn setups<'a>(reports: impl Iterator<Item = &'a Report>) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for r in reports {
+        let e = &r.environment;
+        let clients = e
+            .pinning
+            .client_cores
+            .iter()
+            .map(|c| c.map_or("unpinned".to_string(), |c| c.to_string()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let server = match (&e.server_io_backend, &e.pinning.server_cores) {
+            (Some(io), Some(cores)) => format!(
+                "embedded stcp-server ({io}, {}) with workers pinned to core(s) {}",
+                e.server_crypto_backend.as_deref().unwrap_or("?"),
+                cores
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            _ => "external stcp-server".to_string(),
+        };
+        let line = format!(
+            "{server}; {} load generator thread(s) ({}) pinned to core(s) {clients}",
+            r.configuration.threads, e.io_backend
+        );
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    lines
+}

@@ -1,0 +1,430 @@
+//! The JSON report: its schema (versioned, documented field by field in docs/REPORT.md), how it
+//! is built from a [`Measurement`], read back into one, named and written.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Mode;
+use crate::errors::ErrorCounts;
+use crate::hist_codec::{self, HistogramCodecError};
+use crate::measurement::{Connections, CpuTime, Interval, Measurement};
+use crate::stats::{LatencySummary, LittlesLaw};
+
+/// Version of the report schema; raised on every change that is not a pure addition.
+pub const SCHEMA_VERSION: u32 = 1;
+/// The `tool` field of every report this crate writes.
+pub const TOOL_NAME: &str = "stcp-loadgen";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub tool: String,
+    /// True when the run was cut short (Ctrl-C, every connection lost) or a merged report was.
+    pub partial: bool,
+    /// Why the run was cut short; null when it was not.
+    pub partial_reason: Option<String>,
+    pub configuration: Configuration,
+    pub environment: Environment,
+    pub results: Results,
+    pub series: Vec<SecondSample>,
+    pub histograms: Histograms,
+    /// For a merged report: the reports combined. Empty for a single run.
+    #[serde(default)]
+    pub sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Configuration {
+    pub mode: Mode,
+    /// Address connected to (HOST:PORT as given, or the embedded server's address).
+    pub target: String,
+    pub embedded_server: bool,
+    pub payload_bytes: u64,
+    pub clients: u64,
+    pub depth: u64,
+    pub threads: u64,
+    /// Open-loop total request rate (--rate); null for a closed loop.
+    pub rate_per_second: Option<f64>,
+    pub duration_seconds: f64,
+    pub warmup_seconds: f64,
+    pub connect_rate_per_second: Option<f64>,
+    pub timeout_seconds: f64,
+    pub max_errors: u64,
+    /// Whether a pre-shared key was used (the key itself is never written).
+    pub psk: bool,
+    /// Hex of the server public key pinned; null in TCP mode.
+    pub server_public_key: Option<String>,
+    /// For a run made by `stcp-loadgen suite`: which cell of its matrix it belongs to; null
+    /// otherwise (and in reports written before this field existed).
+    #[serde(default)]
+    pub suite_cell: Option<SuiteCell>,
+}
+
+/// Where a run of `stcp-loadgen suite` sits in the suite: its backend combination and which of
+/// the interleaved TCP/STCP pairs of its row it is part of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuiteCell {
+    /// Crypto backend of the combination ("aws-lc", "rustcrypto"): the client's, and the
+    /// embedded server's (in TCP mode no record is sealed, but the run still belongs here).
+    pub crypto: String,
+    /// The server's io backend ("io_uring", "epoll"), or "external" with --target.
+    pub io: String,
+    /// 1-based index of the TCP/STCP pair within its row and combination.
+    pub pair: u64,
+    /// 1-based position of this run in the suite's order.
+    pub sequence: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Environment {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cores: u64,
+    /// The load generator's io backend: "io_uring".
+    pub io_backend: String,
+    /// The embedded server's io backend ("io_uring" or "epoll"); null with --target.
+    pub server_io_backend: Option<String>,
+    /// Client-side crypto provider name; null in TCP mode.
+    pub crypto_backend: Option<String>,
+    /// The embedded server's crypto provider (in both modes); null with --target (and in reports
+    /// written before this field existed).
+    #[serde(default)]
+    pub server_crypto_backend: Option<String>,
+    pub pinning: Pinning,
+    pub tool_version: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinning {
+    /// Core of each client thread (null entry: not pinned).
+    pub client_cores: Vec<Option<u64>>,
+    /// Cores of the embedded server's workers; null when the server is not embedded.
+    pub server_cores: Option<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub measured_seconds: f64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    /// payload × 2 × requests_per_second / 10^6 (both directions, as the seed counts).
+    pub throughput_mb_per_s: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub latency: LatencySummary,
+    pub handshake_latency: LatencySummary,
+    pub errors: ErrorCounts,
+    pub errors_total: u64,
+    pub connections: Connections,
+    pub littles_law: LittlesLaw,
+    /// CPU the load generator's client threads used over the measured interval.
+    pub loadgen_cpu: CpuUse,
+    /// CPU the embedded server's workers used over the measured interval; null with --target.
+    pub server_cpu: Option<CpuUse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CpuUse {
+    pub user_seconds: f64,
+    pub system_seconds: f64,
+    /// (user + system) / requests, in microseconds.
+    pub cpu_us_per_request: f64,
+    /// (user + system) / measured_seconds: how many cores the client threads kept busy.
+    pub cores_busy: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondSample {
+    /// 1 for the first second of the measured interval.
+    pub second: u64,
+    pub seconds: f64,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    pub throughput_mb_per_s: f64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub p99_us: f64,
+    pub errors: u64,
+    /// This second's latency histogram, HdrHistogram V2 compressed, base64.
+    pub histogram: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// Request latency over the measured interval, nanoseconds, HdrHistogram V2 compressed, base64.
+    pub latency: String,
+    /// Handshake latency of every connection, same encoding.
+    pub handshake: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub file: String,
+    pub hostname: String,
+    pub started_at: String,
+    pub clients: u64,
+    pub partial: bool,
+}
+
+/// Throughput as the seed counts it: payload × 2 × requests/s, in 10^6 bytes per second.
+pub fn throughput_mb_per_s(payload_bytes: u64, requests_per_second: f64) -> f64 {
+    payload_bytes as f64 * 2.0 * requests_per_second / 1e6
+}
+
+impl Report {
+    /// Builds a report; every figure in it is derived from `m`.
+    pub fn build(
+        configuration: Configuration,
+        environment: Environment,
+        m: &Measurement,
+        partial_reason: Option<String>,
+        sources: Vec<Source>,
+    ) -> Report {
+        let payload = configuration.payload_bytes;
+        let latency = LatencySummary::of(&m.latency);
+        let closed_loop_in_flight = configuration
+            .rate_per_second
+            .is_none()
+            .then(|| (m.connections.established * configuration.depth) as f64);
+        let cpu_use = |cpu: &CpuTime| {
+            let total = cpu.total_seconds();
+            CpuUse {
+                user_seconds: cpu.user_seconds,
+                system_seconds: cpu.system_seconds,
+                cpu_us_per_request: if m.requests() > 0 {
+                    total / m.requests() as f64 * 1e6
+                } else {
+                    0.0
+                },
+                cores_busy: if m.measured_seconds > 0.0 {
+                    total / m.measured_seconds
+                } else {
+                    0.0
+                },
+            }
+        };
+        let results = Results {
+            measured_seconds: m.measured_seconds,
+            requests: m.requests(),
+            requests_per_second: m.requests_per_second,
+            throughput_mb_per_s: throughput_mb_per_s(payload, m.requests_per_second),
+            bytes_sent: m.bytes_sent,
+            bytes_received: m.bytes_received,
+            latency,
+            handshake_latency: LatencySummary::of(&m.handshake),
+            errors: m.errors,
+            errors_total: m.errors.total(),
+            connections: m.connections,
+            littles_law: LittlesLaw::check(
+                m.requests_per_second,
+                latency.mean_us,
+                closed_loop_in_flight,
+            ),
+            loadgen_cpu: cpu_use(&m.cpu),
+            server_cpu: m.server_cpu.as_ref().map(cpu_use),
+        };
+        let series = m
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SecondSample {
+                second: i as u64 + 1,
+                seconds: s.seconds,
+                requests: s.requests(),
+                requests_per_second: s.requests_per_second,
+                throughput_mb_per_s: throughput_mb_per_s(payload, s.requests_per_second),
+                bytes_sent: s.bytes_sent,
+                bytes_received: s.bytes_received,
+                p99_us: LatencySummary::of(&s.latency).p99_us,
+                errors: s.errors,
+                histogram: hist_codec::encode(&s.latency),
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            tool: TOOL_NAME.to_string(),
+            partial: partial_reason.is_some(),
+            partial_reason,
+            configuration,
+            environment,
+            results,
+            series,
+            histograms: Histograms {
+                latency: hist_codec::encode(&m.latency),
+                handshake: hist_codec::encode(&m.handshake),
+            },
+            sources,
+        }
+    }
+
+    /// The measurement this report was built from (histograms decoded exactly).
+    pub fn measurement(&self) -> Result<Measurement, HistogramCodecError> {
+        let series = self
+            .series
+            .iter()
+            .map(|s| {
+                Ok(Interval {
+                    seconds: s.seconds,
+                    latency: hist_codec::decode(&s.histogram)?,
+                    bytes_sent: s.bytes_sent,
+                    bytes_received: s.bytes_received,
+                    errors: s.errors,
+                    requests_per_second: s.requests_per_second,
+                })
+            })
+            .collect::<Result<Vec<_>, HistogramCodecError>>()?;
+        let r = &self.results;
+        Ok(Measurement {
+            measured_seconds: r.measured_seconds,
+            latency: hist_codec::decode(&self.histograms.latency)?,
+            handshake: hist_codec::decode(&self.histograms.handshake)?,
+            requests_per_second: r.requests_per_second,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            errors: r.errors,
+            connections: r.connections,
+            cpu: CpuTime {
+                user_seconds: r.loadgen_cpu.user_seconds,
+                system_seconds: r.loadgen_cpu.system_seconds,
+            },
+            server_cpu: r.server_cpu.map(|c| CpuTime {
+                user_seconds: c.user_seconds,
+                system_seconds: c.system_seconds,
+            }),
+            series,
+        })
+    }
+
+    /// The file name that says what ran: `stcp-64k-c5-d1-20261126T132600Z.json`
+    /// (`-r20000` is added for an open loop, `merged-` put in front for a merge).
+    pub fn file_name(&self, compact_timestamp: &str) -> String {
+        let c = &self.configuration;
+        let mut name = String::new();
+        if !self.sources.is_empty() {
+            name.push_str("merged-");
+        }
+        name.push_str(&format!(
+            "{}-{}-c{}-d{}",
+            c.mode.name(),
+            size_label(c.payload_bytes),
+            c.clients,
+            c.depth
+        ));
+        if let Some(rate) = c.rate_per_second {
+            name.push_str(&format!("-r{}", rate.round() as u64));
+        }
+        name.push('-');
+        name.push_str(compact_timestamp);
+        name.push_str(".json");
+        name
+    }
+
+    /// Writes the report into `dir` (created if missing) under [`Report::file_name`], never
+    /// overwriting an existing file; returns the path written.
+    pub fn write_into(&self, dir: &Path, compact_timestamp: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let base = self.file_name(compact_timestamp);
+        let stem = base.trim_end_matches(".json");
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        for n in 1..1000 {
+            let path = if n == 1 {
+                dir.join(&base)
+            } else {
+                dir.join(format!("{stem}-{n}.json"))
+            };
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut f) => {
+                    f.write_all(&json)?;
+                    f.write_all(b"\n")?;
+                    return Ok(path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(std::io::Error::other(format!(
+            "{} and 998 variants already exist",
+            dir.join(base).display()
+        )))
+    }
+
+    /// Writes the report into `dir` (created if missing) as `file_name`, refusing to overwrite an
+    /// existing file; returns the path written.
+    pub fn write_as(&self, dir: &Path, file_name: &str) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(file_name);
+        let mut json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        json.push(b'\n');
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?
+            .write_all(&json)?;
+        Ok(path)
+    }
+
+    pub fn read(path: &Path) -> Result<Report, ReadReportError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ReadReportError::Io(path.to_path_buf(), e))?;
+        let report: Report = serde_json::from_str(&text)
+            .map_err(|e| ReadReportError::Json(path.to_path_buf(), e))?;
+        if report.schema_version != SCHEMA_VERSION || report.tool != TOOL_NAME {
+            return Err(ReadReportError::Schema(
+                path.to_path_buf(),
+                report.tool,
+                report.schema_version,
+            ));
+        }
+        Ok(report)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadReportError {
+    #[error("cannot read {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0} is not a stcp-loadgen report: {1}")]
+    Json(PathBuf, serde_json::Error),
+    #[error("{0} was written by {1} with schema version {2}; this build reads stcp-loadgen schema version {SCHEMA_VERSION}")]
+    Schema(PathBuf, String, u32),
+}
+
+/// `256`, `4k`, `64k`, `1m`: the size as given on the command line.
+pub fn size_label(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{}m", bytes >> 20)
+    } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+        format!("{}k", bytes >> 10)
+    } else {
+        bytes.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_labels_read_like_the_command_line() {
+        assert_eq!(size_label(256), "256");
+        assert_eq!(size_label(4096), "4k");
+        assert_eq!(size_label(65536), "64k");
+        assert_eq!(size_label(1 << 20), "1m");
+        assert_eq!(size_label(1000), "1000");
+    }
+
+    #[test]
+    fn throughput_counts_both_directions_in_decimal_megabytes() {
+        // The seed's 4 KB row: 6.8k RPS x 4096 B x 2 = 55.7 MB/s.
+        assert!((throughput_mb_per_s(4096, 6800.0) - 55.7).abs() < 0.05);
+    }
+}

@@ -1,0 +1,328 @@
+//! A load test from the command line to the report: picks the target (or starts the embedded
+//! server), loads keys, runs the engine with a live line per second, writes the JSON report,
+//! prints the summary, and decides the exit status. [`measure`] is the part `suite` reuses: one
+//! load test against a server already running, giving its report.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use stcp_proto::ClientConfig;
+
+use crate::cli::{Crypto, Mode, RunArgs};
+use crate::embedded::{self, EmbeddedServer};
+use crate::engine::{self, EngineConfig, LoadPhase};
+use crate::environment;
+use crate::measurement::Interval;
+use crate::report::{self, Configuration, Environment, Pinning, Report, SuiteCell};
+use crate::server_under_test::{
+    load_server_key, resolve, ExternalServer, ServerUnderTest, TargetError,
+};
+use crate::summary;
+
+pub use crate::server_under_test::DEFAULT_SERVER_KEY_FILE;
+
+/// Exit statuses (also listed in `--help`).
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const TOO_MANY_ERRORS: i32 = 1;
+    pub const USAGE: i32 = 2;
+    pub const PARTIAL: i32 = 3;
+    pub const CANNOT_START: i32 = 4;
+}
+
+/// Name prefix of the embedded server's worker threads (their CPU time is reported).
+const EMBEDDED_SERVER_THREADS: &str = "stcp-worker";
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Target(#[from] TargetError),
+    #[error("the server does not serve {0} mode: give its address")]
+    NoAddress(&'static str),
+    #[error("--psk {0}: {1}")]
+    Psk(PathBuf, stcp_proto::KeyFileError),
+    #[error("cannot start the embedded server: {0}")]
+    EmbeddedServer(stcp_server::ServerError),
+    #[error("cannot write the report into {0}: {1}")]
+    Report(PathBuf, std::io::Error),
+}
+
+impl StartError {
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            StartError::Usage(_) => exit::USAGE,
+            _ => exit::CANNOT_START,
+        }
+    }
+}
+
+/// Runs a load test (`stcp-loadgen [RUN OPTIONS]`); returns the exit status.
+pub fn run(args: &RunArgs) -> Result<i32, StartError> {
+    args.validate().map_err(StartError::Usage)?;
+    prepare_process();
+    let psk = load_psk(args.psk.as_deref())?;
+
+    // The server: the one given, or an embedded one on its own cores.
+    let server = match &args.target {
+        Some(t) => {
+            let addr = resolve(t)?;
+            let (stcp, tcp) = match args.mode {
+                Mode::Stcp => (Some(addr), None),
+                Mode::Tcp => (None, Some(addr)),
+            };
+            let public_key = match args.mode {
+                Mode::Stcp => Some(load_server_key(args.server_key.as_deref())?),
+                Mode::Tcp => None,
+            };
+            ServerUnderTest::External(ExternalServer {
+                stcp,
+                tcp,
+                public_key,
+            })
+        }
+        None => {
+            let server = start_embedded(args.crypto, args.io.backend(), psk)?;
+            eprintln!(
+                "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
+                 server on core(s) {:?}, client threads on core(s) {:?}",
+                server.backend(),
+                server.addr(args.mode),
+                args.mode.name(),
+                server.cores,
+                server.client_cores
+            );
+            ServerUnderTest::Embedded(server)
+        }
+    };
+    let measured = measure(args, &server, psk, None);
+    server.stop();
+    let measured = measured?;
+    let report = measured.report;
+    let path = report
+        .write_into(&args.out, &environment::compact_utc(measured.started_unix))
+        .map_err(|e| StartError::Report(args.out.clone(), e))?;
+    print_outcome(&report, &path, args.json);
+    Ok(exit_status(&report, args.max_errors))
+}
+
+/// What every command that loads a server does first: Ctrl-C sets a flag (the run then ends
+/// early, partial), and the open-file limit is raised for many connections.
+pub fn prepare_process() {
+    crate::interrupt::install();
+    raise_open_file_limit();
+}
+
+/// Reads --psk.
+pub fn load_psk(path: Option<&Path>) -> Result<Option<[u8; 32]>, StartError> {
+    path.map(|p| stcp_proto::load_psk(p).map_err(|e| StartError::Psk(p.to_path_buf(), e)))
+        .transpose()
+}
+
+/// Starts an embedded server on half the cores (see [`embedded::split_cores`]).
+pub fn start_embedded(
+    crypto: Crypto,
+    io: stcp_server::IoBackend,
+    psk: Option<[u8; 32]>,
+) -> Result<EmbeddedServer, StartError> {
+    let split = embedded::split_cores(environment::cores());
+    EmbeddedServer::start(
+        &split,
+        crypto.backend(),
+        io,
+        psk,
+        crate::entropy::random_seed(),
+    )
+    .map_err(StartError::EmbeddedServer)
+}
+
+/// A finished load test: its report (not yet written) and when it started.
+pub struct Measured {
+    pub report: Report,
+    /// Unix seconds at the start, for the report's file name.
+    pub started_unix: u64,
+}
+
+/// Runs one load test of `args` (mode, payload, clients, durations, crypto...) against `server`
+/// and builds its report; `suite_cell` tags a run made by `stcp-loadgen suite`. Live lines go to
+/// stderr unless `args.quiet`.
+pub fn measure(
+    args: &RunArgs,
+    server: &ServerUnderTest,
+    psk: Option<[u8; 32]>,
+    suite_cell: Option<SuiteCell>,
+) -> Result<Measured, StartError> {
+    let (started_secs, started_nanos) = environment::now_unix();
+    let cores = environment::cores();
+    let backend = args.crypto.backend();
+    let target = server
+        .addr(args.mode)
+        .ok_or(StartError::NoAddress(args.mode.name()))?;
+    let embedded = server.embedded();
+    let server_public = match args.mode {
+        Mode::Tcp => None,
+        Mode::Stcp => Some(match &args.server_key {
+            Some(key) => load_server_key(Some(key))?,
+            None => server.public_key().ok_or(TargetError::NoServerKey)?,
+        }),
+    };
+    let client_config = server_public.map(|key| {
+        let mut c = ClientConfig::new(key);
+        c.psk = psk;
+        c.crypto = backend.provider();
+        c
+    });
+    let client_cores = server.client_cores();
+    let threads = args.threads.unwrap_or(client_cores.len() as u32).max(1);
+    let engine_config = EngineConfig {
+        target,
+        mode: args.mode,
+        payload: args.payload,
+        clients: args.clients,
+        depth: args.depth,
+        threads,
+        rate: args.rate,
+        warmup: args.warmup,
+        duration: args.duration,
+        connect_rate: args.connect_rate,
+        timeout: args.timeout,
+        client_config,
+        client_cores,
+        observe_threads: embedded.map(|_| EMBEDDED_SERVER_THREADS.to_string()),
+    };
+    if !args.quiet {
+        eprintln!(
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s), {}warm-up {:?}, measuring {:?}",
+            args.mode.name(),
+            report::size_label(args.payload as u64),
+            args.clients,
+            args.depth,
+            engine_config.thread_count(),
+            args.rate.map(|r| format!("open loop {r} req/s, ")).unwrap_or_default(),
+            args.warmup,
+            args.duration
+        );
+    }
+
+    let payload = args.payload as u64;
+    let quiet = args.quiet;
+    let mut live = |phase: LoadPhase, index: u32, interval: &Interval| {
+        if quiet {
+            return;
+        }
+        let label = match phase {
+            LoadPhase::Warmup => format!("w{}s", index + 1),
+            LoadPhase::Measured => format!("{}s", index + 1),
+        };
+        let p99 = crate::stats::LatencySummary::of(&interval.latency).p99_us;
+        let rps = interval.requests_per_second;
+        let mb = report::throughput_mb_per_s(payload, rps);
+        eprintln!(
+            "{}",
+            summary::live_line(&label, rps, mb, p99, interval.errors)
+        );
+    };
+    let outcome = engine::run(&engine_config, &mut live);
+    for why in &outcome.setup_errors {
+        eprintln!("stcp-loadgen: {why}");
+    }
+
+    let (finished_secs, finished_nanos) = environment::now_unix();
+    let uname = environment::uname();
+    let configuration = Configuration {
+        mode: args.mode,
+        target: target.to_string(),
+        embedded_server: embedded.is_some(),
+        payload_bytes: payload,
+        clients: u64::from(args.clients),
+        depth: u64::from(args.depth),
+        threads: u64::from(engine_config.thread_count()),
+        rate_per_second: args.rate,
+        duration_seconds: args.duration.as_secs_f64(),
+        warmup_seconds: args.warmup.as_secs_f64(),
+        connect_rate_per_second: args.connect_rate,
+        timeout_seconds: args.timeout.as_secs_f64(),
+        max_errors: args.max_errors,
+        psk: psk.is_some(),
+        server_public_key: server_public.map(hex),
+        suite_cell,
+    };
+    let environment = Environment {
+        hostname: uname.hostname,
+        kernel: uname.kernel,
+        cpu_model: environment::cpu_model(),
+        cores: cores as u64,
+        io_backend: "io_uring".into(),
+        server_io_backend: embedded.map(|s| s.backend().to_string()),
+        crypto_backend: (args.mode == Mode::Stcp).then(|| backend.name().to_string()),
+        server_crypto_backend: embedded.map(|s| s.crypto.name().to_string()),
+        pinning: Pinning {
+            client_cores: engine_config
+                .thread_cores()
+                .into_iter()
+                .map(|c| c.map(|c| c as u64))
+                .collect(),
+            server_cores: embedded.map(|s| s.cores.iter().map(|&c| c as u64).collect()),
+        },
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        started_at: environment::rfc3339(started_secs, started_nanos),
+        finished_at: environment::rfc3339(finished_secs, finished_nanos),
+    };
+    let report = Report::build(
+        configuration,
+        environment,
+        &outcome.measurement,
+        outcome.partial_reason,
+        Vec::new(),
+    );
+    Ok(Measured {
+        report,
+        started_unix: started_secs,
+    })
+}
+
+/// Prints the summary (stdout, or stderr when stdout carries the JSON) and the report.
+pub fn print_outcome(report: &Report, path: &Path, json: bool) {
+    let table = summary::table(report);
+    if json {
+        eprint!("{table}");
+        eprintln!("report: {}", path.display());
+        let mut out = std::io::stdout().lock();
+        let _ = serde_json::to_writer_pretty(&mut out, report);
+        let _ = writeln!(out);
+    } else {
+        print!("{table}");
+        println!("report: {}", path.display());
+    }
+}
+
+/// 0 when the run was whole and its errors within --max-errors.
+pub fn exit_status(report: &Report, max_errors: u64) -> i32 {
+    if report.partial {
+        exit::PARTIAL
+    } else if report.results.errors_total > max_errors {
+        exit::TOO_MANY_ERRORS
+    } else {
+        exit::OK
+    }
+}
+
+fn hex(key: [u8; 32]) -> String {
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Raises the soft limit on open files to the hard limit, so thousands of connections (and the
+/// embedded server's side of them) fit; a failure leaves the limit as it was.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit read and write the `rlimit` on this stack frame only.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

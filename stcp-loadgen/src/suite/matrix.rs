@@ -1,0 +1,102 @@
+//! The suite's matrix: which backend combinations (crypto × io, or crypto alone against an
+//! external server) run, in which order, and the server each one runs against.
+
+use std::net::SocketAddr;
+
+use crate::cli::{Crypto, IoChoice, Mode, SuiteArgs};
+use crate::run::{self, StartError};
+use crate::server_under_test::{ExternalServer, ServerUnderTest};
+
+/// One backend combination: a server to start (or the external one) and the client crypto.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Combination {
+    Embedded { crypto: Crypto, io: IoChoice },
+    External { crypto: Crypto },
+}
+
+impl Combination {
+    pub(super) fn crypto(self) -> Crypto {
+        match self {
+            Combination::Embedded { crypto, .. } | Combination::External { crypto } => crypto,
+        }
+    }
+}
+
+/// The combinations in order: crypto outer, io inner; one per crypto against an external server.
+pub(super) fn combinations(args: &SuiteArgs) -> Vec<Combination> {
+    let mut out = Vec::new();
+    for &crypto in &dedup(&args.crypto) {
+        if args.target.is_some() {
+            out.push(Combination::External { crypto });
+        } else {
+            for io in io_choices(args) {
+                out.push(Combination::Embedded { crypto, io });
+            }
+        }
+    }
+    out
+}
+
+pub(super) fn io_choices(args: &SuiteArgs) -> Vec<IoChoice> {
+    if args.io.is_empty() {
+        vec![IoChoice::Auto]
+    } else {
+        dedup(&args.io)
+    }
+}
+
+pub(super) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for item in items {
+        if !out.contains(item) {
+            out.push(*item);
+        }
+    }
+    out
+}
+
+pub(super) fn start_server(
+    combination: Combination,
+    external: Option<(SocketAddr, SocketAddr, [u8; 32])>,
+    psk: Option<[u8; 32]>,
+) -> Result<ServerUnderTest, StartError> {
+    match (combination, external) {
+        (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(
+            run::start_embedded(crypto, io.backend(), psk)?,
+        )),
+        (Combination::External { .. }, Some((stcp, tcp, key))) => {
+            Ok(ServerUnderTest::External(ExternalServer {
+                stcp: Some(stcp),
+                tcp: Some(tcp),
+                public_key: Some(key),
+            }))
+        }
+        (Combination::External { .. }, None) => Err(StartError::Usage(
+            "--target needs --tcp-target (and the other way round)".into(),
+        )),
+    }
+}
+
+pub(super) fn describe_server(server: &ServerUnderTest, (crypto, io): &(String, String)) {
+    match server {
+        ServerUnderTest::Embedded(s) => eprintln!(
+            "stcp-loadgen suite: {crypto} / {io}: embedded stcp-server, STCP on {}, TCP on {}, \
+             server on core(s) {:?}, client threads on core(s) {:?}",
+            s.addr(Mode::Stcp),
+            s.addr(Mode::Tcp),
+            s.cores,
+            s.client_cores
+        ),
+        ServerUnderTest::External(s) => {
+            let show =
+                |a: Option<std::net::SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
+            eprintln!(
+                "stcp-loadgen suite: {crypto} (client) against the server at STCP {}, TCP {}, \
+                 client threads on core(s) {:?}",
+                show(s.stcp),
+                show(s.tcp),
+                server.client_cores()
+            )
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! `stcp-loadgen suite`: the seed's table, TCP against STCP. For every backend combination
+//! (crypto × io) one server is started (or the external one is used); every row then runs in TCP
+//! and STCP mode, interleaved (TCP, STCP, TCP, STCP ...) so drift of the machine hits both alike,
+//! `--repeat` times. Every run writes its own report (through [`crate::run::measure`]); the suite
+//! report adds the STCP/TCP ratio per row (median of the pairs, with spread).
+
+pub mod aggregate;
+mod matrix;
+mod pairs;
+pub mod rows;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::{Mode, SuiteArgs};
+use crate::environment;
+use crate::render;
+use crate::report::Report;
+use crate::run::{self, exit, StartError};
+use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
+use aggregate::{AggregateError, RunInput};
+use matrix::{combinations, describe_server, io_choices, start_server};
+use pairs::{run_args, run_combination, Done, Stop};
+use schema::{RowSpec, SuiteConfiguration, SuiteEnvironment, SuiteReport};
+/// The two modes of a pair, in the order they run.
+pub const PAIR_ORDER: [Mode; 2] = [Mode::Tcp, Mode::Stcp];
+
+/// Why the suite could not run or could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("cannot write into {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Aggregate(#[from] AggregateError),
+}
+
+impl SuiteError {
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            SuiteError::Usage(_) => exit::USAGE,
+            SuiteError::Start(e) => e.exit_status(),
+            _ => exit::CANNOT_START,
+        }
+    }
+}
+
+/// Runs the suite; returns the exit status.
+pub fn run(args: &SuiteArgs) -> i32 {
+    match run_suite(args) {
+        Ok(status) => status,
+        Err(e) => {
+            eprintln!("stcp-loadgen suite: {e}");
+            e.exit_status()
+        }
+    }
+}
+
+fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
+    rows::check_rows(&args.rows).map_err(SuiteError::Usage)?;
+    if args.target.is_some() && !args.io.is_empty() {
+        return Err(SuiteError::Usage(
+            "--io chooses the embedded server's io backend; it does not apply with --target".into(),
+        ));
+    }
+    if args.duration.is_zero() {
+        return Err(SuiteError::Usage(
+            "--duration must be longer than zero".into(),
+        ));
+    }
+    let combinations = combinations(args);
+    for row in &args.rows {
+        for mode in PAIR_ORDER {
+            run_args(args, *row, mode, args.crypto[0])
+                .validate()
+                .map_err(|e| SuiteError::Usage(format!("row {row}: {e}")))?;
+        }
+    }
+    run::prepare_process();
+    let psk = run::load_psk(args.psk.as_deref())?;
+    let external = match (&args.target, &args.tcp_target) {
+        (Some(stcp), Some(tcp)) => Some((
+            resolve(stcp).map_err(StartError::from)?,
+            resolve(tcp).map_err(StartError::from)?,
+            load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
+        )),
+        _ => None,
+    };
+
+    let (started_secs, started_nanos) = environment::now_unix();
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!("suite-{}", environment::compact_utc(started_secs)))
+    });
+    if out.join(schema::SUITE_FILE_NAME).exists() {
+        return Err(SuiteError::Usage(format!(
+            "{} already holds a suite: give another --out",
+            out.display()
+        )));
+    }
+    std::fs::create_dir_all(&out).map_err(|e| SuiteError::Write(out.clone(), e))?;
+
+    let planned = args.rows.len() as u64 * 2 * args.repeat * combinations.len() as u64;
+    let per_run = args.warmup + args.duration + Duration::from_millis(500);
+    eprintln!(
+        "stcp-loadgen suite: {} row(s) x 2 modes x {} pair(s) x {} backend combination(s) = {planned} runs \
+         of {:?} warm-up + {:?} measured, about {}; reports into {}",
+        args.rows.len(),
+        args.repeat,
+        combinations.len(),
+        args.warmup,
+        args.duration,
+        human_duration(per_run * planned as u32),
+        out.display()
+    );
+
+    let mut done: Vec<Done> = Vec::new();
+    let mut stop: Option<Stop> = None;
+    let width = planned.to_string().len().max(2);
+    for combination in &combinations {
+        let server = match start_server(*combination, external, psk) {
+            Ok(s) => s,
+            Err(e) => {
+                stop = Some(Stop {
+                    reason: format!("a server could not be started: {e}"),
+                    failure: Some(e),
+                });
+                break;
+            }
+        };
+        let cell = (
+            combination.crypto().backend().name().to_string(),
+            match &server {
+                ServerUnderTest::Embedded(s) => s.backend().to_string(),
+                ServerUnderTest::External(_) => aggregate::EXTERNAL.to_string(),
+            },
+        );
+        describe_server(&server, &cell);
+        let outcome = run_combination(
+            args,
+            *combination,
+            &server,
+            psk,
+            &cell,
+            (&out, width, planned),
+            &mut done,
+        );
+        server.stop();
+        if let Err(s) = outcome {
+            stop = Some(s);
+            break;
+        }
+    }
+
+    let (finished_secs, finished_nanos) = environment::now_unix();
+    let inputs: Vec<RunInput<'_>> = done
+        .iter()
+        .map(|d| RunInput {
+            file: d.run.file.clone(),
+            report: &d.report,
+        })
+        .collect();
+    let rows = aggregate::summarize(&inputs)?;
+    let errors_total = done.iter().map(|d| d.run.errors_total).sum();
+    let all_clean = done.iter().all(|d| d.run.exit_status == exit::OK);
+    let uname = environment::uname();
+    let suite = SuiteReport {
+        schema_version: schema::SUITE_SCHEMA_VERSION,
+        tool: schema::SUITE_TOOL_NAME.into(),
+        partial: stop.is_some(),
+        partial_reason: stop.as_ref().map(|s| s.reason.clone()),
+        ok: stop.is_none() && all_clean,
+        errors_total,
+        configuration: configuration(args, psk.is_some(), planned),
+        environment: SuiteEnvironment {
+            hostname: uname.hostname,
+            kernel: uname.kernel,
+            cpu_model: environment::cpu_model(),
+            cores: environment::cores() as u64,
+            client_io_backend: "io_uring".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+            started_at: environment::rfc3339(started_secs, started_nanos),
+            finished_at: environment::rfc3339(finished_secs, finished_nanos),
+        },
+        runs: done.iter().map(|d| d.run.clone()).collect(),
+        rows,
+    };
+    let path = suite
+        .write_into(&out)
+        .map_err(|e| SuiteError::Write(out.clone(), e))?;
+    let reports: Vec<&Report> = done.iter().map(|d| &d.report).collect();
+    print!(
+        "{}",
+        render::markdown::document(&render::Evaluation::of_suite(&suite, &reports))
+    );
+    println!("suite report: {}", path.display());
+
+    let status = exit_status(stop.as_ref(), &done);
+    if status != exit::OK {
+        eprintln!(
+            "stcp-loadgen suite: FAILED: {} error(s) over {} run(s), {} partial (see {})",
+            errors_total,
+            done.len(),
+            done.iter().filter(|d| d.run.partial).count(),
+            path.display()
+        );
+    }
+    Ok(status)
+}
+
+/// What was asked for, as the suite report records it.
+fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguration {
+    SuiteConfiguration {
+        rows: args
+            .rows
+            .iter()
+            .map(|r| RowSpec {
+                payload_bytes: r.payload_bytes,
+                clients: u64::from(r.clients),
+            })
+            .collect(),
+        repeat: args.repeat,
+        duration_seconds: args.duration.as_secs_f64(),
+        warmup_seconds: args.warmup.as_secs_f64(),
+        timeout_seconds: args.timeout.as_secs_f64(),
+        depth: 1,
+        crypto: args
+            .crypto
+            .iter()
+            .map(|c| c.backend().name().to_string())
+            .collect(),
+        io: if args.target.is_some() {
+            Vec::new()
+        } else {
+            io_choices(args)
+                .iter()
+                .map(|i| i.backend().name().to_string())
+                .collect()
+        },
+        embedded_server: args.target.is_none(),
+        target: args.target.clone(),
+        tcp_target: args.tcp_target.clone(),
+        psk,
+        planned_runs: planned,
+    }
+}
+
+/// The suite's exit status: a run or server that could not start, then Ctrl-C or a partial run,
+/// then any error in any run, else 0.
+fn exit_status(stop: Option<&Stop>, done: &[Done]) -> i32 {
+    match stop {
+        Some(Stop {
+            failure: Some(e), ..
+        }) => {
+            eprintln!("stcp-loadgen suite: stopped: {e}");
+            e.exit_status()
+        }
+        Some(s) => {
+            eprintln!("stcp-loadgen suite: stopped: {}", s.reason);
+            exit::PARTIAL
+        }
+        None if done.iter().any(|d| d.run.partial) => exit::PARTIAL,
+        None if done.iter().any(|d| d.run.exit_status != exit::OK) => exit::TOO_MANY_ERRORS,
+        None => exit::OK,
+    }
+}
+
+/// "about 12 min", "about 40 s".
+fn human_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 90.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{s:.0} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matrix::Combination;
+    use super::rows::Row;
+    use super::*;
+    use crate::cli::{Crypto, IoChoice};
+    use clap::Parser;
+
+    fn suite_args(extra: &[&str]) -> SuiteArgs {
+        let cli = crate::cli::Cli::try_parse_from(
+            ["stcp-loadgen", "suite"]
+                .iter()
+                .chain(extra.iter())
+                .copied(),
+        )
+        .unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Suite(s)) => s,
+            _ => panic!("suite not recognised"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_seeds_table_for_seventy_seconds() {
+        let args = suite_args(&[]);
+        let rows: Vec<String> = args.rows.iter().map(Row::to_string).collect();
+        assert_eq!(rows, ["256x50", "4kx20", "16kx10", "64kx5"]);
+        assert_eq!(args.duration, Duration::from_secs(70));
+        assert_eq!(args.warmup, Duration::from_secs(2));
+        assert_eq!(args.repeat, 1);
+        assert_eq!(combinations(&args).len(), 1);
+    }
+
+    #[test]
+    fn the_matrix_is_crypto_by_io() {
+        let args = suite_args(&[
+            "--crypto",
+            "aws-lc,rustcrypto",
+            "--io",
+            "uring,epoll",
+            "--rows",
+            "256x50,64kx5",
+        ]);
+        assert_eq!(args.rows.len(), 2);
+        let c = combinations(&args);
+        assert_eq!(c.len(), 4);
+        assert!(matches!(
+            c[1],
+            Combination::Embedded {
+                crypto: Crypto::AwsLc,
+                io: IoChoice::Epoll
+            }
+        ));
+    }
+
+    #[test]
+    fn targets_come_in_pairs_and_exclude_io() {
+        let cli = |extra: &[&str]| {
+            crate::cli::Cli::try_parse_from(
+                ["stcp-loadgen", "suite"]
+                    .iter()
+                    .chain(extra.iter())
+                    .copied(),
+            )
+        };
+        assert!(cli(&["--target", "127.0.0.1:1"]).is_err());
+        assert!(cli(&["--server-key", "k.pub"]).is_err());
+        let args = suite_args(&[
+            "--target",
+            "127.0.0.1:1",
+            "--tcp-target",
+            "127.0.0.1:2",
+            "--io",
+            "epoll",
+        ]);
+        assert!(matches!(run_suite(&args), Err(SuiteError::Usage(_))));
+    }
+
+    #[test]
+    fn every_row_of_the_seed_is_a_valid_run_in_both_modes() {
+        let args = suite_args(&[]);
+        for row in &args.rows {
+            for mode in PAIR_ORDER {
+                let r = run_args(&args, *row, mode, Crypto::AwsLc);
+                assert!(r.validate().is_ok(), "{row} {mode:?}");
+                assert_eq!(r.mode, mode);
+                assert_eq!(u64::from(r.clients), u64::from(row.clients));
+            }
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The suite report (`suite.json`): its schema, versioned apart from the run report's and
+//! documented field by field in docs/REPORT.md; how it is written and read back.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::Mode;
+use crate::errors::ErrorCounts;
+use crate::stats::LatencySummary;
+
+/// Version of the suite report schema; raised on every change that is not a pure addition.
+pub const SUITE_SCHEMA_VERSION: u32 = 1;
+/// The `tool` field of a suite report.
+pub const SUITE_TOOL_NAME: &str = "stcp-loadgen-suite";
+/// File name of the suite report inside the suite's directory.
+pub const SUITE_FILE_NAME: &str = "suite.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteReport {
+    pub schema_version: u32,
+    pub tool: String,
+    /// True when the suite did not run every planned run (Ctrl-C, a server that would not start).
+    pub partial: bool,
+    pub partial_reason: Option<String>,
+    /// True when every planned run ran whole with no error of any kind.
+    pub ok: bool,
+    /// Errors of all runs together (every kind, verify mismatches included).
+    pub errors_total: u64,
+    pub configuration: SuiteConfiguration,
+    pub environment: SuiteEnvironment,
+    /// Every run, in the order run.
+    pub runs: Vec<SuiteRun>,
+    /// Per row and backend combination: TCP and STCP side by side and their ratio.
+    pub rows: Vec<RowSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteConfiguration {
+    /// The workloads, in the order given (`--rows`).
+    pub rows: Vec<RowSpec>,
+    /// Interleaved TCP/STCP pairs per row and combination (`--repeat`).
+    pub repeat: u64,
+    pub duration_seconds: f64,
+    pub warmup_seconds: f64,
+    pub timeout_seconds: f64,
+    /// Requests in flight per connection (always 1: the seed's closed loop).
+    pub depth: u64,
+    /// Crypto backends asked for (`--crypto`).
+    pub crypto: Vec<String>,
+    /// Server io backends asked for (`--io`: "auto", "uring", "epoll"); empty with --target.
+    pub io: Vec<String>,
+    pub embedded_server: bool,
+    /// `--target` (STCP) and `--tcp-target`; null for the embedded server.
+    pub target: Option<String>,
+    pub tcp_target: Option<String>,
+    pub psk: bool,
+    /// Runs planned: rows × 2 modes × repeat × combinations.
+    pub planned_runs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowSpec {
+    pub payload_bytes: u64,
+    pub clients: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteEnvironment {
+    pub hostname: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub cores: u64,
+    /// The load generator's io: "io_uring".
+    pub client_io_backend: String,
+    pub tool_version: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// One run of the suite, as it appears in `runs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteRun {
+    /// 1-based position in the order run.
+    pub sequence: u64,
+    /// The run's JSON report, relative to the suite report's directory.
+    pub file: String,
+    pub mode: Mode,
+    pub payload_bytes: u64,
+    pub clients: u64,
+    pub crypto: String,
+    /// "io_uring", "epoll" (the embedded server's), or "external".
+    pub io: String,
+    /// 1-based pair index within its row and combination.
+    pub pair: u64,
+    pub requests_per_second: f64,
+    pub throughput_mb_per_s: f64,
+    pub errors_total: u64,
+    pub partial: bool,
+    /// The run's own exit status (0: whole and no error).
+    pub exit_status: i32,
+}
+
+/// One row of one backend combination: TCP and STCP over all their runs, and the ratio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowSummary {
+    pub payload_bytes: u64,
+    pub clients: u64,
+    pub crypto: String,
+    pub io: String,
+    /// Measured interval of each run (the first run's, they are alike in a suite).
+    pub duration_seconds: f64,
+    pub warmup_seconds: f64,
+    /// Null when no run of that mode is present.
+    pub tcp: Option<ModeSummary>,
+    pub stcp: Option<ModeSummary>,
+    /// STCP requests/s ÷ TCP requests/s over the whole pairs; null when there is none.
+    pub ratio: Option<RatioSummary>,
+}
+
+/// All runs of one mode of one row and combination together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModeSummary {
+    pub runs: u64,
+    /// Runs cut short.
+    pub partial_runs: u64,
+    /// Requests completed in all runs' measured intervals.
+    pub requests: u64,
+    pub measured_seconds: f64,
+    /// requests ÷ measured_seconds over all runs.
+    pub requests_per_second: f64,
+    /// Each run's requests/s, in pair order.
+    pub requests_per_second_runs: Vec<f64>,
+    /// payload × 2 × requests_per_second ÷ 10^6 (as the seed counts).
+    pub throughput_mb_per_s: f64,
+    /// From the runs' latency histograms added together (exact over all requests).
+    pub latency: LatencySummary,
+    pub errors: ErrorCounts,
+    pub errors_total: u64,
+    /// Load generator CPU (user + system) per request, µs, over all runs.
+    pub loadgen_cpu_us_per_request: f64,
+    /// Embedded server CPU per request, µs; null with an external server.
+    pub server_cpu_us_per_request: Option<f64>,
+}
+
+/// The STCP/TCP requests/s ratio of each whole pair, and its median and spread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RatioSummary {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// One ratio per pair, in pair order.
+    pub pairs: Vec<f64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadSuiteError {
+    #[error("cannot read {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("{0} is not a stcp-loadgen suite report: {1}")]
+    Json(PathBuf, serde_json::Error),
+    #[error("{0} was written by {1} with schema version {2}; this build reads {SUITE_TOOL_NAME} schema version {SUITE_SCHEMA_VERSION}")]
+    Schema(PathBuf, String, u32),
+}
+
+impl SuiteReport {
+    /// Writes (or rewrites) `dir/suite.json`; returns its path.
+    pub fn write_into(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let path = dir.join(SUITE_FILE_NAME);
+        let mut json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        json.push(b'\n');
+        let mut file = std::fs::File::create(&path)?;
+        file.write_all(&json)?;
+        Ok(path)
+    }
+
+    pub fn read(path: &Path) -> Result<SuiteReport, ReadSuiteError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ReadSuiteError::Io(path.to_path_buf(), e))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses the text of `path` as a suite report.
+    pub fn parse(path: &Path, text: &str) -> Result<SuiteReport, ReadSuiteError> {
+        let report: SuiteReport =
+            serde_json::from_str(text).map_err(|e| ReadSuiteError::Json(path.to_path_buf(), e))?;
+        if report.schema_version != SUITE_SCHEMA_VERSION || report.tool != SUITE_TOOL_NAME {
+            return Err(ReadSuiteError::Schema(
+                path.to_path_buf(),
+                report.tool,
+                report.schema_version,
+            ));
+        }
+        Ok(report)
+    }
+}
