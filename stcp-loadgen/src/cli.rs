@@ -73,7 +73,7 @@ report could not be started or written.";
 const REPORT_EXAMPLES: &str = "\
 Examples:
   stcp-loadgen report results/suite-full --out-dir docs/figures
-      report.md, throughput.svg, latency.svg, backends.svg from a suite directory
+      report.md, throughput.svg, latency.svg, backends.svg, ratio.svg from a suite directory
   stcp-loadgen report results/tcp-256-c50-d1-*.json results/stcp-256-c50-d1-*.json
       the table of loose run reports (TCP and STCP runs pair by start time), on stdout";
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::cli::ReportArgs;
-use crate::report::{ReadReportError, Report, SCHEMA_VERSION, TOOL_NAME};
+use crate::report::{ReadReportError, Report, TOOL_NAME};
 use crate::run::exit;
 use crate::suite::aggregate::{self, AggregateError, RunInput};
 use crate::suite::schema::{
@@ -197,13 +197,6 @@ impl Evaluation {
         for (path, report) in &inputs.runs {
             if let Some(why) = &report.partial_reason {
                 warnings.push(format!("{}: partial run ({why})", path.display()));
-            }
-            if report.schema_version != SCHEMA_VERSION {
-                warnings.push(format!(
-                    "{}: schema {}",
-                    path.display(),
-                    report.schema_version
-                ));
             }
         }
         let environment = inputs
