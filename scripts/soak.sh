@@ -24,7 +24,8 @@
 # end it must be within --rss-bound-mib of the value after the first run (flat memory); it must
 # still be alive after the last run and stop cleanly (exit 0) on SIGTERM.
 #
-# Output (in --out): server.key(.pub), server.log (its stats line every second and its exit
+# Output (in --out): server.key.pub (the private key stays in a temporary folder that is
+# removed at exit), server.log (its stats line every second and its exit
 # summary), runs/<mode>-<row>/ (each run's JSON report and loadgen.log), rss.tsv, summary.md.
 # Exit status: 0 when every check passed, 1 when one failed, 2 on bad usage or a missing tool.
 # The server is stopped on exit, error or Ctrl-C.
@@ -93,6 +94,7 @@ fi
 
 server_pid=
 loadgen_pid=
+keydir=$(mktemp -d)
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
@@ -106,6 +108,7 @@ cleanup() {
         kill -KILL "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
     fi
+    rm -rf "$keydir"
     exit "$status"
 }
 trap cleanup EXIT
@@ -115,7 +118,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status"; }
 
 # The server: ephemeral loopback ports, read back from its start-up line.
 "$server_bin" --listen 127.0.0.1:0 --tcp-listen 127.0.0.1:0 --cores "$server_cores" \
-    --key "$out/server.key" --stats >"$out/server.log" 2>&1 &
+    --key "$keydir/server.key" --stats >"$out/server.log" 2>&1 &
 server_pid=$!
 stcp_addr=
 tcp_addr=
@@ -130,6 +133,7 @@ for _ in $(seq 200); do
     sleep 0.05
 done
 [[ -n $stcp_addr && -n $tcp_addr ]] || { echo "soak: stcp-server did not start" >&2; cat "$out/server.log" >&2; exit 1; }
+cp "$keydir/server.key.pub" "$out/server.key.pub"
 rss_start=$(rss_kib)
 echo "soak: stcp-server pid $server_pid on $server_cores core(s): STCP $stcp_addr, TCP $tcp_addr; VmRSS $((rss_start / 1024)) MiB"
 printf 'when\tvmrss_kib\n' >"$out/rss.tsv"
@@ -149,7 +153,7 @@ for row in ${rows//,/ }; do
         args=(--mode "$mode" --payload "$payload" --clients "$clients"
             --duration "$duration" --warmup "$warmup" --quiet --out "$dir")
         if [[ $mode == stcp ]]; then
-            args+=(--target "$stcp_addr" --server-key "$out/server.key.pub")
+            args+=(--target "$stcp_addr" --server-key "$keydir/server.key.pub")
         else
             args+=(--target "$tcp_addr")
         fi
