@@ -68,6 +68,12 @@ fn the_suite_interleaves_tcp_and_stcp_and_its_ratios_come_from_its_runs() {
     assert_eq!(report.errors_total, 0);
     assert_eq!(report.configuration.planned_runs, 8);
     assert_eq!(report.runs.len(), 8);
+    // One command gives the table and the charts: they sit beside the reports.
+    let table = std::fs::read_to_string(suite.dir.join("report.md")).unwrap();
+    assert!(table.contains("| 64 KiB | 5 | STCP |"), "{table}");
+    for chart in ["throughput.svg", "latency.svg", "backends.svg", "ratio.svg"] {
+        assert!(suite.dir.join(chart).exists(), "{chart} not written");
+    }
 
     // Order: pair 1 of every row, then pair 2; TCP then STCP within each.
     let order: Vec<(u64, u64, Mode)> = report

@@ -80,16 +80,26 @@ fn render(args: &ReportArgs) -> Result<(), RenderError> {
         print!("{text}");
     }
     if let Some(dir) = &args.out_dir {
-        std::fs::create_dir_all(dir).map_err(|e| RenderError::Write(dir.clone(), e))?;
-        let md = dir.join("report.md");
-        std::fs::write(&md, &text).map_err(|e| RenderError::Write(md.clone(), e))?;
-        let mut written = vec![md];
-        written.extend(charts::write_all(&evaluation, dir)?);
-        for path in written {
+        for path in write_outputs(&evaluation, &text, dir)? {
             eprintln!("stcp-loadgen report: wrote {}", path.display());
         }
     }
     Ok(())
+}
+
+/// Writes `report.md` (the Markdown `text` of `evaluation`) and the SVG charts into `dir`,
+/// creating it if missing. Returns the files written.
+pub fn write_outputs(
+    evaluation: &Evaluation,
+    text: &str,
+    dir: &Path,
+) -> Result<Vec<PathBuf>, RenderError> {
+    std::fs::create_dir_all(dir).map_err(|e| RenderError::Write(dir.to_path_buf(), e))?;
+    let md = dir.join("report.md");
+    std::fs::write(&md, text).map_err(|e| RenderError::Write(md.clone(), e))?;
+    let mut written = vec![md];
+    written.extend(charts::write_all(evaluation, dir)?);
+    Ok(written)
 }
 
 /// Reads every input: a directory stands for its suite.json, or else every report in it; a

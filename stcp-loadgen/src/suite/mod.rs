@@ -192,11 +192,19 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         .write_into(&out)
         .map_err(|e| SuiteError::Write(out.clone(), e))?;
     let reports: Vec<&Report> = done.iter().map(|d| &d.report).collect();
-    print!(
-        "{}",
-        render::markdown::document(&render::Evaluation::of_suite(&suite, &reports))
-    );
+    let evaluation = render::Evaluation::of_suite(&suite, &reports);
+    let text = render::markdown::document(&evaluation);
+    print!("{text}");
     println!("suite report: {}", path.display());
+    // The table and charts beside the reports, so one command reproduces both.
+    match render::write_outputs(&evaluation, &text, &out) {
+        Ok(written) => {
+            for p in written {
+                eprintln!("stcp-loadgen suite: wrote {}", p.display());
+            }
+        }
+        Err(e) => eprintln!("stcp-loadgen suite: table and charts not written: {e}"),
+    }
 
     let status = exit_status(stop.as_ref(), &done);
     if status != exit::OK {
