@@ -81,25 +81,32 @@ fn records_from_the_other_direction_fail() {
     server.opener.open(&mut r).unwrap();
 }
 
-#[test]
-fn truncation_is_told_apart_from_a_clean_close() {
+/// A client and a server connection with the handshake done in memory.
+fn connected_pair(now: Instant) -> (Connection, Connection) {
     let kp = StaticKeypair::generate([7; 32]);
-    let server_cfg = Arc::new(ServerConfig::new(kp.clone()));
-    let client_cfg = ClientConfig::new(kp.public);
-    let now = Instant::now();
     let t = Duration::from_secs(5);
-    let mut c = Connection::client(&client_cfg, Mode::Stcp, now, [1; 32], t).unwrap();
-    let mut s = Connection::server(server_cfg, Mode::Stcp, now, [2; 32], t);
+    let mut c =
+        Connection::client(&ClientConfig::new(kp.public), Mode::Stcp, now, [1; 32], t).unwrap();
+    let mut s = Connection::server(Arc::new(ServerConfig::new(kp)), Mode::Stcp, now, [2; 32], t);
     s.handle_input(now, c.poll_transmit()).unwrap();
     c.advance_transmit(usize::MAX);
     c.handle_input(now, s.poll_transmit()).unwrap();
     s.advance_transmit(usize::MAX);
+    (c, s)
+}
+
+#[test]
+fn truncation_is_told_apart_from_a_clean_close() {
+    let now = Instant::now();
+    let t = Duration::from_secs(5);
+    let (mut c, mut s) = connected_pair(now);
 
     c.send_frame(b"hello").unwrap();
     let bytes = c.poll_transmit().to_vec();
     c.advance_transmit(bytes.len());
     // Cut mid-record: EOF is truncation.
-    let mut cut = Connection::client(&client_cfg, Mode::Tcp, now, [1; 32], t).unwrap();
+    let tcp_cfg = ClientConfig::new(StaticKeypair::generate([7; 32]).public);
+    let mut cut = Connection::client(&tcp_cfg, Mode::Tcp, now, [1; 32], t).unwrap();
     cut.handle_input(now, &[0, 0, 0, 9, 1, 2]).unwrap();
     assert_eq!(cut.handle_eof(), Err(Error::Truncated));
     // Whole records but no close: still truncation in STCP mode.
@@ -117,15 +124,7 @@ fn truncation_is_told_apart_from_a_clean_close() {
 
 #[test]
 fn eof_without_close_is_truncation() {
-    let kp = StaticKeypair::generate([7; 32]);
-    let server_cfg = Arc::new(ServerConfig::new(kp.clone()));
-    let client_cfg = ClientConfig::new(kp.public);
-    let now = Instant::now();
-    let t = Duration::from_secs(5);
-    let mut c = Connection::client(&client_cfg, Mode::Stcp, now, [1; 32], t).unwrap();
-    let mut s = Connection::server(server_cfg, Mode::Stcp, now, [2; 32], t);
-    s.handle_input(now, c.poll_transmit()).unwrap();
-    c.handle_input(now, s.poll_transmit()).unwrap();
+    let (_c, mut s) = connected_pair(Instant::now());
     assert_eq!(s.handle_eof(), Err(Error::Truncated));
 }
 
