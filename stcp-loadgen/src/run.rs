@@ -178,7 +178,7 @@ pub fn measure(
     let threads = args.threads.unwrap_or(client_cores.len() as u32).max(1);
     let engine_config = EngineConfig {
         target,
-        mode: args.mode,
+        mode: args.mode.name().parse::<stcp_proto::Mode>().expect("the two Mode enums have the same names"),
         payload: args.payload,
         clients: args.clients,
         depth: args.depth,
@@ -224,7 +224,11 @@ pub fn measure(
             summary::live_line(&label, rps, mb, p99, interval.errors)
         );
     };
-    let outcome = engine::run(&engine_config, &mut live);
+    let outcome = engine::run(
+        &engine_config,
+        std::sync::Arc::new(crate::interrupt::interrupted),
+        &mut live,
+    );
     for why in &outcome.setup_errors {
         eprintln!("stcp-loadgen: {why}");
     }

@@ -2,7 +2,7 @@
 
 use std::{io, net::SocketAddr};
 
-use crate::uring::Unavailable;
+use stcp_engine::Unavailable;
 
 /// Why a connection ended badly (or an accept failed). One counter per kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -14,8 +14,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Modules: [`uring`] is the small safe io_uring layer the load generator reuses; [`units`]
-//! parses human sizes and durations for both command lines.
+//! The io_uring worker is a handler of the `stcp-engine` driver (shared with the load generator);
+//! [`units`] parses human sizes and durations for both command lines.
 
 pub mod config;
 mod echo;
@@ -26,7 +26,6 @@ mod ratelog;
 pub mod server;
 pub mod stats;
 pub mod units;
-pub mod uring;
 
 pub use config::{Config, IoBackend};
 pub use errors::{ErrorKind, ServerError};

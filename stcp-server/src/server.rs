@@ -18,7 +18,6 @@ use crate::{
     errors::ServerError,
     listener::bind_reuseport,
     stats::{spawn_reporter, Stats, StatsSnapshot},
-    uring,
 };
 
 /// The io backend a running server uses.
@@ -76,10 +75,10 @@ impl Server {
         let backend = match config.io {
             IoBackend::Epoll => Backend::Epoll,
             IoBackend::Uring => {
-                uring::probe()?;
+                stcp_engine::probe()?;
                 Backend::Uring
             }
-            IoBackend::Auto => match uring::probe() {
+            IoBackend::Auto => match stcp_engine::probe() {
                 Ok(_) => Backend::Uring,
                 Err(cause) => {
                     tracing::warn!("io_uring unavailable ({cause}); falling back to epoll");
@@ -124,7 +123,10 @@ impl Server {
         let mut workers = Vec::with_capacity(n);
         for (i, (stcp, tcp)) in stcp_ls.into_iter().zip(tcp_ls).enumerate() {
             let shared = shared.clone();
-            let ready = ready_tx.clone();
+            let ready = engine::Ready {
+                index: i,
+                tx: ready_tx.clone(),
+            };
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let listeners = WorkerListeners { stcp, tcp };
             let spawned = thread::Builder::new()
@@ -150,11 +152,16 @@ impl Server {
         let mut failure = None;
         for _ in 0..n {
             match ready_rx.recv() {
-                Ok(Ok(())) => {}
-                Ok(Err(source)) => {
-                    failure = failure.or(Some(ServerError::Worker { worker: 0, source }))
+                Ok((_, Ok(()))) => {}
+                Ok((worker, Err(source))) => {
+                    failure = failure.or(Some(ServerError::Worker { worker, source }))
                 }
-                Err(_) => failure = failure.or(Some(ServerError::WorkerPanicked(0))),
+                Err(_) => {
+                    // Every sender is gone before all reported: a worker died during set-up.
+                    let worker = workers.iter().position(|w| w.is_finished()).unwrap_or(0);
+                    failure = failure.or(Some(ServerError::WorkerPanicked(worker)));
+                    break;
+                }
             }
         }
         let reporter = match shared.config.stats_interval {

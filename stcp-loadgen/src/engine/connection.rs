@@ -12,7 +12,7 @@ use stcp_proto::{
 
 use super::settings::Settings;
 use super::tally::Tally;
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::errors::ErrorKind;
 use crate::payload;
 
@@ -131,6 +131,9 @@ struct FrameProgress {
 pub(super) struct Connection {
     /// Run-wide connection number: part of every payload this connection sends.
     pub id: u32,
+    /// Generation of this slot, in every token: completions of operations issued before the
+    /// connection ended are recognised and ignored.
+    pub gen: u32,
     pub fd: Option<OwnedFd>,
     pub state: State,
     /// When the connect was issued.
@@ -186,6 +189,7 @@ impl Connection {
         };
         Connection {
             id,
+            gen: 0,
             fd: None,
             state: State::NotStarted,
             started: now,

@@ -16,18 +16,20 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stcp_proto::ClientConfig;
+use stcp_proto::{ClientConfig, Mode};
 
 pub use tally::LoadPhase;
 
-use crate::cli::Mode;
 use crate::cpu_time::ThreadCpu;
-use crate::interrupt;
 use crate::measurement::{CpuTime, Interval, Measurement};
 use client_thread::ThreadPlan;
 use settings::Settings;
 use start_line::StartLine;
 use tally::{ThreadMessage, ThreadSummary};
+
+/// Asked by every client thread once per turn, and by the coordinator: true ends the run early
+/// (the command line answers it from its Ctrl-C flag; a library user from anything it likes).
+pub type StopHandle = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// Everything the engine needs to run.
 #[derive(Clone)]
@@ -97,6 +99,7 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(10);
 /// Runs the load. `live` is called once per completed second with its merged interval.
 pub fn run(
     config: &EngineConfig,
+    stop: StopHandle,
     live: &mut dyn FnMut(LoadPhase, u32, &Interval),
 ) -> EngineOutcome {
     let threads = config.thread_count() as usize;
@@ -135,6 +138,7 @@ pub fn run(
             connect_spacing,
             warmup: config.warmup,
             duration: config.duration,
+            stop: stop.clone(),
         };
         let (start, tx) = (start.clone(), tx.clone());
         let spawned = std::thread::Builder::new()
@@ -150,7 +154,7 @@ pub fn run(
     // Connect phase: bounded by the ramp plus one timeout for connect and one for the handshake
     // (the threads enforce it); the load starts on all threads at once when all are ready.
     while start.ready.load(Ordering::SeqCst) < handles.len() {
-        if interrupt::interrupted() {
+        if stop() {
             break;
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -168,7 +172,7 @@ pub fn run(
     let mut observed = config.observe_threads.as_deref().map(ThreadWatch::new);
     while collector.running > 0 {
         let now = Instant::now();
-        if interrupted_at.is_none() && interrupt::interrupted() {
+        if interrupted_at.is_none() && stop() {
             interrupted_at = Some(now);
         }
         if now > watchdog {

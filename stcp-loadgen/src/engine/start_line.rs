@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::interrupt;
+use super::StopHandle;
 
 /// What the coordinating thread and all client threads share: the start line and the stop flag.
 #[derive(Default)]
@@ -21,13 +21,13 @@ pub(super) struct StartLine {
 
 impl StartLine {
     /// Marks this thread ready and waits for the load start (None: the run was stopped first).
-    pub(super) fn wait_for_start(&self) -> Option<Instant> {
+    pub(super) fn wait_for_start(&self, stop: &StopHandle) -> Option<Instant> {
         self.ready.fetch_add(1, Ordering::SeqCst);
         loop {
             if let Some(at) = self.load_start.get() {
                 return Some(*at);
             }
-            if interrupt::interrupted() || self.stop.load(Ordering::Relaxed) {
+            if stop() || self.stop.load(Ordering::Relaxed) {
                 return None;
             }
             std::thread::sleep(Duration::from_micros(200));

@@ -5,7 +5,7 @@
 
 use std::{
     fmt, io,
-    sync::{atomic::AtomicU64, mpsc, Arc},
+    sync::{atomic::AtomicU64, Arc},
     task::Poll,
     time::{Duration, Instant},
 };
@@ -18,7 +18,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{Shared, WorkerListeners};
+use super::{Ready, Shared, WorkerListeners};
 use crate::{
     echo::{accept_handshake, header_at, push_close_record, unit_len, Crypto, Phase, HEADER_LEN},
     errors::ErrorKind,
@@ -72,7 +72,7 @@ pub fn run_worker(
     index: usize,
     shared: Arc<Shared>,
     listeners: WorkerListeners,
-    ready: mpsc::Sender<io::Result<()>>,
+    ready: Ready,
 ) -> io::Result<()> {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,7 +80,7 @@ pub fn run_worker(
     {
         Ok(rt) => rt,
         Err(e) => {
-            let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+            ready.send(Err(io::Error::new(e.kind(), e.to_string())));
             return Err(e);
         }
     };
@@ -90,12 +90,12 @@ pub fn run_worker(
             match TcpListener::from_std(l) {
                 Ok(l) => ls.push((mode, l)),
                 Err(e) => {
-                    let _ = ready.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    ready.send(Err(io::Error::new(e.kind(), e.to_string())));
                     return Err(e);
                 }
             }
         }
-        let _ = ready.send(Ok(()));
+        ready.send(Ok(()));
         serve(index, shared, ls).await;
         Ok(())
     })

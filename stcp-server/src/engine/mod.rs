@@ -5,10 +5,11 @@ pub mod epoll;
 pub mod uring;
 
 use std::{
+    io,
     net::TcpListener,
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc,
+        mpsc, Arc,
     },
 };
 
@@ -72,5 +73,21 @@ impl WorkerListeners {
             v.push((Mode::Tcp, l));
         }
         v
+    }
+}
+
+/// How a worker tells [`crate::Server::start`] that it is set up (or why it could not be), with
+/// its own index so an error names the right worker.
+pub struct Ready {
+    /// This worker's index.
+    pub index: usize,
+    /// Where the start-up result goes.
+    pub tx: mpsc::Sender<(usize, io::Result<()>)>,
+}
+
+impl Ready {
+    /// Reports this worker's start-up result (the receiver may be gone: nothing to do then).
+    pub fn send(&self, result: io::Result<()>) {
+        let _ = self.tx.send((self.index, result));
     }
 }

@@ -19,13 +19,7 @@ pub const SIZES: [usize; 8] = [0, 1, 255, 256, 4095, 4096, 65536, 1 << 20];
 
 /// Whether io_uring tests can run here (they are skipped, loudly, where it cannot).
 pub fn uring_ok(io: IoBackend) -> bool {
-    if io == IoBackend::Uring {
-        if let Err(e) = stcp_server::uring::probe() {
-            eprintln!("SKIPPED: io_uring unavailable here: {e}");
-            return false;
-        }
-    }
-    true
+    io != IoBackend::Uring || stcp_engine::io_uring_or_skip("stcp-server io_uring test")
 }
 
 pub fn keypair(seed: u8) -> StaticKeypair {

@@ -1,13 +1,19 @@
 //! One io_uring connection's state (a slab entry) and the chunks of bytes it echoes.
+//!
+//! The receive and send sides are enums, so a connection cannot be "paused and starved" or
+//! "shut for writing with a send in flight" by accident; the socket is an owned fd, and a free
+//! slot is one without a socket.
 
-use std::{collections::VecDeque, os::fd::RawFd, time::Instant};
+use std::{
+    collections::VecDeque,
+    os::fd::{AsRawFd, OwnedFd, RawFd},
+    time::Instant,
+};
 
+use stcp_engine::{BufRing, RingBuf};
 use stcp_proto::Mode;
 
-use crate::{
-    echo::{Crypto, Phase},
-    uring::{BufRing, RingBuf},
-};
+use crate::echo::{Crypto, Phase};
 
 /// Bytes to echo: a run of whole units inside a ring buffer (sent in place), or a heap buffer
 /// (a reassembled unit, a handshake reply, a close record).
@@ -112,8 +118,6 @@ pub const MAX_IOV: usize = 8;
 pub struct Gather {
     pub msg: libc::msghdr,
     pub iov: [libc::iovec; MAX_IOV],
-    /// Chunks (from the front of `sendq`) the in-flight send covers.
-    pub chunks: usize,
 }
 
 impl Gather {
@@ -122,7 +126,6 @@ impl Gather {
         Box::new(Gather {
             msg: unsafe { std::mem::zeroed() },
             iov: unsafe { std::mem::zeroed() },
-            chunks: 0,
         })
     }
 }
@@ -138,41 +141,67 @@ pub enum Life {
     Aborting,
 }
 
-/// A connection slab entry. `fd < 0` marks a free slot.
+/// The receiving side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recv {
+    /// No receive in the kernel; the next completion or tick decides whether to arm one.
+    Idle,
+    /// A multishot receive is armed.
+    Armed,
+    /// Backpressure: reading stops until the queued echoes drain. `armed` while the receive
+    /// armed before the pause is still in the kernel (its cancel is on the way).
+    Paused { armed: bool },
+    /// The buffer ring ran dry; the driver re-arms it through `resume_receive`.
+    Starved,
+    /// The client's FIN arrived: nothing more to read.
+    Eof,
+}
+
+impl Recv {
+    /// A receive of this connection is in the kernel.
+    pub fn in_kernel(self) -> bool {
+        matches!(self, Recv::Armed | Recv::Paused { armed: true })
+    }
+}
+
+/// The sending side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Send {
+    /// No send in the kernel.
+    Idle,
+    /// One send covering the first `chunks` chunks of `sendq` is in the kernel.
+    InFlight { chunks: usize },
+    /// Everything was sent and FIN followed (draining).
+    Shut,
+}
+
+/// A connection slab entry. `fd == None` marks a free slot.
 pub struct Conn {
-    pub fd: RawFd,
+    pub fd: Option<OwnedFd>,
     pub gen: u32,
     pub mode: Mode,
     pub phase: Phase,
     pub life: Life,
+    pub recv: Recv,
+    pub send: Send,
     pub crypto: Option<Box<Crypto>>,
     /// An incomplete unit (header maybe incomplete) being reassembled.
     pub partial: Option<Vec<u8>>,
     /// Chunks received this batch, waiting for batched open + reseal (STCP).
     pub fresh: VecDeque<Chunk>,
-    /// Chunks ready to send, in order; the front one may be in flight.
+    /// Chunks ready to send, in order; the front ones may be in flight.
     pub sendq: VecDeque<Chunk>,
     /// Bytes in `sendq` not yet sent.
     pub unsent: usize,
     /// Ring buffers held in `fresh` and `sendq`.
     pub ring_held: usize,
-    pub recv_armed: bool,
-    pub send_inflight: bool,
     /// The in-flight send's msghdr and iovecs.
     pub gather: Box<Gather>,
     pub cancels_inflight: u8,
-    /// Reading is paused (backpressure) until the queued echoes drain.
-    pub paused: bool,
-    /// In the worker's dirty list (has fresh chunks).
-    pub dirty: bool,
-    /// In the worker's send-kick list.
-    pub kick: bool,
-    /// In the worker's queue of receives stopped by an empty buffer ring.
-    pub starved: bool,
-    /// The client's FIN arrived.
-    pub eof: bool,
-    /// FIN sent (Draining).
-    pub shut_wr: bool,
+    /// In the worker's list of connections with fresh chunks for the crypto batch.
+    pub in_batch: bool,
+    /// In the worker's list of connections to send for.
+    pub in_flush: bool,
     /// Handshake deadline (STCP before the hello) or drain deadline.
     pub deadline: Option<Instant>,
     pub last_active: Instant,
@@ -181,56 +210,65 @@ pub struct Conn {
 impl Conn {
     pub fn vacant(now: Instant) -> Conn {
         Conn {
-            fd: -1,
+            fd: None,
             gen: 0,
             mode: Mode::Tcp,
             phase: Phase::Frames,
             life: Life::Aborting,
+            recv: Recv::Idle,
+            send: Send::Idle,
             crypto: None,
             partial: None,
             fresh: VecDeque::new(),
             sendq: VecDeque::with_capacity(8),
             unsent: 0,
             ring_held: 0,
-            recv_armed: false,
-            send_inflight: false,
             gather: Gather::new(),
             cancels_inflight: 0,
-            paused: false,
-            dirty: false,
-            kick: false,
-            starved: false,
-            eof: false,
-            shut_wr: false,
+            in_batch: false,
+            in_flush: false,
             deadline: None,
             last_active: now,
         }
     }
 
     /// Resets a vacant slot for a new connection on `fd`.
-    pub fn open(&mut self, fd: RawFd, mode: Mode, now: Instant, handshake_deadline: Instant) {
-        self.fd = fd;
+    pub fn open(&mut self, fd: OwnedFd, mode: Mode, now: Instant, handshake_deadline: Instant) {
+        self.fd = Some(fd);
         self.mode = mode;
         self.phase = match mode {
             Mode::Stcp => Phase::Handshake,
             Mode::Tcp => Phase::Frames,
         };
         self.life = Life::Open;
+        self.recv = Recv::Idle;
+        self.send = Send::Idle;
         self.crypto = None;
         self.unsent = 0;
         self.ring_held = 0;
-        self.recv_armed = false;
-        self.send_inflight = false;
-        self.gather.chunks = 0;
         self.cancels_inflight = 0;
-        self.paused = false;
-        self.dirty = false;
-        self.kick = false;
-        self.starved = false;
-        self.eof = false;
-        self.shut_wr = false;
+        self.in_batch = false;
+        self.in_flush = false;
         self.deadline = (mode == Mode::Stcp).then_some(handshake_deadline);
         self.last_active = now;
+    }
+
+    /// The socket, while the slot is in use.
+    pub fn raw_fd(&self) -> Option<RawFd> {
+        self.fd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
+    /// Whether the slot holds a connection of generation `gen`.
+    pub fn is(&self, gen: u32) -> bool {
+        self.fd.is_some() && self.gen == gen
+    }
+
+    /// Chunks at the front of `sendq` that the kernel is sending.
+    pub fn chunks_in_flight(&self) -> usize {
+        match self.send {
+            Send::InFlight { chunks } => chunks,
+            _ => 0,
+        }
     }
 
     /// Buffer memory this connection holds: whole ring buffers of `ring_buf_size` bytes, plus
@@ -248,6 +286,8 @@ impl Conn {
 
     /// No operation of this connection is in the kernel.
     pub fn idle_in_kernel(&self) -> bool {
-        !self.recv_armed && !self.send_inflight && self.cancels_inflight == 0
+        !self.recv.in_kernel()
+            && !matches!(self.send, Send::InFlight { .. })
+            && self.cancels_inflight == 0
     }
 }

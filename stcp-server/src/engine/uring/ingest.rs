@@ -153,7 +153,8 @@ mod tests {
     fn tcp_conn() -> Conn {
         let now = Instant::now();
         let mut c = Conn::vacant(now);
-        c.open(3, Mode::Tcp, now, now);
+        let fd = std::fs::File::open("/dev/null").expect("open /dev/null");
+        c.open(fd.into(), Mode::Tcp, now, now);
         c
     }
 

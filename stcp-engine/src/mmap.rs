@@ -38,11 +38,6 @@ impl Region {
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()
     }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
 }
 
 impl Drop for Region {

@@ -98,7 +98,7 @@ fn probe_on_this_thread() -> Result<Support, Unavailable> {
         }
     }
     // A provided buffer ring needs 5.19; register a tiny one to be sure.
-    let mut ring_mem = super::BufRing::new(1, 64, u16::MAX).map_err(Unavailable::Setup)?;
+    let mut ring_mem = crate::BufRing::new(1, 64, u16::MAX).map_err(Unavailable::Setup)?;
     // SAFETY: `ring_mem` outlives `ring` only until the end of this function: it is unregistered
     // just below, before either is dropped, and no operation using it is ever submitted.
     let registered = unsafe { ring_mem.register(&ring.submitter()) };
@@ -116,6 +116,22 @@ fn probe_on_this_thread() -> Result<Support, Unavailable> {
         send_zc: p.is_supported(opcode::SendZc::CODE),
         buf_ring: true,
     })
+}
+
+/// For tests that need io_uring: `true` when it works here. Otherwise says so loudly on stderr
+/// (`SKIPPED: <test>: ...`) and returns `false` so the test can return early, unless
+/// `STCP_REQUIRE_IO_URING=1` is set (as in CI, which has io_uring): then a skip is a failure.
+pub fn io_uring_or_skip(test: &str) -> bool {
+    match probe() {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var_os("STCP_REQUIRE_IO_URING").is_some_and(|v| v == "1") {
+                panic!("{test}: io_uring is required here (STCP_REQUIRE_IO_URING=1) but: {e}");
+            }
+            eprintln!("SKIPPED: {test}: io_uring unavailable here: {e}");
+            false
+        }
+    }
 }
 
 #[cfg(test)]

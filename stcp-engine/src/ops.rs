@@ -1,12 +1,12 @@
 //! SQE constructors tagged with a [`Token`]. Constructors whose SQE makes the kernel read or write
 //! caller memory are `unsafe fn`s stating how long that memory must live; the others are safe.
-//! The result is an [`Sqe`], which [`super::push`] submits without further `unsafe`.
+//! The result is an [`Sqe`], which [`crate::push`] submits without further `unsafe`.
 
 use std::os::fd::RawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::{BufRing, Token};
+use crate::{BufRing, Token};
 
 /// A submission entry whose memory contract has been discharged when it was built.
 pub struct Sqe(squeue::Entry);
@@ -70,28 +70,6 @@ pub unsafe fn sendmsg(fd: RawFd, msg: *const libc::msghdr, token: Token) -> Sqe 
     )
 }
 
-/// Zero-copy send from registered buffer `buf_index`; completes with a result CQE (MORE set) and a
-/// later notification CQE (see `io_uring::cqueue::notif`), after which the memory is free again.
-///
-/// # Safety
-/// `buf..buf+len` must lie inside registered buffer `buf_index` and stay valid and unmodified until
-/// the notification CQE is reaped.
-pub unsafe fn send_zc_fixed(
-    fd: RawFd,
-    buf: *const u8,
-    len: u32,
-    buf_index: u16,
-    token: Token,
-) -> Sqe {
-    tag(
-        opcode::SendZc::new(types::Fd(fd), buf, len)
-            .buf_index(Some(buf_index))
-            .flags(libc::MSG_NOSIGNAL)
-            .build(),
-        token,
-    )
-}
-
 /// Connect `fd` to `addr`.
 ///
 /// # Safety
@@ -108,14 +86,6 @@ pub unsafe fn connect(
     )
 }
 
-/// Read into `buf` (e.g. 8 bytes of an eventfd).
-///
-/// # Safety
-/// `buf..buf+len` must stay valid and not otherwise accessed until this SQE's completion is reaped.
-pub unsafe fn read(fd: RawFd, buf: *mut u8, len: u32, token: Token) -> Sqe {
-    tag(opcode::Read::new(types::Fd(fd), buf, len).build(), token)
-}
-
 /// Cancels every request whose user_data equals `target` (e.g. a multishot recv). The cancelled
 /// requests complete with `-ECANCELED` under their own tokens; this SQE completes under `token`.
 pub fn cancel(target: Token, token: Token) -> Sqe {
@@ -126,29 +96,18 @@ pub fn cancel(target: Token, token: Token) -> Sqe {
     )
 }
 
+/// Cancels every request of this ring (used when shutting down).
+pub fn cancel_all(token: Token) -> Sqe {
+    tag(
+        opcode::AsyncCancel2::new(types::CancelBuilder::any()).build(),
+        token,
+    )
+}
+
 /// Cancels every request on file descriptor `fd`.
 pub fn cancel_fd(fd: RawFd, token: Token) -> Sqe {
     tag(
         opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all()).build(),
         token,
     )
-}
-
-/// `shutdown(fd, how)`.
-pub fn shutdown(fd: RawFd, how: i32, token: Token) -> Sqe {
-    tag(opcode::Shutdown::new(types::Fd(fd), how).build(), token)
-}
-
-/// Asynchronous `close(fd)`. The caller must not use `fd` again.
-pub fn close(fd: RawFd, token: Token) -> Sqe {
-    tag(opcode::Close::new(types::Fd(fd)).build(), token)
-}
-
-/// A timeout that completes after `ts` (`-ETIME`). `ts` is copied by the kernel at submission
-/// when the SQE is submitted before `ts` goes away, so it must live until the next submit.
-///
-/// # Safety
-/// `ts` must stay valid until the SQE has been submitted (the kernel copies it at submission).
-pub unsafe fn timeout(ts: *const types::Timespec, token: Token) -> Sqe {
-    tag(opcode::Timeout::new(ts).build(), token)
 }

@@ -7,24 +7,24 @@
 //! load starts; nothing on the way allocates or locks.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use stcp_engine::{ops, Completion, Driver, DriverOptions, Handler, Op, Token};
 use stcp_proto::{ClientConfig, ClientHandshake, FRAME_HEADER_LEN};
-use stcp_server::uring::{self, io_uring, ops, BufRing, Op, RingOptions, Token};
 
 use super::connection::{Connection, State};
 use super::settings::Settings;
 use super::socket::{errno_name, set_nodelay, sockaddr};
 use super::start_line::StartLine;
+use super::StopHandle;
 use super::tally::{Tally, ThreadMessage, ThreadSummary};
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::cpu_time::ThreadCpu;
 use crate::errors::{ErrorCounts, ErrorKind};
-use crate::interrupt;
 use crate::stats::{self, LatencyHistogram};
 
 /// One client thread's share of the run.
@@ -40,6 +40,8 @@ pub(super) struct ThreadPlan {
     pub connect_spacing: Duration,
     pub warmup: Duration,
     pub duration: Duration,
+    /// Ends the run early when it answers true (Ctrl-C).
+    pub stop: StopHandle,
 }
 
 /// Failures logged per kind per thread before the rest are only counted.
@@ -59,8 +61,13 @@ pub(super) fn run(plan: ThreadPlan, start: Arc<StartLine>, tx: Sender<ThreadMess
     }
     let requested = plan.conn_ids.len() as u64;
     match ClientThread::new(&plan) {
-        Ok(mut thread) => {
-            let summary = thread.run(&plan, &start, &tx);
+        Ok((mut driver, mut thread)) => {
+            let summary = thread.run(&mut driver, &plan, &start, &tx);
+            // The connections (sockets, send buffers) are freed only once the kernel holds none of
+            // their operations; the driver leaks them otherwise.
+            let conns = std::mem::take(&mut thread.conns);
+            let target = std::mem::replace(&mut thread.target, Box::new(sockaddr(plan.target)));
+            driver.shutdown((conns, target), CLOSE_GRACE);
             let _ = tx.send(ThreadMessage::Finished {
                 summary: Box::new(summary),
             });
@@ -75,26 +82,17 @@ pub(super) fn run(plan: ThreadPlan, start: Arc<StartLine>, tx: Sender<ThreadMess
     }
 }
 
-/// A completion copied out of the ring: (user_data, result, flags).
-type Completion = (u64, i32, u32);
-
+/// One client thread's connections and accounting: the handler of its [`Driver`].
 struct ClientThread {
-    // Field order is drop order: the ring goes first, so the kernel lets go of `bufs` and of every
-    // connection's buffers before they are freed.
-    ring: io_uring::IoUring,
-    bufs: BufRing,
     conns: Vec<Connection>,
     settings: Settings,
-    /// The server address in kernel form; connect SQEs point at it (the kernel copies it when the
-    /// SQE is prepared, and it lives as long as the ring anyway).
+    /// The server address in kernel form; connect SQEs point at it. Boxed, and handed to the
+    /// driver's shutdown with the connections, so it outlives every connect in flight.
     target: Box<(libc::sockaddr_storage, libc::socklen_t)>,
     client_config: Option<Arc<ClientConfig>>,
-    completions: Vec<Completion>,
     /// Slots of this turn's seal jobs, and the jobs that failed (reused every turn).
     batch_slots: Vec<u32>,
     batch_failures: Vec<usize>,
-    /// Operations the kernel still holds (multishot receive counts once until its last CQE).
-    outstanding: usize,
     errors: ErrorCounts,
     handshake: LatencyHistogram,
     established: u64,
@@ -106,26 +104,27 @@ struct ClientThread {
     tally: Option<Tally>,
     /// When every connection has finished with connecting (set up or failed) or the run stops.
     closing: bool,
+    /// The time of the turn being dispatched.
+    now: Instant,
     next_timeout_check: Instant,
     timeout_check_every: Duration,
+    stop: StopHandle,
 }
 
 impl ClientThread {
-    fn new(plan: &ThreadPlan) -> Result<ClientThread, String> {
+    fn new(plan: &ThreadPlan) -> Result<(Driver, ClientThread), String> {
         let s = &plan.settings;
-        let (ring, _flags) = uring::build_ring(&RingOptions::default())
-            .map_err(|e| format!("io_uring is not available: {e}"))?;
         let buf_size = s.record_len.next_power_of_two().clamp(4096, 65536);
         let in_flight_bytes = plan.conn_ids.len() * s.depth as usize * s.record_len;
         let count = (2 * in_flight_bytes / buf_size)
             .next_power_of_two()
             .clamp(64, (64 << 20) / buf_size);
-        let mut bufs = BufRing::new(count as u16, buf_size as u32, 0)
-            .map_err(|e| format!("buffer ring: {e}"))?;
-        // SAFETY: `bufs` is a field declared after `ring` in `ClientThread`, so it is dropped after
-        // the ring; every receive selecting from it is reaped or cancelled before that.
-        unsafe { bufs.register(&ring.submitter()) }
-            .map_err(|e| format!("registering the buffer ring: {e}"))?;
+        let driver = Driver::new(&DriverOptions {
+            buffers: count as u16,
+            buffer_size: buf_size as u32,
+            ..DriverOptions::default()
+        })
+        .map_err(|e| format!("io_uring is not available: {e}"))?;
         let now = Instant::now();
         let conns = plan
             .conn_ids
@@ -133,19 +132,14 @@ impl ClientThread {
             .enumerate()
             .map(|(slot, &id)| Connection::new(id, slot as u64, s, now))
             .collect::<Vec<_>>();
-        let completions = Vec::with_capacity(16384);
         let n = conns.len();
-        Ok(ClientThread {
-            ring,
-            bufs,
+        let thread = ClientThread {
             conns,
             settings: s.clone(),
             target: Box::new(sockaddr(plan.target)),
             client_config: plan.client_config.clone(),
-            completions,
             batch_slots: Vec::with_capacity(n),
             batch_failures: Vec::with_capacity(n),
-            outstanding: 0,
             errors: ErrorCounts::default(),
             handshake: stats::new_histogram(),
             established: 0,
@@ -154,29 +148,33 @@ impl ClientThread {
             unanswered: 0,
             tally: None,
             closing: false,
+            now,
             next_timeout_check: now,
             timeout_check_every: (s.timeout / 8)
                 .clamp(Duration::from_millis(1), Duration::from_millis(100)),
-        })
+            stop: plan.stop.clone(),
+        };
+        Ok((driver, thread))
     }
 
-    fn stop_requested(start: &StartLine) -> bool {
-        interrupt::interrupted() || start.stop.load(Ordering::Relaxed)
+    fn stop_requested(&self, start: &StartLine) -> bool {
+        (self.stop)() || start.stop.load(Ordering::Relaxed)
     }
 
     fn run(
         &mut self,
+        d: &mut Driver,
         plan: &ThreadPlan,
         start: &StartLine,
         tx: &Sender<ThreadMessage>,
     ) -> ThreadSummary {
         // 1. Connect and handshake every connection (ramped by --connect-rate).
-        self.connect_all(plan, start);
+        self.connect_all(d, plan, start);
         // 2. The start line: all threads have set up; then the load start time is published.
-        let load_start = match start.wait_for_start() {
+        let load_start = match start.wait_for_start(&self.stop) {
             Some(at) => at,
             None => {
-                self.close_all();
+                self.close_all(d);
                 return self.summary();
             }
         };
@@ -196,18 +194,18 @@ impl ClientThread {
             }
         }
         while !self.tally().done() {
-            if Self::stop_requested(start) || self.alive() == 0 {
+            if self.stop_requested(start) || self.alive() == 0 {
                 self.tally_mut().stop();
                 break;
             }
-            if self.turn().is_err() {
+            if self.turn(d).is_err() {
                 self.tally_mut().stop();
                 break;
             }
         }
         // 4. Drain: wait for the echoes in flight (not counted, but checked), then close.
         let drain_until = Instant::now()
-            + if Self::stop_requested(start) {
+            + if self.stop_requested(start) {
                 INTERRUPT_DRAIN
             } else {
                 self.settings.timeout
@@ -218,11 +216,11 @@ impl ClientThread {
             .any(|c| c.is_established() && c.in_flight.len() > 0)
             && Instant::now() < drain_until
         {
-            if self.turn().is_err() {
+            if self.turn(d).is_err() {
                 break;
             }
         }
-        self.close_all();
+        self.close_all(d);
         self.summary()
     }
 
@@ -254,7 +252,7 @@ impl ClientThread {
     }
 
     /// Issues the connects as the ramp allows and turns until every connection is set up or failed.
-    fn connect_all(&mut self, plan: &ThreadPlan, start: &StartLine) {
+    fn connect_all(&mut self, d: &mut Driver, plan: &ThreadPlan, start: &StartLine) {
         let mut next = 0;
         loop {
             let now = Instant::now();
@@ -263,28 +261,28 @@ impl ClientThread {
                 if at > now {
                     break;
                 }
-                self.start_connect(next, now);
+                self.start_connect(d, next, now);
                 next += 1;
             }
             let settled = self.conns[..next]
                 .iter()
                 .all(|c| c.is_established() || c.has_ended());
-            if (settled && next == self.conns.len()) || Self::stop_requested(start) {
+            if (settled && next == self.conns.len()) || self.stop_requested(start) {
                 break;
             }
-            if self.turn().is_err() {
+            if self.turn(d).is_err() {
                 break;
             }
         }
         // Stopped early (Ctrl-C): connections not set up yet are abandoned, not counted as errors.
         for slot in 0..self.conns.len() {
             if !(self.conns[slot].is_established() || self.conns[slot].has_ended()) {
-                self.abandon(slot);
+                self.abandon(d, slot);
             }
         }
     }
 
-    fn start_connect(&mut self, slot: usize, now: Instant) {
+    fn start_connect(&mut self, d: &mut Driver, slot: usize, now: Instant) {
         let family = if self.settings_target_is_v6() {
             libc::AF_INET6
         } else {
@@ -293,7 +291,7 @@ impl ClientThread {
         // SAFETY: plain socket(2); the returned descriptor is owned by the OwnedFd below.
         let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
-            self.fail(slot, ErrorKind::Connect, "socket() failed");
+            self.fail(d, slot, ErrorKind::Connect, "socket() failed");
             return;
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
@@ -313,53 +311,51 @@ impl ClientThread {
                 raw,
                 (addr as *const libc::sockaddr_storage).cast(),
                 *len,
-                token(Op::Connect, slot),
+                self.token(Op::Connect, slot),
             )
         };
-        self.push(&sqe);
+        push(d, &sqe);
     }
 
     fn settings_target_is_v6(&self) -> bool {
         i32::from(self.target.0.ss_family) == libc::AF_INET6
     }
 
-    fn push(&mut self, sqe: &ops::Sqe) {
-        // A full submission queue is submitted by `push`; an error here means the ring is broken,
-        // which the next wait reports.
-        if uring::push(&mut self.ring, sqe).is_ok() {
-            self.outstanding += 1;
+    /// Cancels everything of a connection that has ended; later completions of its operations
+    /// carry the old generation and are ignored.
+    fn cancel(&mut self, d: &mut Driver, slot: usize) {
+        let conn = &mut self.conns[slot];
+        if let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) {
+            push(d, &ops::cancel_fd(fd, Token::new(Op::Cancel, slot as u32, conn.gen)));
         }
+        conn.gen = stcp_engine::next_gen(conn.gen);
+    }
+
+    fn token(&self, op: Op, slot: usize) -> Token {
+        Token::new(op, slot as u32, self.conns[slot].gen)
     }
 
     /// One turn of the event loop.
-    fn turn(&mut self) -> std::io::Result<()> {
+    fn turn(&mut self, d: &mut Driver) -> std::io::Result<()> {
         let wait = self.wait_time(Instant::now());
-        uring::submit_and_wait(&self.ring, 1, Some(wait))?;
-        let now = Instant::now();
+        d.wait(wait)?;
+        self.now = Instant::now();
         if let Some(t) = self.tally.as_mut() {
-            t.advance(now);
+            t.advance(self.now);
         }
-        self.completions.clear();
-        self.completions.extend(
-            self.ring
-                .completion()
-                .map(|c| (c.user_data(), c.result(), c.flags())),
-        );
-        for i in 0..self.completions.len() {
-            let (user_data, result, flags) = self.completions[i];
-            self.dispatch(user_data, result, flags, now);
-        }
-        self.bufs.commit();
+        d.dispatch(self)?;
+        d.end_turn(self)?;
+        let now = self.now;
         if self.settings.mode == Mode::Stcp {
-            self.open_records(now);
+            self.open_records(d, now);
         }
         if self.settings.open_loop {
             self.schedule_open_loop(now);
         }
-        self.seal_and_send();
+        self.seal_and_send(d);
         if now >= self.next_timeout_check {
             self.next_timeout_check = now + self.timeout_check_every;
-            self.check_timeouts(now);
+            self.check_timeouts(d, now);
         }
         Ok(())
     }
@@ -388,36 +384,15 @@ impl ClientThread {
             .max(Duration::from_micros(1))
     }
 
-    fn dispatch(&mut self, user_data: u64, result: i32, flags: u32, now: Instant) {
-        let more = io_uring::cqueue::more(flags);
-        if !more {
-            self.outstanding = self.outstanding.saturating_sub(1);
-        }
-        let Some(token) = Token::from_user_data(user_data) else {
-            return;
-        };
-        let slot = token.slot as usize;
-        if slot >= self.conns.len() {
-            return;
-        }
-        match token.op {
-            Op::Connect => self.on_connect(slot, result, now),
-            Op::Recv => self.on_recv(slot, result, flags, more, now),
-            Op::Send => self.on_send(slot, result),
-            // Cancellations and closes need no action; their targets complete on their own.
-            _ => {}
-        }
-    }
-
-    fn on_connect(&mut self, slot: usize, result: i32, now: Instant) {
+    fn on_connect(&mut self, d: &mut Driver, slot: usize, result: i32, now: Instant) {
         if !matches!(self.conns[slot].state, State::Connecting) {
             return;
         }
         if result < 0 {
-            self.fail(slot, ErrorKind::Connect, errno_name(-result));
+            self.fail(d, slot, ErrorKind::Connect, errno_name(-result));
             return;
         }
-        self.arm_recv(slot);
+        self.arm_recv(d, slot);
         match self.settings.mode {
             Mode::Tcp => self.established(slot, now),
             Mode::Stcp => {
@@ -430,7 +405,7 @@ impl ClientThread {
                 match started {
                     Ok((handshake, first_frame)) => {
                         if conn.queue_bytes(&first_frame).is_err() {
-                            self.fail(
+                            self.fail(d, 
                                 slot,
                                 ErrorKind::Handshake,
                                 "first handshake frame does not fit",
@@ -440,7 +415,7 @@ impl ClientThread {
                         conn.state = State::Handshaking(Box::new(handshake));
                         conn.setup_deadline = now + self.settings.timeout;
                     }
-                    Err(_) => self.fail(slot, ErrorKind::Handshake, "handshake could not start"),
+                    Err(_) => self.fail(d, slot, ErrorKind::Handshake, "handshake could not start"),
                 }
             }
         }
@@ -456,23 +431,24 @@ impl ClientThread {
         self.established += 1;
     }
 
-    fn arm_recv(&mut self, slot: usize) {
+    fn arm_recv(&mut self, d: &mut Driver, slot: usize) {
         let Some(fd) = self.conns[slot].fd.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
-        let sqe = ops::recv_multi(fd, &self.bufs, token(Op::Recv, slot));
+        let token = self.token(Op::Recv, slot);
         self.conns[slot].recv_armed = true;
-        self.push(&sqe);
+        let _ = d.arm_recv(fd, token);
     }
 
-    fn on_recv(&mut self, slot: usize, result: i32, flags: u32, more: bool, now: Instant) {
+    fn on_recv(&mut self, d: &mut Driver, slot: usize, c: Completion, now: Instant) {
+        let (result, more, starved) = (c.result, c.more(), c.starved());
         if !more {
             self.conns[slot].recv_armed = false;
         }
         let outcome = if result > 0 {
-            match self.bufs.take(flags, result as u32) {
+            match c.buf {
                 Some(buf) => {
-                    let data = self.bufs.bytes(&buf);
+                    let data = d.buffers().bytes(&buf);
                     let outcome = absorb(
                         &mut self.conns[slot],
                         data,
@@ -482,7 +458,7 @@ impl ClientThread {
                         &mut self.handshake,
                         &mut self.established,
                     );
-                    self.bufs.give_back(buf);
+                    d.give_back(buf);
                     outcome
                 }
                 None => Err((ErrorKind::Io, "receive completion without a buffer")),
@@ -515,18 +491,20 @@ impl ClientThread {
             } else {
                 (kind, why)
             };
-            self.fail(slot, kind, why);
+            self.fail(d, slot, kind, why);
         } else if !more
+            && !starved
             && result != -libc::ECANCELED
             && !self.closing
             && !self.conns[slot].has_ended()
         {
-            // The multishot receive ended (ring ran dry, or the kernel stopped it): re-arm.
-            self.arm_recv(slot);
+            // The multishot receive ended (the kernel stopped it): re-arm. One stopped by an
+            // empty buffer ring is re-armed by the driver once buffers are back.
+            self.arm_recv(d, slot);
         }
     }
 
-    fn on_send(&mut self, slot: usize, result: i32) {
+    fn on_send(&mut self, d: &mut Driver, slot: usize, result: i32) {
         if self.conns[slot].has_ended() {
             return;
         }
@@ -536,18 +514,18 @@ impl ClientThread {
             } else {
                 errno_name(-result)
             };
-            self.fail(slot, ErrorKind::Io, why);
+            self.fail(d, slot, ErrorKind::Io, why);
             return;
         }
         if let Some(t) = self.tally.as_mut() {
             t.bytes_sent(result as usize);
         }
         if let Some((ptr, len)) = self.conns[slot].sent(result as usize) {
-            self.push_send(slot, ptr, len);
+            self.push_send(d, slot, ptr, len);
         }
     }
 
-    fn push_send(&mut self, slot: usize, ptr: *const u8, len: u32) {
+    fn push_send(&mut self, d: &mut Driver, slot: usize, ptr: *const u8, len: u32) {
         let Some(fd) = self.conns[slot].fd.as_ref().map(|f| f.as_raw_fd()) else {
             return;
         };
@@ -555,12 +533,12 @@ impl ClientThread {
         // allocated once, never resized). That buffer is marked as sending (`Connection::sending`)
         // and is neither written nor cleared until this send's completion is reaped in `on_send`;
         // the ring is dropped before the connections.
-        let sqe = unsafe { ops::send(fd, ptr, len, token(Op::Send, slot)) };
-        self.push(&sqe);
+        let sqe = unsafe { ops::send(fd, ptr, len, self.token(Op::Send, slot)) };
+        push(d, &sqe);
     }
 
     /// Opens, in one batch, every whole record this turn delivered, then checks the echoes.
-    fn open_records(&mut self, now: Instant) {
+    fn open_records(&mut self, d: &mut Driver, now: Instant) {
         let slots = &mut self.batch_slots;
         let failures = &mut self.batch_failures;
         slots.clear();
@@ -586,7 +564,7 @@ impl ClientThread {
             let slot = self.batch_slots[j] as usize;
             if self.batch_failures.contains(&j) {
                 // A record that does not authenticate was altered on the way: the echo differs.
-                self.fail(slot, ErrorKind::Verify, "echo record failed authentication");
+                self.fail(d, slot, ErrorKind::Verify, "echo record failed authentication");
                 continue;
             }
             let tally = self
@@ -594,11 +572,11 @@ impl ClientThread {
                 .as_mut()
                 .expect("records arrive only during the load");
             if let Err(kind) = self.conns[slot].consume_opened(now, &self.settings, tally) {
-                self.fail(slot, kind, "echo differs from the request");
+                self.fail(d, slot, kind, "echo differs from the request");
             } else if self.conns[slot].server_closed {
-                self.closed_by_server(slot);
+                self.closed_by_server(d, slot);
             } else if self.conns[slot].peer_eof {
-                self.fail(slot, ErrorKind::Io, "server closed the connection");
+                self.fail(d, slot, ErrorKind::Io, "server closed the connection");
             }
         }
     }
@@ -606,7 +584,7 @@ impl ClientThread {
     /// The server ended the connection with its authenticated Close record: a clean end, not an
     /// error (a stopping server closes this way). Requests still in flight will get no echo;
     /// they are counted as unanswered. During our own close this is just the server's reply.
-    fn closed_by_server(&mut self, slot: usize) {
+    fn closed_by_server(&mut self, d: &mut Driver, slot: usize) {
         let conn = &mut self.conns[slot];
         if conn.has_ended() {
             return;
@@ -622,9 +600,7 @@ impl ClientThread {
                 );
             }
         }
-        if let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) {
-            self.push(&ops::cancel_fd(fd, token(Op::Cancel, slot)));
-        }
+        self.cancel(d, slot);
     }
 
     /// Open loop: queues every request whose intended send time has come, as depth allows.
@@ -648,7 +624,7 @@ impl ClientThread {
     }
 
     /// Seals, in one batch, every record queued this turn, stamps the requests and starts sends.
-    fn seal_and_send(&mut self) {
+    fn seal_and_send(&mut self, d: &mut Driver) {
         if self.settings.mode == Mode::Stcp {
             let slots = &mut self.batch_slots;
             let failures = &mut self.batch_failures;
@@ -673,7 +649,7 @@ impl ClientThread {
             for j in 0..self.batch_slots.len() {
                 let slot = self.batch_slots[j] as usize;
                 if self.batch_failures.contains(&j) {
-                    self.fail(slot, ErrorKind::Io, "sealing a request failed");
+                    self.fail(d, slot, ErrorKind::Io, "sealing a request failed");
                 } else {
                     self.conns[slot].sealed_all();
                 }
@@ -691,12 +667,12 @@ impl ClientThread {
             }
             conn.stamp(handed_over);
             if let Some((ptr, len)) = conn.start_send() {
-                self.push_send(slot, ptr, len);
+                self.push_send(d, slot, ptr, len);
             }
         }
     }
 
-    fn check_timeouts(&mut self, now: Instant) {
+    fn check_timeouts(&mut self, d: &mut Driver, now: Instant) {
         let timeout = self.settings.timeout;
         for slot in 0..self.conns.len() {
             let conn = &self.conns[slot];
@@ -715,23 +691,21 @@ impl ClientThread {
                 _ => None,
             };
             if let Some((kind, why)) = failure {
-                self.fail(slot, kind, why);
+                self.fail(d, slot, kind, why);
             }
         }
     }
 
     /// Ends a connection without counting an error (the run was stopped before it was set up).
-    fn abandon(&mut self, slot: usize) {
+    fn abandon(&mut self, d: &mut Driver, slot: usize) {
         let conn = &mut self.conns[slot];
         conn.state = State::Failed;
-        if let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) {
-            self.push(&ops::cancel_fd(fd, token(Op::Cancel, slot)));
-        }
+        self.cancel(d, slot);
     }
 
     /// Counts a connection's failure once, logs the first few of each kind, and cancels its
     /// operations; the connection takes no further part in the run.
-    fn fail(&mut self, slot: usize, kind: ErrorKind, why: &str) {
+    fn fail(&mut self, d: &mut Driver, slot: usize, kind: ErrorKind, why: &str) {
         let conn = &mut self.conns[slot];
         if conn.has_ended() {
             return;
@@ -766,19 +740,17 @@ impl ClientThread {
                 );
             }
         }
-        if let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) {
-            self.push(&ops::cancel_fd(fd, token(Op::Cancel, slot)));
-        }
+        self.cancel(d, slot);
     }
 
     /// Sends an authenticated close on every live STCP connection and waits for the server's
     /// close (so neither side resets a connection with unread bytes), cancels everything, and
     /// reaps until the kernel holds nothing of ours; bounded by [`CLOSE_GRACE`] twice.
-    fn close_all(&mut self) {
+    fn close_all(&mut self, d: &mut Driver) {
         for conn in self.conns.iter_mut().filter(|c| c.is_established()) {
             conn.queue_close();
         }
-        self.seal_and_send();
+        self.seal_and_send(d);
         // From here on a peer close or a failed operation just ends the connection (see `fail`).
         self.closing = true;
         let until = Instant::now() + CLOSE_GRACE;
@@ -786,21 +758,58 @@ impl ClientThread {
             && self.conns.iter().any(|c| c.is_established())
             && Instant::now() < until
         {
-            if self.turn().is_err() {
+            if self.turn(d).is_err() {
                 break;
             }
         }
         for slot in 0..self.conns.len() {
             if let Some(fd) = self.conns[slot].fd.as_ref().map(|f| f.as_raw_fd()) {
-                self.push(&ops::cancel_fd(fd, token(Op::Cancel, slot)));
+                push(d, &ops::cancel_fd(fd, self.token(Op::Cancel, slot)));
             }
         }
-        while self.outstanding > 0 && Instant::now() < until + CLOSE_GRACE {
-            if self.turn().is_err() {
+        while d.in_flight() > 0 && Instant::now() < until + CLOSE_GRACE {
+            if self.turn(d).is_err() {
                 break;
             }
         }
     }
+}
+
+impl Handler for ClientThread {
+    fn on_completion(&mut self, d: &mut Driver, c: Completion) -> std::io::Result<()> {
+        let slot = c.token.slot as usize;
+        if self.conns.get(slot).is_none_or(|conn| conn.gen != c.token.gen) {
+            // A completion of a connection that has ended since: only its buffer matters.
+            if let Some(buf) = c.buf {
+                d.give_back(buf);
+            }
+            return Ok(());
+        }
+        let now = self.now;
+        match c.token.op {
+            Op::Connect => self.on_connect(d, slot, c.result, now),
+            Op::Recv => self.on_recv(d, slot, c, now),
+            Op::Send => self.on_send(d, slot, c.result),
+            // Cancellations need no action; their targets complete on their own.
+            Op::Accept | Op::Cancel => {}
+        }
+        Ok(())
+    }
+
+    fn resume_receive(&mut self, token: Token) -> Option<RawFd> {
+        let conn = self.conns.get_mut(token.slot as usize)?;
+        if conn.gen != token.gen || conn.has_ended() || conn.recv_armed || self.closing {
+            return None;
+        }
+        conn.recv_armed = true;
+        conn.fd.as_ref().map(|f| f.as_raw_fd())
+    }
+}
+
+/// Queues one operation. A full submission queue is submitted first; an error here means the
+/// ring is broken, which the next wait reports.
+fn push(d: &mut Driver, sqe: &ops::Sqe) {
+    let _ = d.push(sqe);
 }
 
 /// Feeds received bytes to a connection, whatever stage it is in.
@@ -862,8 +871,4 @@ fn absorb(
             Err((ErrorKind::Io, "data before the connection was set up"))
         }
     }
-}
-
-fn token(op: Op, slot: usize) -> Token {
-    Token::new(op, slot as u32, 0)
 }

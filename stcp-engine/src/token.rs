@@ -14,20 +14,10 @@ pub enum Op {
     Connect = 2,
     /// (Multishot) receive into the provided buffer ring.
     Recv = 3,
-    /// Plain send (copying).
+    /// Send or gathering sendmsg (copying).
     Send = 4,
-    /// Zero-copy send; completes with a result CQE and later a notification CQE.
-    SendZc = 5,
-    /// Asynchronous close of a file descriptor.
-    Close = 6,
     /// Cancellation request (its own completion; the cancelled op completes separately).
-    Cancel = 7,
-    /// Timeout / periodic tick.
-    Timeout = 8,
-    /// Wake-up read on an eventfd (another thread asks this ring's owner to look at shared state).
-    Wake = 9,
-    /// Socket shutdown.
-    Shutdown = 10,
+    Cancel = 5,
 }
 
 impl Op {
@@ -37,12 +27,7 @@ impl Op {
             2 => Op::Connect,
             3 => Op::Recv,
             4 => Op::Send,
-            5 => Op::SendZc,
-            6 => Op::Close,
-            7 => Op::Cancel,
-            8 => Op::Timeout,
-            9 => Op::Wake,
-            10 => Op::Shutdown,
+            5 => Op::Cancel,
             _ => return None,
         })
     }
@@ -100,18 +85,7 @@ mod tests {
 
     #[test]
     fn round_trips_every_op_and_extreme_fields() {
-        let ops = [
-            Op::Accept,
-            Op::Connect,
-            Op::Recv,
-            Op::Send,
-            Op::SendZc,
-            Op::Close,
-            Op::Cancel,
-            Op::Timeout,
-            Op::Wake,
-            Op::Shutdown,
-        ];
+        let ops = [Op::Accept, Op::Connect, Op::Recv, Op::Send, Op::Cancel];
         for op in ops {
             for (slot, gen) in [(0, 0), (u32::MAX, GEN_MASK), (12345, 77)] {
                 let t = Token::new(op, slot, gen);

@@ -6,8 +6,8 @@ use std::{io, time::Duration};
 
 use io_uring::{types, IoUring};
 
-use super::ops::Sqe;
-use super::probe::{classify_setup_error, io_uring_disabled_sysctl, Unavailable};
+use crate::ops::Sqe;
+use crate::probe::{classify_setup_error, io_uring_disabled_sysctl, Unavailable};
 
 /// What to ask of the kernel when building a ring.
 #[derive(Clone, Debug)]

@@ -1,0 +1,176 @@
+//! Receive completions: bytes into units ([`super::ingest`]), the client's FIN and how the
+//! stream ended (clean, or cut).
+
+use std::io;
+
+use stcp_engine::{Completion, Driver, RingBuf, Token};
+
+use super::{
+    conn::{Chunk, Life, Recv},
+    ingest::ingest,
+    Worker,
+};
+use crate::{echo::Phase, errors::ErrorKind, ratelog, stats::WorkerCounters};
+
+impl Worker {
+    pub(super) fn arm_recv(&mut self, d: &mut Driver, slot: usize) -> io::Result<()> {
+        let c = &mut self.conns[slot];
+        let Some(fd) = c.raw_fd() else {
+            return Ok(());
+        };
+        if c.recv.in_kernel() {
+            return Ok(());
+        }
+        c.recv = Recv::Armed;
+        d.arm_recv(fd, Token::new(stcp_engine::Op::Recv, slot as u32, c.gen))
+    }
+
+    pub(super) fn on_recv(&mut self, d: &mut Driver, slot: usize, cqe: Completion) -> io::Result<()> {
+        let res = cqe.result;
+        if !cqe.more() {
+            let c = &mut self.conns[slot];
+            c.recv = match c.recv {
+                Recv::Paused { .. } => Recv::Paused { armed: false },
+                Recv::Armed => Recv::Idle,
+                other => other,
+            };
+        }
+        if res > 0 {
+            let Some(buf) = cqe.buf else {
+                // A completion without a valid buffer: the kernel broke the protocol.
+                self.fail(d, slot, ErrorKind::Io, &"receive completion without a buffer");
+                return Ok(());
+            };
+            WorkerCounters::add(&self.counters().bytes_in, res as u64);
+            self.conns[slot].last_active = self.now;
+            if self.conns[slot].life == Life::Open {
+                self.on_data(d, slot, buf);
+            } else {
+                d.give_back(buf);
+            }
+        } else if res == 0 {
+            self.on_eof(slot);
+        } else if cqe.starved() {
+            // The driver queued it; it offers the receive back once buffers return.
+            WorkerCounters::add(&self.counters().ring_starved, 1);
+            let c = &mut self.conns[slot];
+            if c.recv == Recv::Idle {
+                c.recv = Recv::Starved;
+            }
+            return Ok(());
+        } else if res != -libc::ECANCELED && self.conns[slot].life != Life::Aborting {
+            self.fail(d, slot, ErrorKind::Io, &io::Error::from_raw_os_error(-res));
+        }
+        let c = &self.conns[slot];
+        if c.recv == Recv::Idle && c.life != Life::Aborting {
+            self.arm_recv(d, slot)?;
+        }
+        Ok(())
+    }
+
+    fn on_data(&mut self, d: &mut Driver, slot: usize, buf: RingBuf) {
+        let Worker {
+            conns,
+            pool,
+            shared,
+            ..
+        } = self;
+        let c = &mut conns[slot];
+        let result = ingest(
+            c,
+            d.buffers().bytes(&buf),
+            pool,
+            &shared.proto,
+            shared.config.max_frame,
+        );
+        match result {
+            Ok(r) => {
+                if r.handshake {
+                    WorkerCounters::add(&self.counters().handshakes, 1);
+                }
+                if r.frames > 0 {
+                    WorkerCounters::add(&self.counters().frames, r.frames);
+                }
+                let c = &mut self.conns[slot];
+                if r.end > r.start {
+                    let chunk = Chunk::Ring {
+                        buf,
+                        start: r.start as u32,
+                        end: r.end as u32,
+                        sent: 0,
+                    };
+                    c.ring_held += 1;
+                    match c.phase {
+                        Phase::Records => c.fresh.push_back(chunk),
+                        _ => {
+                            c.unsent += chunk.unsent();
+                            c.sendq.push_back(chunk);
+                        }
+                    }
+                } else {
+                    // Nothing to echo in place: the bytes worth keeping were copied.
+                    d.give_back(buf);
+                }
+                let c = &mut self.conns[slot];
+                if !c.fresh.is_empty() && !c.in_batch {
+                    c.in_batch = true;
+                    self.batch.push(slot as u32);
+                }
+                self.queued(d, slot);
+            }
+            Err(e) => {
+                d.give_back(buf);
+                self.fail(d, slot, ErrorKind::of(&e), &e);
+            }
+        }
+    }
+
+    /// The client's FIN arrived. Judged after this iteration's batch, which may still hold the
+    /// client's close record.
+    fn on_eof(&mut self, slot: usize) {
+        let c = &mut self.conns[slot];
+        c.recv = Recv::Eof;
+        if c.life == Life::Open {
+            self.eofs.push((slot as u32, c.gen));
+        }
+    }
+
+    /// Clean end (TCP: between frames; STCP: after the client's close record) or truncation.
+    pub(super) fn handle_eofs(&mut self, d: &mut Driver) -> io::Result<()> {
+        for i in 0..self.eofs.len() {
+            let (slot, gen) = self.eofs[i];
+            let slot = slot as usize;
+            if !self.conns[slot].is(gen) {
+                continue;
+            }
+            self.judge_eof(d, slot);
+            self.settle(d, slot)?;
+        }
+        self.eofs.clear();
+        Ok(())
+    }
+
+    fn judge_eof(&mut self, d: &mut Driver, slot: usize) {
+        let c = &mut self.conns[slot];
+        if c.life != Life::Open {
+            return;
+        }
+        let clean = match c.phase {
+            Phase::Frames => c.partial.is_none(),
+            Phase::Records => {
+                c.crypto.as_ref().is_some_and(|k| k.opener.peer_closed()) && c.partial.is_none()
+            }
+            Phase::Handshake => false,
+        };
+        if !clean {
+            let what = if c.phase == Phase::Handshake {
+                "closed before the handshake"
+            } else {
+                "stream cut"
+            };
+            self.counters().error(ErrorKind::Truncated);
+            ratelog::connection_failed(ErrorKind::Truncated, &what);
+        }
+        self.drain(d, slot);
+    }
+}

@@ -1,0 +1,88 @@
+//! Stopping a worker: stop accepting, end every connection gracefully (STCP: an authenticated
+//! Close record, then FIN), and at the end hand whatever is left to the driver's shutdown, which
+//! frees it only once the kernel holds none of it.
+
+use std::{io, time::Duration};
+
+use stcp_engine::{ops, Driver, Drained, Op, Token};
+
+use super::{conn::Chunk, conn::Life, Worker};
+use crate::{
+    echo::{push_close_record, Phase},
+    stats::WorkerCounters,
+};
+
+/// How long the kernel gets to give back operations cancelled at exit before their buffers are
+/// leaked instead of freed.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
+impl Worker {
+    /// Stop accepting; close every connection gracefully (STCP: an authenticated close record).
+    pub(super) fn begin_stop(&mut self, d: &mut Driver) -> io::Result<()> {
+        self.stop_deadline = Some(self.now + self.shared.config.close_grace);
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].armed {
+                let target = Token::new(Op::Accept, i as u32, 0);
+                d.push(&ops::cancel(target, Token::new(Op::Cancel, u32::MAX - 1, 0)))?;
+            } else {
+                self.close_listener(i);
+            }
+        }
+        for slot in 0..self.conns.len() {
+            let c = &mut self.conns[slot];
+            if c.fd.is_none() || c.life != Life::Open {
+                continue;
+            }
+            match c.phase {
+                Phase::Handshake => self.abort(d, slot),
+                Phase::Frames => self.drain(d, slot),
+                Phase::Records => {
+                    let mut rec = self.pool.get();
+                    let sealed = match c.crypto.as_mut() {
+                        Some(k) => push_close_record(&mut k.sealer, &mut rec).is_ok(),
+                        None => false,
+                    };
+                    if sealed {
+                        c.unsent += rec.len();
+                        c.sendq.push_back(Chunk::Heap { buf: rec, sent: 0 });
+                        self.queued(d, slot);
+                    } else {
+                        self.pool.put(rec);
+                    }
+                    self.drain(d, slot);
+                }
+            }
+            self.settle(d, slot)?;
+        }
+        self.flush_sends(d)
+    }
+
+    /// Last step at exit: shut down every socket still open and let the driver cancel and reap
+    /// what is in flight. The connection slab (sockets, send buffers, gather headers) goes to the
+    /// driver's shutdown, which frees it only when nothing of it is in the kernel any more.
+    pub(super) fn finish(&mut self, d: &mut Driver) {
+        for c in &self.conns {
+            if let Some(fd) = c.raw_fd() {
+                // SAFETY: plain syscall on a descriptor this connection owns.
+                unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            }
+        }
+        let open = self.conns.iter().filter(|c| c.fd.is_some()).count();
+        for i in 0..self.listeners.len() {
+            self.close_listener(i);
+        }
+        let conns = std::mem::take(&mut self.conns);
+        if d.shutdown(conns, EXIT_GRACE) != Drained::Complete {
+            tracing::warn!(
+                worker = self.index,
+                "some io_uring operations did not finish at exit"
+            );
+        }
+        for _ in 0..open {
+            self.shared.release();
+        }
+        WorkerCounters::add(&self.counters().closed, open as u64);
+        self.open = 0;
+        self.publish_buffer_gauges(d);
+    }
+}
