@@ -146,12 +146,8 @@ impl Driver {
     /// provided-buffer ring with it. Call on the thread that will use it.
     pub fn new(options: &DriverOptions) -> Result<Driver, DriverError> {
         let (ring, flags) = build_ring(&options.ring)?;
-        let mut bufs = BufRing::new(
-            options.buffers,
-            options.buffer_size,
-            options.buffer_group,
-        )
-        .map_err(DriverError::Buffers)?;
+        let mut bufs = BufRing::new(options.buffers, options.buffer_size, options.buffer_group)
+            .map_err(DriverError::Buffers)?;
         // SAFETY: the buffer ring is owned by this driver and only freed in `Drop`, after it was
         // unregistered with no operation left in the kernel (or never, if some are left).
         unsafe { bufs.register(&ring.submitter()) }.map_err(DriverError::Buffers)?;

@@ -78,7 +78,10 @@ impl Handler for Recorder {
 fn turn_until(d: &mut Driver, h: &mut Recorder, mut done: impl FnMut(&Recorder) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !done(h) {
-        assert!(Instant::now() < deadline, "timed out waiting for completions");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for completions"
+        );
         d.turn(h, Duration::from_millis(50)).unwrap();
         d.end_turn(h).unwrap();
     }
@@ -98,7 +101,10 @@ fn receive_and_send_through_a_handler() {
         return;
     }
     let mut d = small_driver(4, 1024);
-    assert!(d.flags().single_issuer, "kernel >= 6.0 (checked by the probe)");
+    assert!(
+        d.flags().single_issuer,
+        "kernel >= 6.0 (checked by the probe)"
+    );
     let (mut peer, ours) = pair();
     let mut h = Recorder {
         fd: ours.as_raw_fd(),
@@ -128,13 +134,16 @@ fn receive_and_send_through_a_handler() {
     turn_until(&mut d, &mut h, |h| !h.sends.is_empty());
     assert_eq!(h.sends, vec![msg.len() as i32]);
     let mut back = vec![0u8; msg.len()];
-    peer.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    peer.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     peer.read_exact(&mut back).unwrap();
     assert_eq!(back, msg);
     // A cancel ends the receive; both completions reach the handler with their tokens.
     d.push(&ops::cancel(recv, Token::new(Op::Cancel, 5, 9)))
         .unwrap();
-    turn_until(&mut d, &mut h, |h| h.ended_receives == 1 && !h.other.is_empty());
+    turn_until(&mut d, &mut h, |h| {
+        h.ended_receives == 1 && !h.other.is_empty()
+    });
     assert_eq!(h.other[0].0, Token::new(Op::Cancel, 5, 9));
     assert_eq!(d.in_flight(), 0);
     assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
@@ -158,7 +167,11 @@ fn an_empty_buffer_ring_stops_the_receive_until_buffers_return() {
     let sent: Vec<u8> = (0..4096u32).map(|i| i as u8).collect();
     peer.write_all(&sent).unwrap();
     turn_until(&mut d, &mut h, |h| h.starved == 1);
-    assert_eq!(h.received.len(), 8 * 256, "every buffer filled before ENOBUFS");
+    assert_eq!(
+        h.received.len(),
+        8 * 256,
+        "every buffer filled before ENOBUFS"
+    );
     assert_eq!(d.starved(), 1, "the driver queued the starved receive");
     assert_eq!(d.in_flight(), 0);
     // Not re-armed while the handler holds every buffer.
@@ -206,7 +219,10 @@ fn shutdown_cancels_and_reaps_operations_in_flight() {
     let drained = d.shutdown(DropFlag(&freed), Duration::from_secs(5));
     assert_eq!(drained, Drained::Complete);
     assert_eq!(d.in_flight(), 0);
-    assert!(freed.get(), "owned memory is freed once nothing is in flight");
+    assert!(
+        freed.get(),
+        "owned memory is freed once nothing is in flight"
+    );
 }
 
 /// Reads with a timeout after `setup` ran on this thread, while the peer writes 300 ms later.

@@ -6,6 +6,10 @@
 //! batch, and hand the sends to the kernel with the next wait. Buffers are allocated before the
 //! load starts; nothing on the way allocates or locks.
 
+mod lifecycle;
+mod receive;
+mod send;
+
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
@@ -20,12 +24,12 @@ use super::connection::{Connection, State};
 use super::settings::Settings;
 use super::socket::{errno_name, set_nodelay, sockaddr};
 use super::start_line::StartLine;
-use super::StopHandle;
 use super::tally::{Tally, ThreadMessage, ThreadSummary};
-use stcp_proto::Mode;
+use super::StopHandle;
 use crate::cpu_time::ThreadCpu;
 use crate::errors::{ErrorCounts, ErrorKind};
 use crate::stats::{self, LatencyHistogram};
+use stcp_proto::Mode;
 
 /// One client thread's share of the run.
 pub(super) struct ThreadPlan {
@@ -157,7 +161,7 @@ impl ClientThread {
         Ok((driver, thread))
     }
 
-    fn stop_requested(&self, start: &StartLine) -> bool {
+    pub(super) fn stop_requested(&self, start: &StartLine) -> bool {
         (self.stop)() || start.stop.load(Ordering::Relaxed)
     }
 
@@ -238,100 +242,20 @@ impl ClientThread {
         }
     }
 
-    fn tally(&self) -> &Tally {
+    pub(super) fn tally(&self) -> &Tally {
         self.tally.as_ref().expect("tally exists during the load")
     }
 
-    fn tally_mut(&mut self) -> &mut Tally {
+    pub(super) fn tally_mut(&mut self) -> &mut Tally {
         self.tally.as_mut().expect("tally exists during the load")
     }
 
     /// Established connections that have not failed or been closed by the server since.
-    fn alive(&self) -> u64 {
+    pub(super) fn alive(&self) -> u64 {
         self.established - self.lost - self.closed_by_server
     }
 
-    /// Issues the connects as the ramp allows and turns until every connection is set up or failed.
-    fn connect_all(&mut self, d: &mut Driver, plan: &ThreadPlan, start: &StartLine) {
-        let mut next = 0;
-        loop {
-            let now = Instant::now();
-            while next < self.conns.len() {
-                let at = plan.connect_epoch + plan.connect_spacing * self.conns[next].id;
-                if at > now {
-                    break;
-                }
-                self.start_connect(d, next, now);
-                next += 1;
-            }
-            let settled = self.conns[..next]
-                .iter()
-                .all(|c| c.is_established() || c.has_ended());
-            if (settled && next == self.conns.len()) || self.stop_requested(start) {
-                break;
-            }
-            if self.turn(d).is_err() {
-                break;
-            }
-        }
-        // Stopped early (Ctrl-C): connections not set up yet are abandoned, not counted as errors.
-        for slot in 0..self.conns.len() {
-            if !(self.conns[slot].is_established() || self.conns[slot].has_ended()) {
-                self.abandon(d, slot);
-            }
-        }
-    }
-
-    fn start_connect(&mut self, d: &mut Driver, slot: usize, now: Instant) {
-        let family = if self.settings_target_is_v6() {
-            libc::AF_INET6
-        } else {
-            libc::AF_INET
-        };
-        // SAFETY: plain socket(2); the returned descriptor is owned by the OwnedFd below.
-        let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            self.fail(d, slot, ErrorKind::Connect, "socket() failed");
-            return;
-        }
-        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        set_nodelay(&fd);
-        let raw = fd.as_raw_fd();
-        let conn = &mut self.conns[slot];
-        conn.fd = Some(fd);
-        conn.state = State::Connecting;
-        conn.started = now;
-        conn.setup_deadline = now + self.settings.timeout;
-        let (addr, len) = &*self.target;
-        // SAFETY: `self.target` is boxed and lives as long as this thread's ring (it is dropped
-        // after the ring), so the address outlives the connect SQE.
-        let sqe = unsafe {
-            ops::connect(
-                raw,
-                (addr as *const libc::sockaddr_storage).cast(),
-                *len,
-                self.token(Op::Connect, slot),
-            )
-        };
-        push(d, &sqe);
-    }
-
-    fn settings_target_is_v6(&self) -> bool {
-        i32::from(self.target.0.ss_family) == libc::AF_INET6
-    }
-
-    /// Cancels everything of a connection that has ended; later completions of its operations
-    /// carry the old generation and are ignored.
-    fn cancel(&mut self, d: &mut Driver, slot: usize) {
-        let conn = &mut self.conns[slot];
-        if let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) {
-            push(d, &ops::cancel_fd(fd, Token::new(Op::Cancel, slot as u32, conn.gen)));
-        }
-        conn.gen = stcp_engine::next_gen(conn.gen);
-    }
-
-    fn token(&self, op: Op, slot: usize) -> Token {
+    pub(super) fn token(&self, op: Op, slot: usize) -> Token {
         Token::new(op, slot as u32, self.conns[slot].gen)
     }
 
@@ -383,402 +307,16 @@ impl ClientThread {
             .saturating_duration_since(now)
             .max(Duration::from_micros(1))
     }
-
-    fn on_connect(&mut self, d: &mut Driver, slot: usize, result: i32, now: Instant) {
-        if !matches!(self.conns[slot].state, State::Connecting) {
-            return;
-        }
-        if result < 0 {
-            self.fail(d, slot, ErrorKind::Connect, errno_name(-result));
-            return;
-        }
-        self.arm_recv(d, slot);
-        match self.settings.mode {
-            Mode::Tcp => self.established(slot, now),
-            Mode::Stcp => {
-                let config = self
-                    .client_config
-                    .as_ref()
-                    .expect("STCP runs have a client config");
-                let started = ClientHandshake::start(config, crate::entropy::random_seed());
-                let conn = &mut self.conns[slot];
-                match started {
-                    Ok((handshake, first_frame)) => {
-                        if conn.queue_bytes(&first_frame).is_err() {
-                            self.fail(d, 
-                                slot,
-                                ErrorKind::Handshake,
-                                "first handshake frame does not fit",
-                            );
-                            return;
-                        }
-                        conn.state = State::Handshaking(Box::new(handshake));
-                        conn.setup_deadline = now + self.settings.timeout;
-                    }
-                    Err(_) => self.fail(d, slot, ErrorKind::Handshake, "handshake could not start"),
-                }
-            }
-        }
-    }
-
-    fn established(&mut self, slot: usize, now: Instant) {
-        let conn = &mut self.conns[slot];
-        conn.state = State::Established;
-        stats::record_ns(
-            &mut self.handshake,
-            now.saturating_duration_since(conn.started).as_nanos() as u64,
-        );
-        self.established += 1;
-    }
-
-    fn arm_recv(&mut self, d: &mut Driver, slot: usize) {
-        let Some(fd) = self.conns[slot].fd.as_ref().map(|f| f.as_raw_fd()) else {
-            return;
-        };
-        let token = self.token(Op::Recv, slot);
-        self.conns[slot].recv_armed = true;
-        let _ = d.arm_recv(fd, token);
-    }
-
-    fn on_recv(&mut self, d: &mut Driver, slot: usize, c: Completion, now: Instant) {
-        let (result, more, starved) = (c.result, c.more(), c.starved());
-        if !more {
-            self.conns[slot].recv_armed = false;
-        }
-        let outcome = if result > 0 {
-            match c.buf {
-                Some(buf) => {
-                    let data = d.buffers().bytes(&buf);
-                    let outcome = absorb(
-                        &mut self.conns[slot],
-                        data,
-                        now,
-                        &self.settings,
-                        self.tally.as_mut(),
-                        &mut self.handshake,
-                        &mut self.established,
-                    );
-                    d.give_back(buf);
-                    outcome
-                }
-                None => Err((ErrorKind::Io, "receive completion without a buffer")),
-            }
-        } else if result == 0 {
-            let conn = &mut self.conns[slot];
-            if conn.in_complete > 0 && conn.is_established() {
-                // Records of this turn wait to be opened; if the server's Close is among them
-                // this is a clean end. Judged in `open_records`; no re-arm.
-                conn.peer_eof = true;
-                return;
-            }
-            Err((ErrorKind::Io, "server closed the connection"))
-        } else if result == -libc::ENOBUFS || result == -libc::ECANCELED {
-            Ok(())
-        } else {
-            Err((ErrorKind::Io, errno_name(-result)))
-        };
-        if let Err((kind, why)) = outcome {
-            // Whatever ends a connection during its handshake is a handshake failure (a server
-            // that cannot authenticate us just closes).
-            let (kind, why) = if matches!(self.conns[slot].state, State::Handshaking(_)) {
-                let why = if result == 0 {
-                    "the server closed the connection during the handshake: wrong --server-key, \
-                     or the server requires a --psk (or another one)"
-                } else {
-                    why
-                };
-                (ErrorKind::Handshake, why)
-            } else {
-                (kind, why)
-            };
-            self.fail(d, slot, kind, why);
-        } else if !more
-            && !starved
-            && result != -libc::ECANCELED
-            && !self.closing
-            && !self.conns[slot].has_ended()
-        {
-            // The multishot receive ended (the kernel stopped it): re-arm. One stopped by an
-            // empty buffer ring is re-armed by the driver once buffers are back.
-            self.arm_recv(d, slot);
-        }
-    }
-
-    fn on_send(&mut self, d: &mut Driver, slot: usize, result: i32) {
-        if self.conns[slot].has_ended() {
-            return;
-        }
-        if result <= 0 {
-            let why = if result == 0 {
-                "send took no bytes"
-            } else {
-                errno_name(-result)
-            };
-            self.fail(d, slot, ErrorKind::Io, why);
-            return;
-        }
-        if let Some(t) = self.tally.as_mut() {
-            t.bytes_sent(result as usize);
-        }
-        if let Some((ptr, len)) = self.conns[slot].sent(result as usize) {
-            self.push_send(d, slot, ptr, len);
-        }
-    }
-
-    fn push_send(&mut self, d: &mut Driver, slot: usize, ptr: *const u8, len: u32) {
-        let Some(fd) = self.conns[slot].fd.as_ref().map(|f| f.as_raw_fd()) else {
-            return;
-        };
-        // SAFETY: `ptr..ptr+len` lies in one of the connection's two `out` buffers (boxed,
-        // allocated once, never resized). That buffer is marked as sending (`Connection::sending`)
-        // and is neither written nor cleared until this send's completion is reaped in `on_send`;
-        // the ring is dropped before the connections.
-        let sqe = unsafe { ops::send(fd, ptr, len, self.token(Op::Send, slot)) };
-        push(d, &sqe);
-    }
-
-    /// Opens, in one batch, every whole record this turn delivered, then checks the echoes.
-    fn open_records(&mut self, d: &mut Driver, now: Instant) {
-        let slots = &mut self.batch_slots;
-        let failures = &mut self.batch_failures;
-        slots.clear();
-        failures.clear();
-        stcp_proto::open_batch(
-            self.conns
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, c)| c.wants_open)
-                .filter_map(|(slot, c)| {
-                    c.wants_open = false;
-                    let job = c.open_job()?;
-                    slots.push(slot as u32);
-                    Some(job)
-                }),
-            |job, result| {
-                if result.is_err() {
-                    failures.push(job);
-                }
-            },
-        );
-        for j in 0..self.batch_slots.len() {
-            let slot = self.batch_slots[j] as usize;
-            if self.batch_failures.contains(&j) {
-                // A record that does not authenticate was altered on the way: the echo differs.
-                self.fail(d, slot, ErrorKind::Verify, "echo record failed authentication");
-                continue;
-            }
-            let tally = self
-                .tally
-                .as_mut()
-                .expect("records arrive only during the load");
-            if let Err(kind) = self.conns[slot].consume_opened(now, &self.settings, tally) {
-                self.fail(d, slot, kind, "echo differs from the request");
-            } else if self.conns[slot].server_closed {
-                self.closed_by_server(d, slot);
-            } else if self.conns[slot].peer_eof {
-                self.fail(d, slot, ErrorKind::Io, "server closed the connection");
-            }
-        }
-    }
-
-    /// The server ended the connection with its authenticated Close record: a clean end, not an
-    /// error (a stopping server closes this way). Requests still in flight will get no echo;
-    /// they are counted as unanswered. During our own close this is just the server's reply.
-    fn closed_by_server(&mut self, d: &mut Driver, slot: usize) {
-        let conn = &mut self.conns[slot];
-        if conn.has_ended() {
-            return;
-        }
-        conn.state = State::Closed;
-        if !self.closing {
-            self.closed_by_server += 1;
-            self.unanswered += conn.in_flight.len() as u64;
-            if self.closed_by_server == 1 {
-                tracing::info!(
-                    connection = conn.id,
-                    "the server closed the connection (authenticated close): it is stopping"
-                );
-            }
-        }
-        self.cancel(d, slot);
-    }
-
-    /// Open loop: queues every request whose intended send time has come, as depth allows.
-    fn schedule_open_loop(&mut self, now: Instant) {
-        let Some(t) = self.tally.as_ref() else { return };
-        if !t.accepting_requests() {
-            return;
-        }
-        let (load_start, end) = (t.load_start, t.end());
-        let s = &self.settings;
-        for conn in self.conns.iter_mut().filter(|c| c.is_established()) {
-            while !conn.in_flight.is_full() {
-                let intended = conn.next_intended(s, load_start);
-                if intended > now || intended >= end {
-                    break;
-                }
-                conn.queue_request(s, intended);
-                conn.scheduled += 1;
-            }
-        }
-    }
-
-    /// Seals, in one batch, every record queued this turn, stamps the requests and starts sends.
-    fn seal_and_send(&mut self, d: &mut Driver) {
-        if self.settings.mode == Mode::Stcp {
-            let slots = &mut self.batch_slots;
-            let failures = &mut self.batch_failures;
-            slots.clear();
-            failures.clear();
-            stcp_proto::seal_batch(
-                self.conns
-                    .iter_mut()
-                    .enumerate()
-                    .filter(|(_, c)| c.wants_send)
-                    .filter_map(|(slot, c)| {
-                        let job = c.seal_job()?;
-                        slots.push(slot as u32);
-                        Some(job)
-                    }),
-                |job, result| {
-                    if result.is_err() {
-                        failures.push(job);
-                    }
-                },
-            );
-            for j in 0..self.batch_slots.len() {
-                let slot = self.batch_slots[j] as usize;
-                if self.batch_failures.contains(&j) {
-                    self.fail(d, slot, ErrorKind::Io, "sealing a request failed");
-                } else {
-                    self.conns[slot].sealed_all();
-                }
-            }
-        }
-        let handed_over = Instant::now();
-        for slot in 0..self.conns.len() {
-            let conn = &mut self.conns[slot];
-            if !conn.wants_send {
-                continue;
-            }
-            conn.wants_send = false;
-            if conn.has_ended() {
-                continue;
-            }
-            conn.stamp(handed_over);
-            if let Some((ptr, len)) = conn.start_send() {
-                self.push_send(d, slot, ptr, len);
-            }
-        }
-    }
-
-    fn check_timeouts(&mut self, d: &mut Driver, now: Instant) {
-        let timeout = self.settings.timeout;
-        for slot in 0..self.conns.len() {
-            let conn = &self.conns[slot];
-            let failure = match &conn.state {
-                State::Connecting if now > conn.setup_deadline => {
-                    Some((ErrorKind::Connect, "connect timed out"))
-                }
-                State::Handshaking(_) if now > conn.setup_deadline => {
-                    Some((ErrorKind::Handshake, "handshake timed out"))
-                }
-                State::Established => conn
-                    .in_flight
-                    .front()
-                    .filter(|f| now.saturating_duration_since(f.sent) > timeout)
-                    .map(|_| (ErrorKind::Timeout, "echo did not come back in time")),
-                _ => None,
-            };
-            if let Some((kind, why)) = failure {
-                self.fail(d, slot, kind, why);
-            }
-        }
-    }
-
-    /// Ends a connection without counting an error (the run was stopped before it was set up).
-    fn abandon(&mut self, d: &mut Driver, slot: usize) {
-        let conn = &mut self.conns[slot];
-        conn.state = State::Failed;
-        self.cancel(d, slot);
-    }
-
-    /// Counts a connection's failure once, logs the first few of each kind, and cancels its
-    /// operations; the connection takes no further part in the run.
-    fn fail(&mut self, d: &mut Driver, slot: usize, kind: ErrorKind, why: &str) {
-        let conn = &mut self.conns[slot];
-        if conn.has_ended() {
-            return;
-        }
-        if self.closing {
-            // Errors while closing (the server closing first, a cancelled send) are not failures.
-            conn.state = State::Failed;
-            return;
-        }
-        if conn.is_established() {
-            self.lost += 1;
-        }
-        conn.state = State::Failed;
-        self.errors.count(kind);
-        if let Some(t) = self.tally.as_mut() {
-            t.error();
-        }
-        let count = match kind {
-            ErrorKind::Connect => self.errors.connect,
-            ErrorKind::Handshake => self.errors.handshake,
-            ErrorKind::Io => self.errors.io,
-            ErrorKind::Timeout => self.errors.timeout,
-            ErrorKind::Verify => self.errors.verify,
-        };
-        if count <= LOGGED_FAILURES_PER_KIND {
-            tracing::warn!(connection = conn.id, kind = kind.name(), "{why}");
-            if count == LOGGED_FAILURES_PER_KIND {
-                tracing::warn!(
-                    kind = kind.name(),
-                    "further {} errors on this thread are counted, not logged",
-                    kind.name()
-                );
-            }
-        }
-        self.cancel(d, slot);
-    }
-
-    /// Sends an authenticated close on every live STCP connection and waits for the server's
-    /// close (so neither side resets a connection with unread bytes), cancels everything, and
-    /// reaps until the kernel holds nothing of ours; bounded by [`CLOSE_GRACE`] twice.
-    fn close_all(&mut self, d: &mut Driver) {
-        for conn in self.conns.iter_mut().filter(|c| c.is_established()) {
-            conn.queue_close();
-        }
-        self.seal_and_send(d);
-        // From here on a peer close or a failed operation just ends the connection (see `fail`).
-        self.closing = true;
-        let until = Instant::now() + CLOSE_GRACE;
-        while self.settings.mode == Mode::Stcp
-            && self.conns.iter().any(|c| c.is_established())
-            && Instant::now() < until
-        {
-            if self.turn(d).is_err() {
-                break;
-            }
-        }
-        for slot in 0..self.conns.len() {
-            if let Some(fd) = self.conns[slot].fd.as_ref().map(|f| f.as_raw_fd()) {
-                push(d, &ops::cancel_fd(fd, self.token(Op::Cancel, slot)));
-            }
-        }
-        while d.in_flight() > 0 && Instant::now() < until + CLOSE_GRACE {
-            if self.turn(d).is_err() {
-                break;
-            }
-        }
-    }
 }
 
 impl Handler for ClientThread {
     fn on_completion(&mut self, d: &mut Driver, c: Completion) -> std::io::Result<()> {
         let slot = c.token.slot as usize;
-        if self.conns.get(slot).is_none_or(|conn| conn.gen != c.token.gen) {
+        if self
+            .conns
+            .get(slot)
+            .is_none_or(|conn| conn.gen != c.token.gen)
+        {
             // A completion of a connection that has ended since: only its buffer matters.
             if let Some(buf) = c.buf {
                 d.give_back(buf);
@@ -810,65 +348,4 @@ impl Handler for ClientThread {
 /// ring is broken, which the next wait reports.
 fn push(d: &mut Driver, sqe: &ops::Sqe) {
     let _ = d.push(sqe);
-}
-
-/// Feeds received bytes to a connection, whatever stage it is in.
-fn absorb(
-    conn: &mut Connection,
-    data: &[u8],
-    now: Instant,
-    s: &Settings,
-    tally: Option<&mut Tally>,
-    handshake: &mut LatencyHistogram,
-    established: &mut u64,
-) -> Result<(), (ErrorKind, &'static str)> {
-    match &conn.state {
-        State::Handshaking(_) => {
-            let Some(len) = conn
-                .absorb_handshake(data)
-                .map_err(|k| (k, "bad handshake reply"))?
-            else {
-                return Ok(());
-            };
-            let State::Handshaking(hs) = std::mem::replace(&mut conn.state, State::Established)
-            else {
-                unreachable!("matched above")
-            };
-            let session = hs
-                .finish(&conn.inbuf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len])
-                .map_err(|_| {
-                    (
-                        ErrorKind::Handshake,
-                        "server failed the handshake (wrong key or PSK?)",
-                    )
-                })?;
-            conn.sealer = Some(session.sealer);
-            conn.opener = Some(session.opener);
-            conn.in_len = 0;
-            stats::record_ns(
-                handshake,
-                now.saturating_duration_since(conn.started).as_nanos() as u64,
-            );
-            *established += 1;
-            Ok(())
-        }
-        State::Established => {
-            let Some(tally) = tally else {
-                return Err((ErrorKind::Verify, "server sent data before any request"));
-            };
-            tally.bytes_received(data.len());
-            match s.mode {
-                Mode::Stcp => conn
-                    .absorb_records(data, s)
-                    .map_err(|k| (k, "bad echo record")),
-                Mode::Tcp => conn
-                    .absorb_frames(data, now, s, tally)
-                    .map_err(|k| (k, "echo differs from the request")),
-            }
-        }
-        State::Failed | State::Closed => Ok(()),
-        State::NotStarted | State::Connecting => {
-            Err((ErrorKind::Io, "data before the connection was set up"))
-        }
-    }
 }

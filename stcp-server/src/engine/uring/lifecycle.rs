@@ -30,7 +30,10 @@ impl Worker {
             return Ok(());
         }
         l.armed = true;
-        d.push(&ops::accept_multi(l.fd, Token::new(Op::Accept, i as u32, 0)))
+        d.push(&ops::accept_multi(
+            l.fd,
+            Token::new(Op::Accept, i as u32, 0),
+        ))
     }
 
     pub(super) fn on_accept(
@@ -185,9 +188,7 @@ impl Worker {
                         }
                         return Ok(());
                     }
-                    Recv::Armed | Recv::Paused { armed: true } | Recv::Starved => {
-                        return Ok(())
-                    }
+                    Recv::Armed | Recv::Paused { armed: true } | Recv::Starved => return Ok(()),
                 }
                 if !c.idle_in_kernel() {
                     return Ok(());

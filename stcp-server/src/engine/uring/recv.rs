@@ -25,7 +25,12 @@ impl Worker {
         d.arm_recv(fd, Token::new(stcp_engine::Op::Recv, slot as u32, c.gen))
     }
 
-    pub(super) fn on_recv(&mut self, d: &mut Driver, slot: usize, cqe: Completion) -> io::Result<()> {
+    pub(super) fn on_recv(
+        &mut self,
+        d: &mut Driver,
+        slot: usize,
+        cqe: Completion,
+    ) -> io::Result<()> {
         let res = cqe.result;
         if !cqe.more() {
             let c = &mut self.conns[slot];
@@ -38,7 +43,12 @@ impl Worker {
         if res > 0 {
             let Some(buf) = cqe.buf else {
                 // A completion without a valid buffer: the kernel broke the protocol.
-                self.fail(d, slot, ErrorKind::Io, &"receive completion without a buffer");
+                self.fail(
+                    d,
+                    slot,
+                    ErrorKind::Io,
+                    &"receive completion without a buffer",
+                );
                 return Ok(());
             };
             WorkerCounters::add(&self.counters().bytes_in, res as u64);

@@ -4,7 +4,7 @@
 
 use std::{io, time::Duration};
 
-use stcp_engine::{ops, Driver, Drained, Op, Token};
+use stcp_engine::{ops, Drained, Driver, Op, Token};
 
 use super::{conn::Chunk, conn::Life, Worker};
 use crate::{
@@ -23,7 +23,10 @@ impl Worker {
         for i in 0..self.listeners.len() {
             if self.listeners[i].armed {
                 let target = Token::new(Op::Accept, i as u32, 0);
-                d.push(&ops::cancel(target, Token::new(Op::Cancel, u32::MAX - 1, 0)))?;
+                d.push(&ops::cancel(
+                    target,
+                    Token::new(Op::Cancel, u32::MAX - 1, 0),
+                ))?;
             } else {
                 self.close_listener(i);
             }

@@ -1,0 +1,62 @@
+//! The requests a connection has in flight, oldest first, in a ring fixed at creation.
+
+use std::time::Instant;
+
+/// One request in flight: its sequence number (which fixes its payload), when it was meant to be
+/// sent (open loop) and when it was handed to the kernel.
+#[derive(Clone, Copy)]
+pub(in crate::engine) struct InFlight {
+    pub seq: u64,
+    pub intended: Instant,
+    pub sent: Instant,
+}
+
+/// Requests in flight, oldest first; capacity --depth, fixed at creation.
+pub(in crate::engine) struct InFlightQueue {
+    entries: Box<[InFlight]>,
+    head: usize,
+    len: usize,
+}
+
+impl InFlightQueue {
+    pub(super) fn new(depth: usize, now: Instant) -> InFlightQueue {
+        let blank = InFlight {
+            seq: 0,
+            intended: now,
+            sent: now,
+        };
+        InFlightQueue {
+            entries: vec![blank; depth].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_full(&self) -> bool {
+        self.len == self.entries.len()
+    }
+    pub fn front(&self) -> Option<&InFlight> {
+        (self.len > 0).then(|| &self.entries[self.head])
+    }
+    pub(super) fn push(&mut self, entry: InFlight) {
+        debug_assert!(!self.is_full());
+        let at = (self.head + self.len) % self.entries.len();
+        self.entries[at] = entry;
+        self.len += 1;
+    }
+    pub(super) fn pop(&mut self) -> Option<InFlight> {
+        let entry = *self.front()?;
+        self.head = (self.head + 1) % self.entries.len();
+        self.len -= 1;
+        Some(entry)
+    }
+    /// Sets the send time of the newest `n` entries.
+    pub(super) fn stamp_newest(&mut self, n: usize, sent: Instant) {
+        for k in self.len - n.min(self.len)..self.len {
+            let at = (self.head + k) % self.entries.len();
+            self.entries[at].sent = sent;
+        }
+    }
+}
