@@ -23,6 +23,7 @@ pub mod frame;
 pub mod handshake;
 pub mod keys;
 pub mod record;
+mod resolver;
 
 pub use config::{ClientConfig, ServerConfig};
 pub use connection::{Connection, Event, Mode};
