@@ -10,15 +10,14 @@
 //! in transit fails authentication. The split keys leave snow
 //! (`risky-raw-split`) and go into our own [`RecordSealer`]/[`RecordOpener`].
 
+use crate::codec::{frame_header, FRAME_HEADER_LEN};
 use crate::config::{ClientConfig, ServerConfig};
-use crate::frame::{frame_header, frame_len, FRAME_HEADER_LEN};
 use crate::record::{RecordOpener, RecordSealer, MAX_RECORD_PAYLOAD};
 use crate::resolver::SeededResolver;
 use crate::Error;
 use snow::{Builder, HandshakeState};
 
-/// Largest handshake frame payload either side accepts, checked from the header.
-pub const HANDSHAKE_MAX_LEN: usize = 256;
+pub use crate::codec::{handshake_frame_len, HANDSHAKE_MAX_LEN};
 /// The first bytes of every client hello.
 pub const MAGIC: [u8; 4] = *b"STCP";
 /// The protocol version this library speaks.
@@ -45,15 +44,6 @@ pub struct Session {
     pub opener: RecordOpener,
     /// The Noise handshake hash, identical on both sides (channel binding).
     pub handshake_hash: [u8; 32],
-}
-
-/// Reads a handshake frame header, refusing one over [`HANDSHAKE_MAX_LEN`]
-/// before anything is buffered.
-pub fn handshake_frame_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, Error> {
-    frame_len(header, HANDSHAKE_MAX_LEN).map_err(|e| match e {
-        Error::FrameTooLarge { len, max } => Error::HandshakeTooLarge { len, max },
-        other => other,
-    })
 }
 
 fn hello_prefix(pattern: u8) -> [u8; HELLO_PREFIX_LEN] {
