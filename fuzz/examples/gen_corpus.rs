@@ -94,27 +94,73 @@ const TLS_HELLO: &[u8] = &[
 ];
 
 fn frame_decoder(dir: &mut Out<'_>) {
+    // Mode byte: 0 a handshake frame then records, 1 records, 2 plain frames
+    // (+4: take reassembled units out of the decoder).
+    const HANDSHAKE: u8 = 0;
+    const RECORDS: u8 = 1;
+    const FRAMES: u8 = 2;
+    const TAKE: u8 = 4;
+    let seed = |mode: u8, max: u8, cuts: &[u8], stream: &[u8]| {
+        let mut seed = vec![mode, max];
+        seed.extend(encode_split_stream(cuts, stream));
+        seed
+    };
+
     let stream = [frame(b"hi"), frame(b""), frame(&[b'x'; 16])].concat();
-    let mut seed = vec![16];
-    seed.extend(encode_split_stream(&[1, 2, 3, 0, 5], &stream));
-    write(dir, "three-frames", &seed);
-
+    write(
+        dir,
+        "three-frames",
+        &seed(FRAMES, 16, &[1, 2, 3, 0, 5], &stream),
+    );
     let stream = [frame(b"ok"), vec![0, 0, 0, 17], vec![0; 17]].concat();
-    let mut seed = vec![16];
-    seed.extend(encode_split_stream(&[6, 1], &stream));
-    write(dir, "over-max", &seed);
+    write(dir, "over-max", &seed(FRAMES, 16, &[6, 1], &stream));
+    let cuts = even_cuts(14, 1);
+    write(
+        dir,
+        "empty-frames-bytewise",
+        &seed(FRAMES, 0, &cuts, &[0; 14]),
+    );
+    let stream = [0xff, 0xff, 0xff, 0xff, 1, 2];
+    write(dir, "len-ffffffff", &seed(FRAMES, 255, &[], &stream));
+    write(dir, "http-get", &seed(FRAMES, 255, &[3], HTTP_GET));
 
-    let mut seed = vec![0];
-    seed.extend(encode_split_stream(&even_cuts(14, 1), &[0; 14]));
-    write(dir, "empty-frames-bytewise", &seed);
+    let records = [record(0, b"hello"), record(0, &[0xab; 40]), record(1, b"")].concat();
+    write(dir, "records", &seed(RECORDS, 64, &[3, 30, 1], &records));
+    let cuts = even_cuts(records.len(), 7);
+    write(
+        dir,
+        "records-taken",
+        &seed(RECORDS | TAKE, 64, &cuts, &records),
+    );
+    let bad = [record(0, b"ok"), vec![0x20, 0, 0, 16], vec![0; 16]].concat();
+    write(dir, "record-bad-type", &seed(RECORDS, 64, &[10], &bad));
+    let short = [record(0, b"ok"), vec![0, 0, 0, 15]].concat();
+    write(
+        dir,
+        "record-shorter-than-tag",
+        &seed(RECORDS, 64, &[], &short),
+    );
 
-    let mut seed = vec![255];
-    seed.extend(encode_split_stream(&[], &[0xff, 0xff, 0xff, 0xff, 1, 2]));
-    write(dir, "len-ffffffff", &seed);
+    let hello = frame(&[b'S'; 56]);
+    let stream = [hello.clone(), records.clone()].concat();
+    write(
+        dir,
+        "hello-then-records",
+        &seed(HANDSHAKE, 64, &[2, 40, 20], &stream),
+    );
+    let stream = [vec![0, 0, 1, 1], vec![0; 8]].concat();
+    write(dir, "hello-over-cap", &seed(HANDSHAKE, 64, &[2], &stream));
+    write(dir, "tls-hello", &seed(HANDSHAKE, 64, &[1], TLS_HELLO));
+}
 
-    let mut seed = vec![255];
-    seed.extend(encode_split_stream(&[3], HTTP_GET));
-    write(dir, "http-get", &seed);
+/// An unsealed record of type `kind` (0 data, 1 close): the decoder reads
+/// only headers, so the body and tag may be anything.
+fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let word = (u32::from(kind) << 28) | (payload.len() as u32 + 16);
+    let mut out = word.to_be_bytes().to_vec();
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&[0x77; 16]);
+    out
 }
 
 /// Payloads of the recorded sessions.

@@ -1,32 +1,59 @@
-//! Plain frames from a peer: `FrameDecoder` with a small maximum, fed any
-//! bytes in any split, never panics; every frame it returns re-encodes to
-//! the next bytes of the input; a header over the maximum fails at once and
-//! for good; it buffers less than one header plus one maximal frame. A TCP
-//! mode `Connection` must decode the same frames and fail the same way, and
-//! `frame_len`/`handshake_frame_len` must read a header as documented.
+//! Units from a peer: `codec::Decoder` in each framing (a handshake frame
+//! then records, records, or plain frames), with a small maximum, fed any
+//! bytes in any split, never panics and reads the stream exactly as the
+//! documented header formats do (`oracle::DocumentedUnits`, written from
+//! docs/PROTOCOL.md, not from the codec): the same whole units in the same
+//! order, reassembled or in place; a bad header refused as soon as its 4
+//! bytes arrived, after every unit before it, and for good; never more
+//! buffered than the incomplete unit received so far, and no more memory
+//! than the largest unit whose header passed. `Codec::split` and
+//! `Codec::units` agree with the decoder; the header functions read a header
+//! as documented; a TCP-mode `Connection` decodes the same frames.
 //!
-//! Input: `[max] [split stream]` (see `stcp_proto_fuzz::input`).
+//! Input: `[mode] [max] [split stream]` (see `stcp_proto_fuzz::input`).
+//! `mode % 3`: 0 handshake frame then records, 1 records, 2 plain frames;
+//! `mode & 4`: take reassembled units with `take_reassembled` instead of
+//! reading them with `reassembled_mut`.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stcp_proto::handshake::{handshake_frame_len, HANDSHAKE_MAX_LEN};
-use stcp_proto::{frame_len, Error, FrameDecoder, Mode, FRAME_HEADER_LEN};
+use stcp_proto::codec::HEADER_LEN;
+use stcp_proto::handshake::handshake_frame_len;
+use stcp_proto::{
+    frame_len, Codec, Decoder, Error, Framing, Mode, RecordHeader, Split, FRAME_HEADER_LEN,
+};
 use stcp_proto_fuzz::fixture::{self, Setup};
 use stcp_proto_fuzz::input::{Reader, SplitStream};
-use stcp_proto_fuzz::oracle::{feed, EventLog};
+use stcp_proto_fuzz::oracle::{documented_unit_len, feed, DocumentedUnits, EventLog};
+use std::ops::Range;
 
 fuzz_target!(|data: &[u8]| {
     let mut reader = Reader::new(data);
+    let mode = reader.u8();
+    let (first, then) = match mode % 3 {
+        0 => (Framing::Handshake, Framing::Records),
+        1 => (Framing::Records, Framing::Records),
+        _ => (Framing::Frames, Framing::Frames),
+    };
+    let take = mode & 4 != 0;
     let max = reader.u8() as usize;
     let split = SplitStream::read(&mut reader);
     let chunks = split.chunks();
     let stream = split.stream;
 
     check_header_functions(stream, max);
-    let (frames, error) = decode(&chunks, stream, max);
+    let expected = DocumentedUnits::read(stream, first, then, max);
+    check_split(first, max, stream);
+    if let (Framing::Handshake, Some(hello)) = (first, expected.units.first()) {
+        check_split(then, max, &stream[hello.end..]);
+    }
+    let (units, error) = decode(&chunks, stream, &expected, first, then, max, take);
 
-    // A TCP-mode connection is the same decoder behind another API.
+    if first != Framing::Frames {
+        return;
+    }
+    // A TCP-mode connection reads peer bytes with the same decoder.
     let setup = Setup {
         psk: false,
         max_frame: max,
@@ -35,92 +62,190 @@ fuzz_target!(|data: &[u8]| {
     let mut conn = setup.server(Mode::Tcp);
     let mut log = EventLog::default();
     feed(&mut conn, &mut log, &chunks);
-    assert_eq!(log.frames, frames, "Connection and FrameDecoder disagree");
+    let frames: Vec<&[u8]> = units
+        .iter()
+        .map(|u| &stream[u.start + FRAME_HEADER_LEN..u.end])
+        .collect();
+    assert_eq!(log.frames, frames, "Connection and Decoder disagree");
     assert_eq!(conn.error(), error.as_ref());
-    let consumed: usize = frames.iter().map(|f| FRAME_HEADER_LEN + f.len()).sum();
     let eof = conn.handle_eof();
     match &error {
         Some(e) => assert_eq!(eof.as_ref(), Err(e)),
-        None if consumed == stream.len() => assert_eq!(eof, Ok(())),
+        None if expected.whole() == stream.len() => assert_eq!(eof, Ok(())),
         None => assert_eq!(eof, Err(Error::Truncated)),
     }
 });
 
-/// The header readers against the documented rule.
+/// The header readers against the documented rules.
 fn check_header_functions(stream: &[u8], max: usize) {
     let Some(header) = stream.get(..FRAME_HEADER_LEN) else {
         return;
     };
     let header: [u8; FRAME_HEADER_LEN] = header.try_into().unwrap();
-    let len = u32::from_be_bytes(header) as usize;
-    let expected = if len > max {
-        Err(Error::FrameTooLarge { len, max })
-    } else {
-        Ok(len)
-    };
-    assert_eq!(frame_len(header, max), expected);
-    let expected = if len > HANDSHAKE_MAX_LEN {
-        Err(Error::HandshakeTooLarge {
-            len,
-            max: HANDSHAKE_MAX_LEN,
-        })
-    } else {
-        Ok(len)
-    };
-    assert_eq!(handshake_frame_len(header), expected);
+    for framing in [Framing::Handshake, Framing::Records, Framing::Frames] {
+        let expected = documented_unit_len(framing, max, header);
+        assert_eq!(Codec::new(framing, max).unit_len(header), expected);
+        let payload = match framing {
+            Framing::Handshake => handshake_frame_len(header),
+            Framing::Frames => frame_len(header, max),
+            Framing::Records => RecordHeader::parse(header, max).map(|h| h.payload_len + 16),
+        };
+        assert_eq!(payload.map(|n| n + HEADER_LEN), expected);
+    }
 }
 
-/// Decodes `chunks` with a `FrameDecoder`, checking it as it goes. Returns
-/// the frames and the error that stopped it, if any.
-fn decode(chunks: &[&[u8]], stream: &[u8], max: usize) -> (Vec<Vec<u8>>, Option<Error>) {
-    let mut decoder = FrameDecoder::new(max);
-    let mut frames = Vec::new();
+/// `Codec::split` over `stream` (at a unit boundary) reads it as documented.
+fn check_split(framing: Framing, max: usize, stream: &[u8]) {
+    let documented = DocumentedUnits::read(stream, framing, framing, max);
+    let expected = match documented.bad {
+        Some((_, e)) => Err(e),
+        None => Ok(Split {
+            whole: documented.whole(),
+            units: documented.units.len(),
+            next_len: documented.next_len,
+        }),
+    };
+    assert_eq!(Codec::new(framing, max).split(stream), expected);
+}
+
+/// Decodes `chunks` with a `Decoder`, checking every result against the
+/// documented reading `expected`. Returns the units (ranges of `stream`) and
+/// the error that stopped it, if any.
+fn decode(
+    chunks: &[&[u8]],
+    stream: &[u8],
+    expected: &DocumentedUnits,
+    first: Framing,
+    then: Framing,
+    max: usize,
+    take: bool,
+) -> (Vec<Range<usize>>, Option<Error>) {
+    let mut d = Decoder::new(Codec::new(first, max));
+    let mut got: Vec<Range<usize>> = Vec::new();
     let mut pushed = 0;
-    let mut consumed = 0;
+    // The replacement buffers `take_reassembled` hands in have this capacity.
+    let spare = if take { 8 } else { 0 };
     for chunk in chunks {
-        decoder.push(chunk);
+        // `base`: offset in `stream` of `data[0]`.
+        let mut base = pushed;
+        let mut data = *chunk;
         pushed += chunk.len();
         loop {
-            match decoder.next_frame() {
-                Ok(Some(payload)) => {
-                    let len = payload.len();
-                    assert!(len <= max, "a frame over the maximum came out");
-                    let end = consumed + FRAME_HEADER_LEN + len;
-                    assert!(end <= pushed, "a frame from bytes not pushed yet");
-                    assert_eq!(
-                        &stream[consumed..consumed + FRAME_HEADER_LEN],
-                        &(len as u32).to_be_bytes()
-                    );
-                    assert_eq!(payload, &stream[consumed + FRAME_HEADER_LEN..end]);
-                    frames.push(payload.to_vec());
-                    consumed = end;
-                }
-                Ok(None) => {
-                    let pending = &stream[consumed..pushed];
-                    assert_eq!(decoder.buffered(), pending.len());
-                    if pending.len() >= FRAME_HEADER_LEN {
-                        let len = u32::from_be_bytes(pending[..4].try_into().unwrap()) as usize;
-                        assert!(
-                            len <= max && pending.len() < FRAME_HEADER_LEN + len,
-                            "a whole frame left in the buffer"
-                        );
-                    }
-                    assert!(
-                        decoder.buffered() < FRAME_HEADER_LEN + max,
-                        "buffer holds more than one partial frame"
-                    );
-                    break;
-                }
+            let codec = d.codec();
+            let out = match d.decode(data) {
+                Ok(out) => out,
                 Err(e) => {
-                    let len = u32::from_be_bytes(stream[consumed..consumed + 4].try_into().unwrap())
-                        as usize;
-                    assert_eq!(e, Error::FrameTooLarge { len, max });
-                    assert_eq!(decoder.next_frame(), Err(e.clone()), "error not repeated");
-                    assert_eq!(decoder.buffered(), pushed - consumed);
-                    return (frames, Some(e));
+                    let (at, documented) = expected.bad.clone().expect("an error on good units");
+                    assert_eq!(e, documented);
+                    assert_eq!(got, expected.units, "an error before all units came out");
+                    assert!(
+                        at + HEADER_LEN <= pushed,
+                        "an error before its header arrived"
+                    );
+                    assert_eq!(d.decode(&[0; 3]), Err(e.clone()), "error not kept");
+                    assert!(d.buffered() <= HEADER_LEN, "kept a refused unit");
+                    assert!(d.capacity() <= largest(expected, pushed).max(spare));
+                    return (got, Some(e));
                 }
+            };
+            assert!(out.consumed <= data.len());
+            assert!(data.is_empty() || out.consumed > 0, "no progress");
+            assert!(out.run.start <= out.run.end && out.run.end <= out.consumed);
+            if out.reassembled {
+                let unit = if take {
+                    d.take_reassembled(Vec::with_capacity(spare))
+                } else {
+                    d.reassembled_mut().to_vec()
+                };
+                let next = expected
+                    .units
+                    .get(got.len())
+                    .expect("a unit not in the stream");
+                assert_eq!(unit, &stream[next.clone()], "a reassembled unit differs");
+                assert!(next.start < base, "reassembled a unit begun in this call");
+                assert_eq!(next.end, base + out.run.start);
+                got.push(next.clone());
+            } else {
+                assert_eq!(out.run.start, 0);
+            }
+            assert!(d.reassembled_mut().is_empty() || !take);
+            let run = &data[out.run.clone()];
+            assert_eq!(
+                codec.split(run),
+                Ok(Split {
+                    whole: run.len(),
+                    units: out.units,
+                    next_len: None
+                })
+            );
+            let mut n = 0;
+            for unit in codec.units(run) {
+                let unit = unit.expect("a bad header in a run");
+                let at = base + out.run.start;
+                let next = expected
+                    .units
+                    .get(got.len())
+                    .expect("a unit not in the stream");
+                assert_eq!(
+                    at + unit.start..at + unit.end,
+                    *next,
+                    "an in-place unit differs"
+                );
+                got.push(next.clone());
+                n += 1;
+            }
+            assert_eq!(n, out.units);
+            if codec.framing() == Framing::Handshake && out.reassembled as usize + n > 0 {
+                assert_eq!(
+                    out.reassembled as usize + n,
+                    1,
+                    "two handshake frames at once"
+                );
+                assert_eq!(
+                    out.consumed, out.run.end,
+                    "did not stop after the handshake frame"
+                );
+            }
+            if !got.is_empty() && d.codec().framing() != then {
+                d.set_framing(then);
+                assert_eq!(d.codec(), Codec::new(then, max));
+            }
+            base += out.consumed;
+            data = &data[out.consumed..];
+            if data.is_empty() {
+                break;
             }
         }
+        // Everything pushed was read: what is held is exactly the
+        // incomplete unit's received bytes, and no bad header is complete.
+        assert_eq!(got.as_slice(), &expected.units[..got.len()]);
+        let whole_end = got.last().map_or(0, |u| u.end);
+        assert_eq!(d.buffered(), pushed - whole_end, "buffered bytes");
+        if let Some((at, _)) = &expected.bad {
+            assert!(at + HEADER_LEN > pushed, "a bad header not refused at once");
+        }
+        assert!(
+            d.capacity() <= largest(expected, pushed).max(spare),
+            "memory beyond the unit"
+        );
     }
-    (frames, None)
+    assert_eq!(got, expected.units);
+    (got, None)
+}
+
+/// The largest unit whose header (all 4 bytes) was among the first `pushed`
+/// bytes and passed: all the memory a decoder may hold (at least a header).
+fn largest(expected: &DocumentedUnits, pushed: usize) -> usize {
+    let mut most = HEADER_LEN;
+    for unit in &expected.units {
+        if unit.start + HEADER_LEN <= pushed {
+            most = most.max(unit.len());
+        }
+    }
+    if let Some(len) = expected.next_len {
+        if expected.whole() + HEADER_LEN <= pushed {
+            most = most.max(len);
+        }
+    }
+    most
 }

@@ -4,7 +4,9 @@
 //! accepted is byte for byte what the genuine peer seals for that payload.
 
 use stcp_proto::handshake::{HANDSHAKE_MAX_LEN, HELLO_PREFIX_LEN, MAGIC, VERSION};
-use stcp_proto::{Connection, Error, Event, RecordHeader, FRAME_HEADER_LEN, RECORD_HEADER_LEN};
+use stcp_proto::{
+    Connection, Error, Event, Framing, RecordHeader, FRAME_HEADER_LEN, RECORD_HEADER_LEN,
+};
 use std::ops::Range;
 
 /// Noise message length of both handshake messages: `e` and a tag.
@@ -234,4 +236,83 @@ pub fn opened_len(stream: &[u8], max_payload: usize, log: &EventLog) -> usize {
         .get(..log.opened.len())
         .and_then(|spans| spans.last())
         .map_or(0, |span| span.end)
+}
+
+/// The whole length (header included) of the unit a 4-byte header announces
+/// under `framing` with payload limit `max`, read from the documented
+/// header formats (docs/PROTOCOL.md), not from the codec: handshake frames
+/// and plain frames are a big-endian length; a record header is the type in
+/// the top 4 bits (0 data, 1 close) and the length of ciphertext + 16-byte
+/// tag in the low 28, its payload limit capped by what 28 bits can carry.
+pub fn documented_unit_len(framing: Framing, max: usize, header: [u8; 4]) -> Result<usize, Error> {
+    let word = u32::from_be_bytes(header) as usize;
+    match framing {
+        Framing::Handshake if word > HANDSHAKE_MAX_LEN => Err(Error::HandshakeTooLarge {
+            len: word,
+            max: HANDSHAKE_MAX_LEN,
+        }),
+        Framing::Frames if word > max => Err(Error::FrameTooLarge { len: word, max }),
+        Framing::Handshake | Framing::Frames => Ok(4 + word),
+        Framing::Records => {
+            let kind = header[0] >> 4;
+            if kind > 1 {
+                return Err(Error::BadRecordType(kind));
+            }
+            let body = word & 0x0fff_ffff;
+            if body < 16 {
+                return Err(Error::BadLength);
+            }
+            let max = max.min((1 << 28) - 1 - 16);
+            if body - 16 > max {
+                return Err(Error::FrameTooLarge {
+                    len: body - 16,
+                    max,
+                });
+            }
+            Ok(4 + body)
+        }
+    }
+}
+
+/// How a stream reads unit by unit under the documented header formats.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct DocumentedUnits {
+    /// The whole units from the start, in order.
+    pub units: Vec<Range<usize>>,
+    /// Where a bad header starts, and its error; reading stops there.
+    pub bad: Option<(usize, Error)>,
+    /// The whole length of the incomplete unit at the end, once its header is there.
+    pub next_len: Option<usize>,
+}
+
+impl DocumentedUnits {
+    /// Reads `stream`: the first unit under `first`, every later one under
+    /// `then` (a handshake frame, then records; or one framing throughout).
+    pub fn read(stream: &[u8], first: Framing, then: Framing, max: usize) -> Self {
+        let mut out = DocumentedUnits::default();
+        let mut pos = 0;
+        while let Some(header) = stream.get(pos..pos + 4) {
+            let framing = if out.units.is_empty() { first } else { then };
+            match documented_unit_len(framing, max, header.try_into().unwrap()) {
+                Err(e) => {
+                    out.bad = Some((pos, e));
+                    break;
+                }
+                Ok(len) if pos + len <= stream.len() => {
+                    out.units.push(pos..pos + len);
+                    pos += len;
+                }
+                Ok(len) => {
+                    out.next_len = Some(len);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// End of the last whole unit.
+    pub fn whole(&self) -> usize {
+        self.units.last().map_or(0, |u| u.end)
+    }
 }

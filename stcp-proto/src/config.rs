@@ -1,7 +1,7 @@
 //! What each side of a connection is configured with.
 
+use crate::codec::DEFAULT_MAX_FRAME;
 use crate::crypto::{CryptoProvider, AWS_LC};
-use crate::frame::DEFAULT_MAX_FRAME;
 use crate::keys::StaticKeypair;
 
 /// A server's configuration.

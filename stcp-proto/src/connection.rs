@@ -4,16 +4,19 @@
 //! [`Connection::poll_event`], drive the handshake deadline with
 //! [`Connection::poll_timeout`] / [`Connection::handle_timeout`].
 //!
-//! It serves tests, fuzzers and simple drivers. It copies each received frame
-//! into an [`Event::Frame`]; the server and load generator instead use the
+//! It serves tests, fuzzers and simple drivers. Received bytes go through a
+//! [`Decoder`] (handshake framing, then records; plain frames in TCP mode),
+//! like every other reader of peer bytes; each received frame is copied into
+//! an [`Event::Frame`]. The server and load generator use the decoder and the
 //! record layer directly on their own buffers to avoid that copy.
 
-use crate::config::{ClientConfig, ServerConfig};
-use crate::frame::{frame_header, frame_len, FRAME_HEADER_LEN};
-use crate::handshake::{handshake_frame_len, ClientHandshake, ServerHandshake};
-use crate::record::{
-    write_record_header, RecordOpener, RecordSealer, RecordType, RECORD_HEADER_LEN, RECORD_OVERHEAD,
+use crate::codec::{
+    frame_header, write_record_header, Codec, Decoder, Framing, RecordType, FRAME_HEADER_LEN,
+    RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
 };
+use crate::config::{ClientConfig, ServerConfig};
+use crate::handshake::{ClientHandshake, ServerHandshake};
+use crate::record::{RecordOpener, RecordSealer};
 use crate::Error;
 use std::collections::VecDeque;
 use std::fmt;
@@ -89,11 +92,11 @@ enum State {
 pub struct Connection {
     mode: Mode,
     state: State,
-    max_frame: usize,
     sealer: Option<RecordSealer>,
     opener: Option<RecordOpener>,
-    rx: Vec<u8>,
-    rx_start: usize,
+    /// Reads the peer's bytes: handshake frames, then records (STCP), or
+    /// plain frames (TCP). Holds at most one incomplete unit.
+    decoder: Decoder,
     tx: Vec<u8>,
     tx_start: usize,
     events: VecDeque<Event>,
@@ -104,14 +107,16 @@ pub struct Connection {
 
 impl Connection {
     fn new(mode: Mode, state: State, max_frame: usize, deadline: Option<Instant>) -> Self {
+        let framing = match mode {
+            Mode::Stcp => Framing::Handshake,
+            Mode::Tcp => Framing::Frames,
+        };
         Connection {
             mode,
             state,
-            max_frame,
             sealer: None,
             opener: None,
-            rx: Vec::new(),
-            rx_start: 0,
+            decoder: Decoder::new(Codec::new(framing, max_frame)),
             tx: Vec::new(),
             tx_start: 0,
             events: VecDeque::new(),
@@ -213,50 +218,46 @@ impl Connection {
                 return Err(self.fail(Error::HandshakeTimeout));
             }
         }
-        if self.rx_start == self.rx.len() {
-            self.rx.clear();
-            self.rx_start = 0;
-        }
-        self.rx.extend_from_slice(data);
-        let result = self.process();
-        if self.rx_start > 0 && self.rx_start >= self.rx.len() / 2 {
-            self.rx.drain(..self.rx_start);
-            self.rx_start = 0;
-        }
-        result.map_err(|e| self.fail(e))
+        self.process(data).map_err(|e| self.fail(e))
     }
 
-    fn process(&mut self) -> Result<(), Error> {
-        loop {
-            let pending = &self.rx[self.rx_start..];
-            if pending.len() < FRAME_HEADER_LEN {
-                return Ok(());
-            }
-            let header = [pending[0], pending[1], pending[2], pending[3]];
-            let frame_total = match (&self.state, self.mode) {
-                (State::Established, Mode::Tcp) => {
-                    FRAME_HEADER_LEN + frame_len(header, self.max_frame)?
-                }
-                (State::Established, Mode::Stcp) => match &self.opener {
-                    Some(opener) => opener.parse_header(header)?.record_len(),
-                    None => return Err(Error::NotEstablished),
-                },
-                (State::Failed(e), _) => return Err(e.clone()),
-                _ => FRAME_HEADER_LEN + handshake_frame_len(header)?,
-            };
-            if pending.len() < frame_total {
-                return Ok(());
-            }
-            let begin = self.rx_start;
-            self.rx_start += frame_total;
-            self.handle_frame(begin, frame_total)?;
-        }
+    fn process(&mut self, data: &[u8]) -> Result<(), Error> {
+        // The decoder leaves `self` while its units are handled, so that a
+        // reassembled unit can be read in its buffer as `self` changes.
+        let placeholder = Decoder::new(self.decoder.codec());
+        let mut decoder = std::mem::replace(&mut self.decoder, placeholder);
+        let result = self.decode_with(&mut decoder, data);
+        self.decoder = decoder;
+        result
     }
 
-    fn handle_frame(&mut self, begin: usize, len: usize) -> Result<(), Error> {
+    fn decode_with(&mut self, decoder: &mut Decoder, mut data: &[u8]) -> Result<(), Error> {
+        while !data.is_empty() {
+            let out = decoder.decode(data)?;
+            if out.reassembled {
+                self.handle_unit(decoder.reassembled_mut())?;
+            }
+            let run = &data[out.run];
+            for unit in decoder.codec().units(run) {
+                self.handle_unit(&run[unit?])?;
+            }
+            if self.is_established() && decoder.codec().framing() == Framing::Handshake {
+                // The handshake frame just handled was the last one.
+                decoder.set_framing(Framing::Records);
+            }
+            if out.consumed == 0 {
+                break;
+            }
+            data = &data[out.consumed..];
+        }
+        Ok(())
+    }
+
+    /// Handles one whole unit, header included.
+    fn handle_unit(&mut self, unit: &[u8]) -> Result<(), Error> {
         match std::mem::replace(&mut self.state, State::Poisoned) {
             State::ClientHandshaking(handshake) => {
-                let session = handshake.finish(&self.rx[begin + FRAME_HEADER_LEN..begin + len])?;
+                let session = handshake.finish(&unit[FRAME_HEADER_LEN..])?;
                 self.start_session(session);
             }
             State::ServerHandshaking { config, rng_seed } => {
@@ -264,7 +265,7 @@ impl Connection {
                 let session = ServerHandshake::accept(
                     &config,
                     rng_seed,
-                    &self.rx[begin + FRAME_HEADER_LEN..begin + len],
+                    &unit[FRAME_HEADER_LEN..],
                     &mut reply,
                 )?;
                 self.tx.extend_from_slice(&reply);
@@ -272,20 +273,26 @@ impl Connection {
             }
             State::Established => {
                 self.state = State::Established;
-                let frame = &mut self.rx[begin..begin + len];
                 match (self.mode, self.opener.as_mut()) {
                     (Mode::Tcp, _) => self
                         .events
-                        .push_back(Event::Frame(frame[FRAME_HEADER_LEN..].to_vec())),
-                    (Mode::Stcp, Some(opener)) => match opener.open(frame)? {
-                        RecordType::Data => self.events.push_back(Event::Frame(
-                            frame[RECORD_HEADER_LEN..len - crate::TAG_LEN].to_vec(),
-                        )),
-                        RecordType::Close => {
-                            self.peer_closed = true;
-                            self.events.push_back(Event::Closed);
+                        .push_back(Event::Frame(unit[FRAME_HEADER_LEN..].to_vec())),
+                    (Mode::Stcp, Some(opener)) => {
+                        // Opened in its own buffer, which becomes the event's.
+                        let mut record = unit.to_vec();
+                        match opener.open(&mut record)? {
+                            RecordType::Data => {
+                                let end = record.len() - TAG_LEN;
+                                record.copy_within(RECORD_HEADER_LEN..end, 0);
+                                record.truncate(end - RECORD_HEADER_LEN);
+                                self.events.push_back(Event::Frame(record));
+                            }
+                            RecordType::Close => {
+                                self.peer_closed = true;
+                                self.events.push_back(Event::Closed);
+                            }
                         }
-                    },
+                    }
                     (Mode::Stcp, None) => return Err(Error::NotEstablished),
                 }
             }
@@ -313,7 +320,7 @@ impl Connection {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
-        let partial = self.rx_start < self.rx.len();
+        let partial = self.decoder.buffered() != 0;
         let clean = match self.mode {
             Mode::Tcp => !partial,
             Mode::Stcp => self.peer_closed && !partial,

@@ -10,19 +10,14 @@
 //! in transit fails authentication. The split keys leave snow
 //! (`risky-raw-split`) and go into our own [`RecordSealer`]/[`RecordOpener`].
 
+use crate::codec::{frame_header, FRAME_HEADER_LEN};
 use crate::config::{ClientConfig, ServerConfig};
-use crate::frame::{frame_header, frame_len, FRAME_HEADER_LEN};
 use crate::record::{RecordOpener, RecordSealer, MAX_RECORD_PAYLOAD};
+use crate::resolver::SeededResolver;
 use crate::Error;
-use rand_chacha::ChaCha20Rng;
-use rand_core::{CryptoRng, RngCore, SeedableRng};
-use snow::params::{CipherChoice, DHChoice, HashChoice};
-use snow::resolvers::{CryptoResolver, DefaultResolver};
-use snow::types::{Cipher, Dh, Hash, Random};
 use snow::{Builder, HandshakeState};
 
-/// Largest handshake frame payload either side accepts, checked from the header.
-pub const HANDSHAKE_MAX_LEN: usize = 256;
+pub use crate::codec::{handshake_frame_len, HANDSHAKE_MAX_LEN};
 /// The first bytes of every client hello.
 pub const MAGIC: [u8; 4] = *b"STCP";
 /// The protocol version this library speaks.
@@ -49,15 +44,6 @@ pub struct Session {
     pub opener: RecordOpener,
     /// The Noise handshake hash, identical on both sides (channel binding).
     pub handshake_hash: [u8; 32],
-}
-
-/// Reads a handshake frame header, refusing one over [`HANDSHAKE_MAX_LEN`]
-/// before anything is buffered.
-pub fn handshake_frame_len(header: [u8; FRAME_HEADER_LEN]) -> Result<usize, Error> {
-    frame_len(header, HANDSHAKE_MAX_LEN).map_err(|e| match e {
-        Error::FrameTooLarge { len, max } => Error::HandshakeTooLarge { len, max },
-        other => other,
-    })
 }
 
 fn hello_prefix(pattern: u8) -> [u8; HELLO_PREFIX_LEN] {
@@ -264,56 +250,5 @@ impl ServerHandshake {
         let mut prefix = [0u8; HELLO_PREFIX_LEN];
         prefix.copy_from_slice(&hello[..HELLO_PREFIX_LEN]);
         Ok(prefix)
-    }
-}
-
-/// A snow resolver whose randomness comes from the caller's seed, so
-/// handshakes are deterministic under test; everything else is snow's default.
-pub(crate) struct SeededResolver {
-    seed: [u8; 32],
-    inner: DefaultResolver,
-}
-
-impl SeededResolver {
-    pub(crate) fn new(seed: [u8; 32]) -> Self {
-        SeededResolver {
-            seed,
-            inner: DefaultResolver,
-        }
-    }
-}
-
-struct SeededRng(ChaCha20Rng);
-
-impl RngCore for SeededRng {
-    fn next_u32(&mut self) -> u32 {
-        self.0.next_u32()
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.0.try_fill_bytes(dest)
-    }
-}
-
-impl CryptoRng for SeededRng {}
-impl Random for SeededRng {}
-
-impl CryptoResolver for SeededResolver {
-    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        Some(Box::new(SeededRng(ChaCha20Rng::from_seed(self.seed))))
-    }
-    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        self.inner.resolve_dh(choice)
-    }
-    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
-        self.inner.resolve_hash(choice)
-    }
-    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        self.inner.resolve_cipher(choice)
     }
 }

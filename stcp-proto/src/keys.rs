@@ -6,7 +6,7 @@
 //! way. A PSK file holds 32 random bytes as 64 hex digits, mode 0600. Like
 //! ssh, a secret file that group or others may read is refused.
 
-use crate::handshake::SeededResolver;
+use crate::resolver::SeededResolver;
 use snow::params::DHChoice;
 use snow::resolvers::CryptoResolver;
 use std::fs::{self, OpenOptions};

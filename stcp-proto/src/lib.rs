@@ -6,7 +6,9 @@
 //! state machines. The wire format is specified in `docs/PROTOCOL.md`.
 //!
 //! Layers, bottom up:
-//! - [`frame`]: 4-byte big-endian length + payload; raw TCP mode is exactly this.
+//! - [`codec`]: the one reader of peer bytes: unit headers (handshake frames,
+//!   records, plain frames) with every limit checked, and the incremental
+//!   zero-copy [`Decoder`]. Raw TCP mode is exactly its plain frames.
 //! - [`crypto`]: the AES-256-GCM provider abstraction and its two backends.
 //! - [`record`]: encrypted records (one application frame = one record), their
 //!   per-direction counters, rekeying and the authenticated close.
@@ -15,20 +17,23 @@
 //!   tests, fuzzers and simple drivers; fast drivers use the layers directly.
 //! - [`keys`]: static keypair generation and key files.
 
+pub mod codec;
 pub mod config;
 pub mod connection;
 pub mod crypto;
 pub mod error;
-pub mod frame;
 pub mod handshake;
 pub mod keys;
 pub mod record;
+mod resolver;
 
+pub use codec::{
+    frame_len, Codec, Decoded, Decoder, Framing, Split, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN,
+};
 pub use config::{ClientConfig, ServerConfig};
 pub use connection::{Connection, Event, Mode};
 pub use crypto::{AeadKey, CryptoBackend, CryptoProvider, AWS_LC, RUSTCRYPTO};
 pub use error::Error;
-pub use frame::{frame_len, FrameDecoder, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN};
 pub use handshake::{ClientHandshake, ServerHandshake, Session, HANDSHAKE_MAX_LEN};
 pub use keys::{
     load_keypair, load_or_create_keypair, load_psk, load_public_key, public_key_path, KeyFileError,
@@ -38,3 +43,10 @@ pub use record::{
     open_batch, seal_batch, write_record_header, CipherState, RecordHeader, RecordOpener,
     RecordSealer, RecordType, RekeyPolicy, RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
 };
+
+/// Plain frames: the old home of the frame header functions, kept so existing
+/// paths (`stcp_proto::frame::FRAME_HEADER_LEN`...) still work. They live in
+/// [`codec`]; decode with [`codec::Decoder`] and [`codec::Framing::Frames`].
+pub mod frame {
+    pub use crate::codec::{frame_header, frame_len, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN};
+}

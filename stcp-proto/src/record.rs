@@ -10,96 +10,13 @@
 //! ([`RekeyPolicy`]). Sealing and opening work in place, one record or many
 //! connections' records in one batch, without allocating.
 
-use crate::crypto::{AeadKey, CryptoProvider, AEAD_TAG_LEN, KEY_LEN, NONCE_LEN};
+pub use crate::codec::{
+    write_record_header, RecordHeader, RecordType, MAX_RECORD_BODY, MAX_RECORD_PAYLOAD,
+    RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
+};
+use crate::codec::{Codec, Framing};
+use crate::crypto::{AeadKey, CryptoProvider, KEY_LEN, NONCE_LEN};
 use crate::Error;
-
-/// Bytes in a record header.
-pub const RECORD_HEADER_LEN: usize = 4;
-/// Bytes in a record's authentication tag.
-pub const TAG_LEN: usize = AEAD_TAG_LEN;
-/// Header plus tag: what a record adds to its payload.
-pub const RECORD_OVERHEAD: usize = RECORD_HEADER_LEN + TAG_LEN;
-/// Largest value of the 28-bit length field (ciphertext + tag).
-pub const MAX_RECORD_BODY: usize = (1 << 28) - 1;
-/// Largest payload a record can carry, whatever the configuration.
-pub const MAX_RECORD_PAYLOAD: usize = MAX_RECORD_BODY - TAG_LEN;
-
-const LENGTH_MASK: u32 = (1 << 28) - 1;
-const TYPE_SHIFT: u32 = 28;
-
-/// What a record carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum RecordType {
-    /// One application frame.
-    Data = 0,
-    /// The authenticated end of this direction; its payload is empty.
-    Close = 1,
-}
-
-impl RecordType {
-    fn from_bits(bits: u8) -> Result<Self, Error> {
-        match bits {
-            0 => Ok(RecordType::Data),
-            1 => Ok(RecordType::Close),
-            other => Err(Error::BadRecordType(other)),
-        }
-    }
-}
-
-/// A decoded record header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RecordHeader {
-    /// The record's type.
-    pub kind: RecordType,
-    /// Plaintext bytes the record carries (its length field minus the tag).
-    pub payload_len: usize,
-}
-
-impl RecordHeader {
-    /// Decodes a header, refusing unknown types, a length field shorter than
-    /// a tag, and payloads over `max_payload`: all before the caller buffers
-    /// anything for the record.
-    #[inline]
-    pub fn parse(bytes: [u8; RECORD_HEADER_LEN], max_payload: usize) -> Result<Self, Error> {
-        let raw = u32::from_be_bytes(bytes);
-        let kind = RecordType::from_bits((raw >> TYPE_SHIFT) as u8)?;
-        let body = (raw & LENGTH_MASK) as usize;
-        let payload_len = body.checked_sub(TAG_LEN).ok_or(Error::BadLength)?;
-        if payload_len > max_payload {
-            return Err(Error::FrameTooLarge {
-                len: payload_len,
-                max: max_payload,
-            });
-        }
-        Ok(RecordHeader { kind, payload_len })
-    }
-
-    /// Encodes the header. `payload_len` must be at most [`MAX_RECORD_PAYLOAD`].
-    #[inline]
-    pub fn encode(&self) -> [u8; RECORD_HEADER_LEN] {
-        assert!(
-            self.payload_len <= MAX_RECORD_PAYLOAD,
-            "record payload too large"
-        );
-        let raw = ((self.kind as u32) << TYPE_SHIFT) | (self.payload_len + TAG_LEN) as u32;
-        raw.to_be_bytes()
-    }
-
-    /// Bytes of the whole record on the wire.
-    #[inline]
-    pub fn record_len(&self) -> usize {
-        RECORD_OVERHEAD + self.payload_len
-    }
-}
-
-/// Writes the header of a `kind` record carrying `payload_len` bytes into
-/// `buf[..4]`. The caller puts the payload at `buf[4..4 + payload_len]` and
-/// leaves 16 bytes after it for the tag, then calls [`RecordSealer::seal`].
-#[inline]
-pub fn write_record_header(buf: &mut [u8], kind: RecordType, payload_len: usize) {
-    buf[..RECORD_HEADER_LEN].copy_from_slice(&RecordHeader { kind, payload_len }.encode());
-}
 
 /// When a direction's key is replaced with Noise's `Rekey()`.
 ///
@@ -263,12 +180,14 @@ struct RecordParts<'a> {
     tag: &'a mut [u8; TAG_LEN],
 }
 
+/// Splits one whole record (`record` must be exactly one) into its parts,
+/// its header read by the codec's record header parser.
 #[inline]
 fn split_record(record: &mut [u8], max_payload: usize) -> Result<RecordParts<'_>, Error> {
-    if record.len() < RECORD_OVERHEAD {
+    let Some(bytes) = record.first_chunk::<RECORD_HEADER_LEN>() else {
         return Err(Error::BadLength);
-    }
-    let header = RecordHeader::parse([record[0], record[1], record[2], record[3]], max_payload)?;
+    };
+    let header = RecordHeader::parse(*bytes, max_payload)?;
     if header.record_len() != record.len() {
         return Err(Error::BadLength);
     }
@@ -458,24 +377,27 @@ impl RecordOpener {
     }
 }
 
+/// Calls `f` on each record of `buf`, which must hold whole records back to
+/// back (a cut record at the end is [`Error::BadLength`]); each header is read
+/// by the codec with `max_payload`. Stops at the first error.
 fn for_each_record(
     buf: &mut [u8],
     max_payload: usize,
     mut f: impl FnMut(&mut [u8]) -> Result<(), Error>,
 ) -> Result<usize, Error> {
+    let codec = Codec::new(Framing::Records, max_payload);
     let mut pos = 0;
     let mut count = 0;
     while pos < buf.len() {
         let rest = &mut buf[pos..];
-        if rest.len() < RECORD_HEADER_LEN {
+        let Some(header) = rest.first_chunk::<RECORD_HEADER_LEN>() else {
             return Err(Error::BadLength);
-        }
-        let header = RecordHeader::parse([rest[0], rest[1], rest[2], rest[3]], max_payload)?;
-        let len = header.record_len();
-        if rest.len() < len {
+        };
+        let len = codec.unit_len(*header)?;
+        let Some(record) = rest.get_mut(..len) else {
             return Err(Error::BadLength);
-        }
-        f(&mut rest[..len])?;
+        };
+        f(record)?;
         pos += len;
         count += 1;
     }
@@ -517,28 +439,6 @@ mod tests {
         write_record_header(&mut buf, kind, payload.len());
         buf[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload.len()].copy_from_slice(payload);
         buf
-    }
-
-    #[test]
-    fn header_round_trips_and_checks() {
-        let h = RecordHeader {
-            kind: RecordType::Close,
-            payload_len: 0,
-        };
-        assert_eq!(h.encode(), [0x10, 0, 0, 16]);
-        assert_eq!(RecordHeader::parse(h.encode(), 10), Ok(h));
-        assert_eq!(
-            RecordHeader::parse([0x20, 0, 0, 16], 10),
-            Err(Error::BadRecordType(2))
-        );
-        assert_eq!(
-            RecordHeader::parse([0, 0, 0, 15], 10),
-            Err(Error::BadLength)
-        );
-        assert!(matches!(
-            RecordHeader::parse([0, 0, 0, 27], 10),
-            Err(Error::FrameTooLarge { len: 11, max: 10 })
-        ));
     }
 
     #[test]

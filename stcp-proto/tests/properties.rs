@@ -1,13 +1,16 @@
 //! Property tests: any split of a byte stream decodes to the same frames, in
-//! TCP and STCP mode; seal then open is the identity; batches equal one-by-one.
+//! TCP and STCP mode, and the codec's decoder returns the same units for any
+//! split in every framing; seal then open is the identity; batches equal
+//! one-by-one.
 
 mod common;
 
 use common::{payload_of, plain_record, session_pair};
 use proptest::prelude::*;
 use stcp_proto::{
-    frame::frame_header, open_batch, seal_batch, ClientConfig, Connection, CryptoBackend, Event,
-    FrameDecoder, Mode, RecordType, ServerConfig, StaticKeypair,
+    frame::frame_header, open_batch, seal_batch, write_record_header, ClientConfig, Codec,
+    Connection, CryptoBackend, Decoder, Event, Framing, Mode, RecordType, ServerConfig,
+    StaticKeypair, HANDSHAKE_MAX_LEN, RECORD_OVERHEAD,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,17 +32,68 @@ fn chunks(stream: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn decode_plain(chunks: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut d = FrameDecoder::new(1 << 16);
-    let mut out = Vec::new();
-    for c in chunks {
-        d.push(c);
-        while let Some(f) = d.next_frame().unwrap() {
-            out.push(f.to_vec());
+/// Decodes `chunks` with a `Decoder` of `framing`, returning every unit
+/// (header included: reassembled ones and in-place runs, in order) and the
+/// largest `buffered()` seen. Under `Framing::Handshake` every unit is read as
+/// a handshake frame (the framing is set again after each stop).
+fn decode_units(framing: Framing, max: usize, chunks: &[Vec<u8>]) -> (Vec<Vec<u8>>, usize) {
+    let mut d = Decoder::new(Codec::new(framing, max));
+    let mut units = Vec::new();
+    let mut most = 0;
+    for chunk in chunks {
+        let mut data = &chunk[..];
+        while !data.is_empty() {
+            let out = d.decode(data).unwrap();
+            assert!(out.consumed > 0 && out.consumed <= data.len());
+            if out.reassembled {
+                units.push(d.reassembled_mut().to_vec());
+            }
+            let run = &data[out.run.clone()];
+            let split = d.codec().split(run).unwrap();
+            assert_eq!(
+                (split.whole, split.units, split.next_len),
+                (run.len(), out.units, None)
+            );
+            for unit in d.codec().units(run) {
+                units.push(run[unit.unwrap()].to_vec());
+            }
+            most = most.max(d.buffered());
+            d.set_framing(framing);
+            data = &data[out.consumed..];
         }
+        most = most.max(d.buffered());
     }
     assert_eq!(d.buffered(), 0);
-    out
+    (units, most)
+}
+
+fn decode_plain(chunks: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    decode_units(Framing::Frames, 1 << 16, chunks)
+        .0
+        .into_iter()
+        .map(|unit| unit[4..].to_vec())
+        .collect()
+}
+
+/// One unit of `framing` carrying `payload` (records unsealed: the codec
+/// reads only headers).
+fn unit_of(framing: Framing, payload: &[u8], close: bool) -> Vec<u8> {
+    match framing {
+        Framing::Records => {
+            let mut unit = vec![0x5a; RECORD_OVERHEAD + payload.len()];
+            let kind = if close {
+                RecordType::Close
+            } else {
+                RecordType::Data
+            };
+            write_record_header(&mut unit, kind, payload.len());
+            unit[4..4 + payload.len()].copy_from_slice(payload);
+            unit
+        }
+        Framing::Frames | Framing::Handshake => {
+            [&frame_header(payload.len())[..], payload].concat()
+        }
+    }
 }
 
 /// Runs a client/server handshake, has the client send `frames`, and feeds
@@ -91,6 +145,33 @@ proptest! {
         prop_assert_eq!(&whole, &frames);
         prop_assert_eq!(&decode_plain(&bytewise), &frames);
         prop_assert_eq!(&decode_plain(&chunks(&stream, &cuts)), &frames);
+    }
+
+    #[test]
+    fn decoder_units_are_the_same_for_any_split(
+        framing in prop::sample::select(vec![Framing::Handshake, Framing::Records, Framing::Frames]),
+        payloads in prop::collection::vec((prop::collection::vec(any::<u8>(), 0..300), any::<bool>()), 0..12),
+        cuts in prop::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let max = match framing {
+            Framing::Handshake => HANDSHAKE_MAX_LEN,
+            _ => 300,
+        };
+        let units: Vec<Vec<u8>> = payloads
+            .iter()
+            .map(|(p, close)| unit_of(framing, &p[..p.len().min(max)], *close))
+            .collect();
+        let stream = units.concat();
+        let largest = units.iter().map(Vec::len).max().unwrap_or(0);
+        let (whole, most) = decode_units(framing, max, std::slice::from_ref(&stream));
+        prop_assert_eq!(&whole, &units);
+        prop_assert_eq!(most, 0);
+        let bytewise: Vec<Vec<u8>> = stream.iter().map(|b| vec![*b]).collect();
+        for split in [bytewise, chunks(&stream, &cuts)] {
+            let (got, most) = decode_units(framing, max, &split);
+            prop_assert_eq!(&got, &whole);
+            prop_assert!(most <= largest, "buffered {} > largest unit {}", most, largest);
+        }
     }
 
     #[test]

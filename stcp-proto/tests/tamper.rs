@@ -6,8 +6,8 @@ mod common;
 
 use common::{payload_of, plain_record, session_pair};
 use stcp_proto::{
-    ClientConfig, Connection, CryptoBackend, Error, Event, FrameDecoder, Mode, RecordType,
-    ServerConfig, StaticKeypair,
+    ClientConfig, Codec, Connection, CryptoBackend, Decoder, Error, Event, Framing, Mode,
+    RecordType, ServerConfig, StaticKeypair,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,15 +131,15 @@ fn eof_without_close_is_truncation() {
 #[test]
 fn oversized_frames_are_refused_from_the_header() {
     // Plain frames: the decoder refuses before buffering the body.
-    let mut d = FrameDecoder::new(1024);
-    d.push(&0xFFFF_FFFFu32.to_be_bytes());
+    let mut d = Decoder::new(Codec::new(Framing::Frames, 1024));
     assert!(matches!(
-        d.next_frame(),
+        d.decode(&0xFFFF_FFFFu32.to_be_bytes()),
         Err(Error::FrameTooLarge {
             len: 0xFFFF_FFFF,
             max: 1024
         })
     ));
+    assert_eq!(d.capacity(), 0, "nothing reserved for a refused frame");
     // Records: the opener's header check refuses before the record arrives.
     let (_client, server) = session_pair(CryptoBackend::AwsLc, 1024);
     let header = stcp_proto::RecordHeader {
