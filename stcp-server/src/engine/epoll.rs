@@ -1,7 +1,8 @@
 //! The epoll fallback: tokio with a current-thread runtime per worker thread, one task per
-//! connection. Same protocol logic as the io_uring backend ([`crate::echo`]), simpler IO: read,
-//! echo every whole unit in place (one open/reseal batch per read), write it all, read again, so a
-//! connection never has more than one read's worth of echoes buffered.
+//! connection. Same protocol logic as the io_uring backend ([`crate::echo`], the same
+//! [`stcp_proto::Decoder`]), simpler IO: read, echo every whole unit in place (one open/reseal
+//! batch per run), write it all, read again, so a connection never has more than one read's
+//! worth of echoes buffered, plus the one incomplete unit the decoder holds.
 
 use std::{
     fmt, io,
@@ -10,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stcp_proto::{open_batch, seal_batch, Error, Mode};
+use stcp_proto::{open_batch, seal_batch, Codec, Decoder, Error, Framing, Mode};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -20,13 +21,13 @@ use tokio::{
 
 use super::{Ready, Shared, WorkerListeners};
 use crate::{
-    echo::{accept_handshake, header_at, push_close_record, unit_len, Crypto, Phase, HEADER_LEN},
+    echo::{accept_handshake, push_close_record, Crypto},
     errors::ErrorKind,
     ratelog,
     stats::WorkerCounters,
 };
 
-/// Read buffer growth step.
+/// Bytes one read takes at most.
 const READ_CHUNK: usize = 64 * 1024;
 /// "No idle timeout" as a duration tokio accepts.
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -187,20 +188,20 @@ async fn echo_loop(
     let cfg = &shared.config;
     let counters = shared.stats.worker(index);
     let idle = cfg.idle_timeout.unwrap_or(FOREVER);
-    let mut phase = match mode {
-        Mode::Stcp => Phase::Handshake,
-        Mode::Tcp => Phase::Frames,
+    let framing = match mode {
+        Mode::Stcp => Framing::Handshake,
+        Mode::Tcp => Framing::Frames,
     };
+    let mut decoder = Decoder::new(Codec::new(framing, cfg.max_frame));
     let handshake_deadline = Instant::now() + cfg.handshake_timeout;
     let mut crypto: Option<Box<Crypto>> = None;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // The decoder's previous reassembly buffer, swapped back in for the next one.
+    let mut spare: Vec<u8> = Vec::new();
     let mut held = HeldBytes::new(&counters.conn_buffer_bytes);
     loop {
-        if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-            buf.reserve(READ_CHUNK);
-        }
-        held.track(buf.capacity());
-        let (limit, timeout_kind) = if phase == Phase::Handshake {
+        held.track(buf.capacity() + decoder.capacity() + spare.capacity());
+        let (limit, timeout_kind) = if decoder.codec().framing() == Framing::Handshake {
             (
                 handshake_deadline.saturating_duration_since(Instant::now()),
                 ErrorKind::HandshakeTimeout,
@@ -219,7 +220,7 @@ async fn echo_loop(
                     let mut rec = Vec::new();
                     push_close_record(&mut k.sealer, &mut rec)?;
                     write_with_timeout(stream, &rec, cfg.close_grace).await?;
-                } else if phase == Phase::Handshake {
+                } else if decoder.codec().framing() == Framing::Handshake {
                     return Ok(());
                 }
                 finish(stream, cfg.close_grace).await;
@@ -227,11 +228,11 @@ async fn echo_loop(
             }
         };
         if n == 0 {
-            let clean = buf.is_empty()
-                && match phase {
-                    Phase::Frames => true,
-                    Phase::Records => crypto.as_ref().is_some_and(|k| k.opener.peer_closed()),
-                    Phase::Handshake => false,
+            let clean = decoder.buffered() == 0
+                && match decoder.codec().framing() {
+                    Framing::Frames => true,
+                    Framing::Records => crypto.as_ref().is_some_and(|k| k.opener.peer_closed()),
+                    Framing::Handshake => false,
                 };
             finish(stream, cfg.close_grace).await;
             return if clean {
@@ -241,63 +242,111 @@ async fn echo_loop(
             };
         }
         WorkerCounters::add(&counters.bytes_in, n as u64);
-        held.track(buf.capacity());
 
         let mut pos = 0;
-        while buf.len() - pos >= HEADER_LEN {
-            let opener = crypto.as_deref().map(|k| &k.opener);
-            let need = unit_len(phase, opener, header_at(&buf, pos), cfg.max_frame)?;
-            if buf.len() - pos < need {
-                break;
-            }
-            if phase == Phase::Handshake {
-                let mut reply = Vec::new();
-                crypto = Some(accept_handshake(
-                    &shared.proto,
-                    &buf[pos..pos + need],
-                    &mut reply,
-                )?);
-                phase = Phase::Records;
-                WorkerCounters::add(&counters.handshakes, 1);
-                write_with_timeout(stream, &reply, idle).await?;
-                pos += need;
-                continue;
-            }
-            // A run of whole units, echoed in place with one write.
-            let start = pos;
-            let mut units = 1u64;
-            pos += need;
-            while buf.len() - pos >= HEADER_LEN {
-                let opener = crypto.as_deref().map(|k| &k.opener);
-                let need = unit_len(phase, opener, header_at(&buf, pos), cfg.max_frame)?;
-                if buf.len() - pos < need {
-                    break;
+        while pos < buf.len() {
+            let framing = decoder.codec().framing();
+            let d = decoder.decode(&buf[pos..])?;
+            if d.reassembled {
+                let mut unit = decoder.take_reassembled(std::mem::take(&mut spare));
+                let step = echo(
+                    &mut EchoCtx {
+                        shared,
+                        index,
+                        stream: &mut *stream,
+                        idle,
+                        crypto: &mut crypto,
+                        decoder: &mut decoder,
+                    },
+                    framing,
+                    &mut unit,
+                    1,
+                )
+                .await;
+                spare = unit;
+                if step? == Step::Finished {
+                    return Ok(());
                 }
-                pos += need;
-                units += 1;
             }
-            let run = &mut buf[start..pos];
-            let mut peer_closed = false;
-            if let Some(k) = crypto.as_mut() {
-                let mut opened = Ok(0);
-                open_batch([(&mut k.opener, &mut *run)], |_, r| opened = r);
-                units = opened? as u64;
-                let mut sealed = Ok(0);
-                seal_batch([(&mut k.sealer, &mut *run)], |_, r| sealed = r);
-                sealed?;
-                peer_closed = k.opener.peer_closed();
+            if !d.run.is_empty() {
+                let run = pos + d.run.start..pos + d.run.end;
+                let step = echo(
+                    &mut EchoCtx {
+                        shared,
+                        index,
+                        stream: &mut *stream,
+                        idle,
+                        crypto: &mut crypto,
+                        decoder: &mut decoder,
+                    },
+                    framing,
+                    &mut buf[run],
+                    d.units as u64,
+                )
+                .await?;
+                if step == Step::Finished {
+                    return Ok(());
+                }
             }
-            write_with_timeout(stream, run, idle).await?;
-            WorkerCounters::add(&counters.frames, units);
-            WorkerCounters::add(&counters.bytes_out, (pos - start) as u64);
-            if peer_closed {
-                // The client's close record was echoed (resealed) as ours: the session is over.
-                finish(stream, cfg.close_grace).await;
-                return Ok(());
-            }
+            pos += d.consumed.max(1);
         }
-        buf.drain(..pos);
+        buf.clear();
     }
+}
+
+/// What the echo loop does after a run of units.
+#[derive(PartialEq, Eq)]
+enum Step {
+    Continue,
+    /// The client's close record was echoed (resealed) as ours: the session is over.
+    Finished,
+}
+
+/// What [`echo`] works on.
+struct EchoCtx<'a> {
+    shared: &'a Shared,
+    index: usize,
+    stream: &'a mut TcpStream,
+    idle: Duration,
+    crypto: &'a mut Option<Box<Crypto>>,
+    decoder: &'a mut Decoder,
+}
+
+/// Answers a handshake frame, or echoes a run of whole records or frames in place with one
+/// write (records opened and resealed in one batch each).
+async fn echo(
+    cx: &mut EchoCtx<'_>,
+    framing: Framing,
+    run: &mut [u8],
+    mut units: u64,
+) -> Result<Step, ConnError> {
+    let counters = cx.shared.stats.worker(cx.index);
+    if framing == Framing::Handshake {
+        let mut reply = Vec::new();
+        *cx.crypto = Some(accept_handshake(&cx.shared.proto, run, &mut reply)?);
+        cx.decoder.set_framing(Framing::Records);
+        WorkerCounters::add(&counters.handshakes, 1);
+        write_with_timeout(cx.stream, &reply, cx.idle).await?;
+        return Ok(Step::Continue);
+    }
+    let mut peer_closed = false;
+    if let Some(k) = cx.crypto.as_mut() {
+        let mut opened = Ok(0);
+        open_batch([(&mut k.opener, &mut *run)], |_, r| opened = r);
+        units = opened? as u64;
+        let mut sealed = Ok(0);
+        seal_batch([(&mut k.sealer, &mut *run)], |_, r| sealed = r);
+        sealed?;
+        peer_closed = k.opener.peer_closed();
+    }
+    write_with_timeout(cx.stream, run, cx.idle).await?;
+    WorkerCounters::add(&counters.frames, units);
+    WorkerCounters::add(&counters.bytes_out, run.len() as u64);
+    if peer_closed {
+        finish(cx.stream, cx.shared.config.close_grace).await;
+        return Ok(Step::Finished);
+    }
+    Ok(Step::Continue)
 }
 
 /// A connection's share of the worker's `conn_buffer_bytes` gauge: follows its read buffer's

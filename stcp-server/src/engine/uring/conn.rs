@@ -11,9 +11,9 @@ use std::{
 };
 
 use stcp_engine::{BufRing, RingBuf};
-use stcp_proto::Mode;
+use stcp_proto::{Codec, Decoder, Framing, Mode};
 
-use crate::echo::{Crypto, Phase};
+use crate::echo::Crypto;
 
 /// Bytes to echo: a run of whole units inside a ring buffer (sent in place), or a heap buffer
 /// (a reassembled unit, a handshake reply, a close record).
@@ -180,13 +180,13 @@ pub struct Conn {
     pub fd: Option<OwnedFd>,
     pub gen: u32,
     pub mode: Mode,
-    pub phase: Phase,
     pub life: Life,
     pub recv: Recv,
     pub send: Send,
     pub crypto: Option<Box<Crypto>>,
-    /// An incomplete unit (header maybe incomplete) being reassembled.
-    pub partial: Option<Vec<u8>>,
+    /// Turns received bytes into units (handshake frame, records, or raw frames) and holds the
+    /// incomplete one.
+    pub decoder: Decoder,
     /// Chunks received this batch, waiting for batched open + reseal (STCP).
     pub fresh: VecDeque<Chunk>,
     /// Chunks ready to send, in order; the front ones may be in flight.
@@ -213,12 +213,11 @@ impl Conn {
             fd: None,
             gen: 0,
             mode: Mode::Tcp,
-            phase: Phase::Frames,
             life: Life::Aborting,
             recv: Recv::Idle,
             send: Send::Idle,
             crypto: None,
-            partial: None,
+            decoder: Decoder::new(Codec::new(Framing::Frames, 0)),
             fresh: VecDeque::new(),
             sendq: VecDeque::with_capacity(8),
             unsent: 0,
@@ -232,14 +231,23 @@ impl Conn {
         }
     }
 
-    /// Resets a vacant slot for a new connection on `fd`.
-    pub fn open(&mut self, fd: OwnedFd, mode: Mode, now: Instant, handshake_deadline: Instant) {
+    /// Resets a vacant slot for a new connection on `fd`, accepting frames (or records) of at
+    /// most `max_frame` payload bytes.
+    pub fn open(
+        &mut self,
+        fd: OwnedFd,
+        mode: Mode,
+        max_frame: usize,
+        now: Instant,
+        handshake_deadline: Instant,
+    ) {
         self.fd = Some(fd);
         self.mode = mode;
-        self.phase = match mode {
-            Mode::Stcp => Phase::Handshake,
-            Mode::Tcp => Phase::Frames,
+        let framing = match mode {
+            Mode::Stcp => Framing::Handshake,
+            Mode::Tcp => Framing::Frames,
         };
+        self.decoder.set_codec(Codec::new(framing, max_frame));
         self.life = Life::Open;
         self.recv = Recv::Idle;
         self.send = Send::Idle;
@@ -251,6 +259,11 @@ impl Conn {
         self.in_flush = false;
         self.deadline = (mode == Mode::Stcp).then_some(handshake_deadline);
         self.last_active = now;
+    }
+
+    /// What the connection's bytes currently are.
+    pub fn framing(&self) -> Framing {
+        self.decoder.codec().framing()
     }
 
     /// The socket, while the slot is in use.
@@ -275,7 +288,7 @@ impl Conn {
     /// the capacity of its heap buffers (reassembly, queued heap chunks).
     pub fn held_bytes(&self, ring_buf_size: usize) -> usize {
         self.ring_held * ring_buf_size
-            + self.partial.as_ref().map_or(0, |p| p.capacity())
+            + self.decoder.capacity()
             + self
                 .fresh
                 .iter()

@@ -1,15 +1,16 @@
-//! Turning one received ring buffer into work: finish the connection's partial unit, find the
-//! run of whole units that can be echoed in place, keep the incomplete tail. Every header is
-//! checked against the limits before anything is buffered for its unit, and a partial unit's
-//! buffer grows only with bytes actually received.
+//! Turning one received ring buffer into work, through the connection's
+//! [`stcp_proto::Decoder`]: a unit the decoder reassembled across receives becomes a heap chunk,
+//! the run of whole units left in the ring buffer is echoed in place, and the decoder keeps the
+//! incomplete tail. The decoder checks every header against the limits before it buffers
+//! anything for its unit.
 
-use stcp_proto::{Error, ServerConfig};
+use stcp_proto::{Error, Framing, ServerConfig};
 
 use super::{
     conn::{Chunk, Conn},
     pool::BufPool,
 };
-use crate::echo::{accept_handshake, header_at, unit_len, Phase, HEADER_LEN};
+use crate::echo::accept_handshake;
 
 /// What one receive produced besides the chunks queued on the connection.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,7 +25,7 @@ pub struct Ingested {
     pub handshake: bool,
 }
 
-/// Feeds `data` (bytes just received) to connection `c`. Whole reassembled units are queued on
+/// Feeds `data` (bytes just received) to connection `c`. Reassembled units are queued on
 /// `c.fresh` (STCP records, for the batch) or `c.sendq` (handshake reply, raw frames); the
 /// returned range is the run of whole units left in `data` for the caller to queue in place.
 pub fn ingest(
@@ -32,86 +33,58 @@ pub fn ingest(
     data: &[u8],
     pool: &mut BufPool,
     proto: &ServerConfig,
-    max_frame: usize,
 ) -> Result<Ingested, Error> {
-    let n = data.len();
-    let mut pos = 0;
     let mut out = Ingested::default();
-
-    // 1. Continue the partial unit.
-    if let Some(p) = c.partial.as_mut() {
-        if p.len() < HEADER_LEN {
-            let take = (HEADER_LEN - p.len()).min(n);
-            p.extend_from_slice(&data[..take]);
-            pos += take;
-            if p.len() < HEADER_LEN {
-                return Ok(Ingested {
-                    start: n,
-                    end: n,
-                    ..out
-                });
+    let mut pos = 0;
+    while pos < data.len() {
+        let framing = c.decoder.codec().framing();
+        let d = c.decoder.decode(&data[pos..])?;
+        if d.reassembled {
+            let unit = c.decoder.take_reassembled(pool.get());
+            match framing {
+                Framing::Handshake => {
+                    let r = handshake(c, &unit, pool, proto);
+                    pool.put(unit);
+                    r?;
+                    out.handshake = true;
+                }
+                Framing::Records => c.fresh.push_back(Chunk::Heap { buf: unit, sent: 0 }),
+                Framing::Frames => {
+                    c.unsent += unit.len();
+                    c.sendq.push_back(Chunk::Heap { buf: unit, sent: 0 });
+                    out.frames += 1;
+                }
             }
         }
-        let opener = c.crypto.as_deref().map(|k| &k.opener);
-        let need = unit_len(c.phase, opener, header_at(p, 0), max_frame)?;
-        let take = (need - p.len()).min(n - pos);
-        if p.len() + take == need {
-            p.reserve_exact(take);
-        }
-        p.extend_from_slice(&data[pos..pos + take]);
-        pos += take;
-        if p.len() < need {
-            return Ok(Ingested {
-                start: n,
-                end: n,
-                ..out
-            });
-        }
-        let unit = c.partial.take().unwrap_or_default();
-        match c.phase {
-            Phase::Handshake => {
-                let r = handshake(c, &unit, pool, proto);
-                pool.put(unit);
-                r?;
-                out.handshake = true;
-            }
-            Phase::Records => c.fresh.push_back(Chunk::Heap { buf: unit, sent: 0 }),
-            Phase::Frames => {
-                c.unsent += unit.len();
-                c.sendq.push_back(Chunk::Heap { buf: unit, sent: 0 });
-                out.frames += 1;
+        if !d.run.is_empty() {
+            let run = pos + d.run.start..pos + d.run.end;
+            match framing {
+                Framing::Handshake => {
+                    handshake(c, &data[run], pool, proto)?;
+                    out.handshake = true;
+                }
+                _ if out.end == out.start => {
+                    if framing == Framing::Frames {
+                        out.frames += d.units as u64;
+                    }
+                    (out.start, out.end) = (run.start, run.end);
+                }
+                _ => {
+                    // A second run in one receive (only after a unit the decoder held back):
+                    // copied, since a ring chunk covers one run.
+                    let mut copy = pool.get();
+                    copy.extend_from_slice(&data[run]);
+                    if framing == Framing::Frames {
+                        out.frames += d.units as u64;
+                        c.unsent += copy.len();
+                        c.sendq.push_back(Chunk::Heap { buf: copy, sent: 0 });
+                    } else {
+                        c.fresh.push_back(Chunk::Heap { buf: copy, sent: 0 });
+                    }
+                }
             }
         }
-    }
-
-    // 2. Whole units in place.
-    let mut start = pos;
-    while n - pos >= HEADER_LEN {
-        let opener = c.crypto.as_deref().map(|k| &k.opener);
-        let need = unit_len(c.phase, opener, header_at(data, pos), max_frame)?;
-        if n - pos < need {
-            break;
-        }
-        if c.phase == Phase::Handshake {
-            handshake(c, &data[pos..pos + need], pool, proto)?;
-            out.handshake = true;
-            pos += need;
-            start = pos;
-            continue;
-        }
-        if c.phase == Phase::Frames {
-            out.frames += 1;
-        }
-        pos += need;
-    }
-    out.start = start;
-    out.end = pos;
-
-    // 3. Keep the incomplete tail.
-    if pos < n {
-        let mut p = pool.get();
-        p.extend_from_slice(&data[pos..]);
-        c.partial = Some(p);
+        pos += d.consumed.max(1);
     }
     Ok(out)
 }
@@ -126,7 +99,7 @@ fn handshake(
     match accept_handshake(proto, hello, &mut reply) {
         Ok(crypto) => {
             c.crypto = Some(crypto);
-            c.phase = Phase::Records;
+            c.decoder.set_framing(Framing::Records);
             c.deadline = None;
             c.unsent += reply.len();
             c.sendq.push_back(Chunk::Heap {
@@ -154,7 +127,7 @@ mod tests {
         let now = Instant::now();
         let mut c = Conn::vacant(now);
         let fd = std::fs::File::open("/dev/null").expect("open /dev/null");
-        c.open(fd.into(), Mode::Tcp, now, now);
+        c.open(fd.into(), Mode::Tcp, 64, now, now);
         c
     }
 
@@ -172,21 +145,22 @@ mod tests {
         let mut data = frame(3);
         data.extend(frame(0));
         data.extend(&frame(10)[..6]);
-        let r = ingest(&mut c, &data, &mut pool, &cfg, 64).unwrap();
+        let r = ingest(&mut c, &data, &mut pool, &cfg).unwrap();
         assert_eq!((r.start, r.end, r.frames), (0, 11, 2));
-        assert_eq!(c.partial.as_deref(), Some(&frame(10)[..6]));
+        assert_eq!(c.decoder.buffered(), 6);
         // The rest of the partial frame plus a frame split after its header byte 2.
         let mut more = frame(10)[6..].to_vec();
         more.extend(&frame(5)[..2]);
-        let r = ingest(&mut c, &more, &mut pool, &cfg, 64).unwrap();
-        assert_eq!((r.start, r.end, r.frames), (8, 8, 1));
+        let r = ingest(&mut c, &more, &mut pool, &cfg).unwrap();
+        assert_eq!((r.start, r.end, r.frames), (0, 0, 1));
         match c.sendq.back() {
             Some(Chunk::Heap { buf, .. }) => assert_eq!(buf, &frame(10)),
             _ => panic!("reassembled frame not queued"),
         }
-        let r = ingest(&mut c, &frame(5)[2..], &mut pool, &cfg, 64).unwrap();
+        assert_eq!(c.decoder.buffered(), 2);
+        let r = ingest(&mut c, &frame(5)[2..], &mut pool, &cfg).unwrap();
         assert_eq!(r.frames, 1);
-        assert!(c.partial.is_none());
+        assert_eq!(c.decoder.buffered(), 0);
     }
 
     #[test]
@@ -194,12 +168,13 @@ mod tests {
         let cfg = ServerConfig::new(StaticKeypair::generate([1; 32]));
         let mut pool = BufPool::default();
         let mut c = tcp_conn();
-        let e = ingest(&mut c, &frame(65)[..10], &mut pool, &cfg, 64).unwrap_err();
+        let e = ingest(&mut c, &frame(65)[..10], &mut pool, &cfg).unwrap_err();
         assert!(matches!(e, Error::FrameTooLarge { len: 65, max: 64 }));
-        assert!(c.partial.is_none());
+        assert!(c.decoder.capacity() <= 4);
         // Same when the header arrives split over two receives.
         let mut c = tcp_conn();
-        ingest(&mut c, &[0, 0], &mut pool, &cfg, 64).unwrap();
-        assert!(ingest(&mut c, &[1, 0, 9], &mut pool, &cfg, 64).is_err());
+        ingest(&mut c, &[0, 0], &mut pool, &cfg).unwrap();
+        assert!(ingest(&mut c, &[1, 0, 9], &mut pool, &cfg).is_err());
+        assert!(c.decoder.capacity() <= 4);
     }
 }

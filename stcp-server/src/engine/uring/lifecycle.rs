@@ -91,7 +91,7 @@ impl Worker {
             }
         };
         let deadline = self.now + self.shared.config.handshake_timeout;
-        self.conns[slot].open(fd, mode, self.now, deadline);
+        self.conns[slot].open(fd, mode, self.shared.config.max_frame, self.now, deadline);
         self.open += 1;
         WorkerCounters::add(&self.counters().accepted, 1);
         self.arm_recv(d, slot)
@@ -119,9 +119,7 @@ impl Worker {
         }
         c.life = Life::Draining;
         c.deadline = Some(self.now + grace);
-        if let Some(p) = c.partial.take() {
-            self.pool.put(p);
-        }
+        self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
             release(ch, d, &mut self.pool, &mut c.ring_held);
         }
@@ -139,9 +137,7 @@ impl Worker {
         c.life = Life::Aborting;
         // SAFETY: plain syscall on a descriptor this connection owns.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-        if let Some(p) = c.partial.take() {
-            self.pool.put(p);
-        }
+        self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
             release(ch, d, &mut self.pool, &mut c.ring_held);
         }
@@ -211,9 +207,7 @@ impl Worker {
         }
         c.gen = next_gen(c.gen);
         c.crypto = None;
-        if let Some(p) = c.partial.take() {
-            self.pool.put(p);
-        }
+        self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
             release(ch, d, &mut self.pool, &mut c.ring_held);
         }

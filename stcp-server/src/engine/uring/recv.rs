@@ -10,7 +10,9 @@ use super::{
     ingest::ingest,
     Worker,
 };
-use crate::{echo::Phase, errors::ErrorKind, ratelog, stats::WorkerCounters};
+use stcp_proto::Framing;
+
+use crate::{errors::ErrorKind, ratelog, stats::WorkerCounters};
 
 impl Worker {
     pub(super) fn arm_recv(&mut self, d: &mut Driver, slot: usize) -> io::Result<()> {
@@ -86,13 +88,7 @@ impl Worker {
             ..
         } = self;
         let c = &mut conns[slot];
-        let result = ingest(
-            c,
-            d.buffers().bytes(&buf),
-            pool,
-            &shared.proto,
-            shared.config.max_frame,
-        );
+        let result = ingest(c, d.buffers().bytes(&buf), pool, &shared.proto);
         match result {
             Ok(r) => {
                 if r.handshake {
@@ -110,8 +106,8 @@ impl Worker {
                         sent: 0,
                     };
                     c.ring_held += 1;
-                    match c.phase {
-                        Phase::Records => c.fresh.push_back(chunk),
+                    match c.framing() {
+                        Framing::Records => c.fresh.push_back(chunk),
                         _ => {
                             c.unsent += chunk.unsent();
                             c.sendq.push_back(chunk);
@@ -165,15 +161,16 @@ impl Worker {
         if c.life != Life::Open {
             return;
         }
-        let clean = match c.phase {
-            Phase::Frames => c.partial.is_none(),
-            Phase::Records => {
-                c.crypto.as_ref().is_some_and(|k| k.opener.peer_closed()) && c.partial.is_none()
+        let clean = match c.framing() {
+            Framing::Frames => c.decoder.buffered() == 0,
+            Framing::Records => {
+                c.crypto.as_ref().is_some_and(|k| k.opener.peer_closed())
+                    && c.decoder.buffered() == 0
             }
-            Phase::Handshake => false,
+            Framing::Handshake => false,
         };
         if !clean {
-            let what = if c.phase == Phase::Handshake {
+            let what = if c.framing() == Framing::Handshake {
                 "closed before the handshake"
             } else {
                 "stream cut"

@@ -5,12 +5,10 @@
 use std::{io, time::Duration};
 
 use stcp_engine::{ops, Drained, Driver, Op, Token};
+use stcp_proto::Framing;
 
 use super::{conn::Chunk, conn::Life, Worker};
-use crate::{
-    echo::{push_close_record, Phase},
-    stats::WorkerCounters,
-};
+use crate::{echo::push_close_record, stats::WorkerCounters};
 
 /// How long the kernel gets to give back operations cancelled at exit before their buffers are
 /// leaked instead of freed.
@@ -36,10 +34,10 @@ impl Worker {
             if c.fd.is_none() || c.life != Life::Open {
                 continue;
             }
-            match c.phase {
-                Phase::Handshake => self.abort(d, slot),
-                Phase::Frames => self.drain(d, slot),
-                Phase::Records => {
+            match c.framing() {
+                Framing::Handshake => self.abort(d, slot),
+                Framing::Frames => self.drain(d, slot),
+                Framing::Records => {
                     let mut rec = self.pool.get();
                     let sealed = match c.crypto.as_mut() {
                         Some(k) => push_close_record(&mut k.sealer, &mut rec).is_ok(),
