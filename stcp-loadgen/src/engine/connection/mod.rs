@@ -6,8 +6,8 @@ use std::os::fd::OwnedFd;
 use std::time::Instant;
 
 use stcp_proto::{
-    ClientHandshake, RecordHeader, RecordOpener, RecordSealer, RecordType, FRAME_HEADER_LEN,
-    RECORD_HEADER_LEN, TAG_LEN,
+    ClientHandshake, Codec, Framing, RecordHeader, RecordOpener, RecordSealer, RecordType,
+    FRAME_HEADER_LEN, RECORD_HEADER_LEN, TAG_LEN,
 };
 
 mod in_flight;
@@ -298,14 +298,14 @@ impl Connection {
         if self.in_len < FRAME_HEADER_LEN {
             return Ok(None);
         }
-        let header = [self.inbuf[0], self.inbuf[1], self.inbuf[2], self.inbuf[3]];
-        let len =
-            stcp_proto::handshake::handshake_frame_len(header).map_err(|_| ErrorKind::Handshake)?;
-        match self.in_len.cmp(&(FRAME_HEADER_LEN + len)) {
-            std::cmp::Ordering::Less => Ok(None),
-            std::cmp::Ordering::Equal => Ok(Some(len)),
+        let split = Codec::new(Framing::Handshake, 0)
+            .split(&self.inbuf[..self.in_len])
+            .map_err(|_| ErrorKind::Handshake)?;
+        match (split.units, split.whole.cmp(&self.in_len)) {
+            (0, _) => Ok(None),
+            (1, std::cmp::Ordering::Equal) => Ok(Some(split.whole - FRAME_HEADER_LEN)),
             // The server may not speak before the client's first request.
-            std::cmp::Ordering::Greater => Err(ErrorKind::Handshake),
+            _ => Err(ErrorKind::Handshake),
         }
     }
 
@@ -330,7 +330,10 @@ impl Connection {
                 self.inbuf[at + 2],
                 self.inbuf[at + 3],
             ];
-            let header: RecordHeader = opener.parse_header(header).map_err(|_| ErrorKind::Io)?;
+            // A malformed echo header is an echo that differs from the request: `verify`, like a
+            // wrong length or payload.
+            let header: RecordHeader =
+                opener.parse_header(header).map_err(|_| ErrorKind::Verify)?;
             let expected = match header.kind {
                 RecordType::Close => 0,
                 RecordType::Data => s.payload,
@@ -407,7 +410,7 @@ impl Connection {
                 f.header_got += n;
                 data = &data[n..];
                 if f.header_got == FRAME_HEADER_LEN
-                    && u32::from_be_bytes(f.header) as usize != s.payload
+                    && Codec::new(Framing::Frames, s.payload).unit_len(f.header) != Ok(s.record_len)
                 {
                     return Err(ErrorKind::Verify);
                 }
