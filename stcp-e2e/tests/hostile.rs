@@ -10,8 +10,9 @@
 //! load's allowance. At the end the steady loads must report zero errors and zero verify
 //! mismatches, the gauge must be back to 0, and the process's resident size within a generous
 //! bound of where it started. Both io backends run the matrix, one after the other (they share
-//! the process's resident size). `cargo test -p stcp-loadgen --test hostile -- --nocapture`
-//! prints a summary table.
+//! the process's resident size). `cargo test -p stcp-e2e --test hostile -- --nocapture` prints
+//! a summary table. The server's own limits come from `stcp_server::Config` and
+//! `stcp_server::config`, never copied here.
 
 mod common;
 mod hostile_peer;
@@ -31,6 +32,7 @@ use stcp_proto::{
     write_record_header, ClientConfig, ClientHandshake, RecordType, Session, StaticKeypair,
     FRAME_HEADER_LEN, RECORD_HEADER_LEN, TAG_LEN,
 };
+use stcp_server::config::RING_HOLD_CAP;
 use stcp_server::{Config, ErrorKind, IoBackend, Server, ServerHandle, StatsSnapshot};
 use steady_load::SteadyLoad;
 
@@ -43,16 +45,13 @@ const MAX_FRAME: usize = 64 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(1500);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 const MAX_UNSENT: usize = 1 << 20;
-const RING_BUF_SIZE: usize = 16 * 1024;
 const RING_BUFS: u16 = 256;
-/// The server stops reading a connection that holds this many ring buffers (its RING_HOLD_CAP).
-const RING_HOLD_CAP: u64 = 32;
 /// Buffer memory the steady load's connections may hold at any moment (a few ring buffers or a
 /// 64 KiB epoll read buffer each, with room to spare).
 const STEADY_ALLOWANCE: u64 = STEADY_CONNS * 256 * 1024;
 /// Growth of this process's resident size allowed over one matrix: the server's ring buffers
-/// (8 MiB) and pooled heap buffers (at most 32 MiB per worker) being touched, allocator caches,
-/// and this test's own clients.
+/// (2 workers x RING_BUFS x the default ring buffer size: 8 MiB) and pooled heap buffers (at most
+/// 32 MiB per worker) being touched, allocator caches, and this test's own clients.
 const RSS_BOUND: u64 = 96 << 20;
 
 /// The two backends' matrices run one after the other.
@@ -61,8 +60,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 #[test]
 fn hostile_peers_io_uring() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if let Err(e) = stcp_server::uring::probe() {
-        eprintln!("SKIPPED: io_uring unavailable here: {e}");
+    if !common::uring_available() {
         return;
     }
     run_matrix(IoBackend::Uring);
@@ -89,7 +87,6 @@ fn run_matrix(io: IoBackend) {
     config.handshake_timeout = HANDSHAKE_TIMEOUT;
     config.idle_timeout = Some(IDLE_TIMEOUT);
     config.max_unsent = MAX_UNSENT;
-    config.ring_buf_size = RING_BUF_SIZE;
     config.ring_bufs = RING_BUFS;
     let server = Server::start(config).expect("server starts");
     let idle = server.stats();
@@ -387,7 +384,10 @@ fn pre_handshake_cases(m: &mut Matrix) {
         },
     );
     m.case(
-        "a handshake message over its cap (257 bytes announced)",
+        &format!(
+            "a handshake message over its cap ({} bytes announced)",
+            stcp_proto::HANDSHAKE_MAX_LEN + 1
+        ),
         "stcp",
         Counted::Error(ErrorKind::HandshakeTooLarge),
         1,
@@ -699,8 +699,8 @@ fn idle_and_unread_cases(m: &mut Matrix) {
             let f = frame(&pseudo_random(MAX_FRAME, 8));
             let bound = STEADY_ALLOWANCE
                 + MAX_UNSENT as u64
-                + RING_HOLD_CAP * (MAX_FRAME as u64 + 4)
-                + 3 * (MAX_FRAME as u64 + 4);
+                + RING_HOLD_CAP as u64 * (MAX_FRAME + FRAME_HEADER_LEN) as u64
+                + 3 * (MAX_FRAME + FRAME_HEADER_LEN) as u64;
             let writing = Duration::from_millis(1500);
             let done = std::sync::atomic::AtomicBool::new(false);
             let (written, stalled, peak) = std::thread::scope(|scope| {
