@@ -1,6 +1,8 @@
 //! The io_uring layer against a real loopback socket: multishot recv into a buffer ring, copying
 //! send and zero-copy send from registered buffers, typed tokens, cancel.
 
+mod common;
+
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
@@ -29,8 +31,7 @@ fn probe_names_a_cause_or_supports_the_layer() {
 
 #[test]
 fn multishot_recv_send_and_send_zc_round_trip() {
-    if uring::probe().is_err() {
-        eprintln!("io_uring unavailable: skipping the layer round trip");
+    if !common::uring_available() {
         return;
     }
     let (mut ring, flags) = uring::build_ring(&RingOptions::default()).unwrap();

@@ -17,15 +17,28 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// Frame sizes every echo test covers.
 pub const SIZES: [usize; 8] = [0, 1, 255, 256, 4095, 4096, 65536, 1 << 20];
 
-/// Whether io_uring tests can run here (they are skipped, loudly, where it cannot).
+/// Whether a test on `io` can run here: io_uring tests are skipped, loudly, where io_uring is
+/// unavailable (see [`uring_available`]).
 pub fn uring_ok(io: IoBackend) -> bool {
-    if io == IoBackend::Uring {
-        if let Err(e) = stcp_server::uring::probe() {
-            eprintln!("SKIPPED: io_uring unavailable here: {e}");
-            return false;
+    io != IoBackend::Uring || uring_available()
+}
+
+/// Whether this io_uring test can run here. Where io_uring is unavailable it says so on stderr
+/// (`SKIPPED: <test>: io_uring unavailable here: <cause>`) and returns false, or panics when
+/// `STCP_REQUIRE_IO_URING=1` (CI, which has io_uring, must not skip).
+pub fn uring_available() -> bool {
+    match stcp_server::uring::probe() {
+        Ok(_) => true,
+        Err(cause) => {
+            let thread = std::thread::current();
+            let test = thread.name().unwrap_or("<unnamed test>");
+            if std::env::var_os("STCP_REQUIRE_IO_URING").is_some_and(|v| v == "1") {
+                panic!("{test}: io_uring unavailable here but STCP_REQUIRE_IO_URING=1: {cause}");
+            }
+            eprintln!("SKIPPED: {test}: io_uring unavailable here: {cause}");
+            false
         }
     }
-    true
 }
 
 pub fn keypair(seed: u8) -> StaticKeypair {
