@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 
-use stcp_server::units;
+use stcp_proto::{CryptoBackend, Mode};
+use stcp_server::{units, IoBackend};
 
 use crate::suite::rows::Row;
 
@@ -93,11 +95,11 @@ pub struct SuiteArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub repeat: u64,
     /// Crypto backends to run, comma-separated (client and embedded server).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "aws-lc")]
-    pub crypto: Vec<Crypto>,
+    #[arg(long, value_parser = crypto_parser(), value_delimiter = ',', default_value = "aws-lc")]
+    pub crypto: Vec<CryptoBackend>,
     /// Embedded server io backends to run, comma-separated (default: auto; not with --target).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub io: Vec<IoChoice>,
+    #[arg(long, value_parser = io_parser(), value_delimiter = ',')]
+    pub io: Vec<IoBackend>,
     /// STCP address of a running server (with --tcp-target); default: an embedded server.
     #[arg(long, value_name = "HOST:PORT", requires = "tcp_target")]
     pub target: Option<String>,
@@ -166,71 +168,13 @@ pub struct StreamArgs {
     pub quiet: bool,
 }
 
-/// The protocol spoken to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Noise handshake, then encrypted records.
-    Stcp,
-    /// Plain length-prefixed frames (4-byte big-endian length + payload).
-    Tcp,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Stcp => "stcp",
-            Mode::Tcp => "tcp",
-        }
-    }
-}
-
-/// Crypto backend for the client side of STCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Crypto {
-    #[value(name = "aws-lc")]
-    AwsLc,
-    #[value(name = "rustcrypto")]
-    RustCrypto,
-}
-
-impl Crypto {
-    pub fn backend(self) -> stcp_proto::CryptoBackend {
-        match self {
-            Crypto::AwsLc => stcp_proto::CryptoBackend::AwsLc,
-            Crypto::RustCrypto => stcp_proto::CryptoBackend::RustCrypto,
-        }
-    }
-}
-
-/// The embedded server's io backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IoChoice {
-    /// io_uring where it works, else epoll with a warning.
-    Auto,
-    /// io_uring, or fail naming the cause.
-    Uring,
-    /// epoll (tokio), a current-thread runtime per core.
-    Epoll,
-}
-
-impl IoChoice {
-    pub fn backend(self) -> stcp_server::IoBackend {
-        match self {
-            IoChoice::Auto => stcp_server::IoBackend::Auto,
-            IoChoice::Uring => stcp_server::IoBackend::Uring,
-            IoChoice::Epoll => stcp_server::IoBackend::Epoll,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Server address HOST:PORT; without it an embedded stcp-server is started on 127.0.0.1.
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
     /// Protocol: encrypted STCP or plain framed TCP.
-    #[arg(long, value_enum, default_value = "stcp")]
+    #[arg(long, value_parser = mode_parser(), default_value = "stcp")]
     pub mode: Mode,
     /// The server's public key: a file holding hex, or 64 hex characters.
     /// Default: the embedded server's key, else ./stcp-server.key.pub written by a local stcp-server.
@@ -240,11 +184,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
     /// Crypto backend for the client side (and the embedded server).
-    #[arg(long, value_enum, default_value = "aws-lc")]
-    pub crypto: Crypto,
+    #[arg(long, value_parser = crypto_parser(), default_value = "aws-lc")]
+    pub crypto: CryptoBackend,
     /// io backend of the embedded server (no effect with --target).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub io: IoChoice,
+    #[arg(long, value_parser = io_parser(), default_value = "auto")]
+    pub io: IoBackend,
     /// Request payload size (bytes; k, m suffixes are KiB, MiB).
     #[arg(long, value_parser = parse_size, default_value = "256", value_name = "SIZE")]
     pub payload: usize,
@@ -350,6 +294,40 @@ impl RunArgs {
     }
 }
 
+/// `--mode`: parses into [`stcp_proto::Mode`], listing its values (with their meaning) in --help.
+fn mode_parser() -> impl TypedValueParser<Value = Mode> {
+    choice([
+        PossibleValue::new(Mode::Stcp.name()).help("Noise handshake, then encrypted records"),
+        PossibleValue::new(Mode::Tcp.name())
+            .help("Plain length-prefixed frames (4-byte big-endian length + payload)"),
+    ])
+}
+
+/// `--crypto`: parses into [`stcp_proto::CryptoBackend`], listing every backend in --help.
+fn crypto_parser() -> impl TypedValueParser<Value = CryptoBackend> {
+    choice(CryptoBackend::ALL.map(|b| PossibleValue::new(b.name())))
+}
+
+/// `--io`: parses into [`stcp_server::IoBackend`], listing its values (with their meaning) in
+/// --help.
+fn io_parser() -> impl TypedValueParser<Value = IoBackend> {
+    choice(IoBackend::ALL.map(|io| {
+        PossibleValue::new(io.name()).help(match io {
+            IoBackend::Auto => "io_uring where it works, else epoll with a warning",
+            IoBackend::Uring => "io_uring, or fail naming the cause",
+            IoBackend::Epoll => "epoll (tokio), a current-thread runtime per core",
+        })
+    }))
+}
+
+/// A value among `values` (shown by --help and in errors), parsed with the type's `FromStr`.
+fn choice<T>(values: impl IntoIterator<Item = PossibleValue>) -> impl TypedValueParser<Value = T>
+where
+    T: std::str::FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(values).try_map(|name| name.parse::<T>())
+}
+
 fn parse_size(text: &str) -> Result<usize, String> {
     units::parse_size(text).map_err(|e| e.to_string())
 }
@@ -388,6 +366,43 @@ mod tests {
         match cli.command {
             Some(Command::Merge(m)) => assert_eq!(m.reports.len(), 2),
             _ => panic!("merge not recognised"),
+        }
+    }
+
+    #[test]
+    fn choices_parse_into_the_one_declaration_and_help_lists_them() {
+        for mode in [Mode::Stcp, Mode::Tcp] {
+            assert_eq!(parse(&["--mode", mode.name()]).unwrap().run.mode, mode);
+        }
+        for crypto in CryptoBackend::ALL {
+            assert_eq!(
+                parse(&["--crypto", crypto.name()]).unwrap().run.crypto,
+                crypto
+            );
+        }
+        for io in IoBackend::ALL {
+            assert_eq!(parse(&["--io", io.name()]).unwrap().run.io, io);
+        }
+        let suite = match parse(&["suite", "--crypto", "aws-lc,rustcrypto", "--io", "uring,epoll"])
+            .unwrap()
+            .command
+        {
+            Some(Command::Suite(s)) => s,
+            _ => panic!("suite not recognised"),
+        };
+        assert_eq!(suite.crypto, CryptoBackend::ALL);
+        assert_eq!(suite.io, [IoBackend::Uring, IoBackend::Epoll]);
+        assert!(parse(&["--mode", "udp"]).is_err());
+        assert!(parse(&["--io", "kqueue"]).is_err());
+
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        for values in [
+            "[possible values: stcp, tcp]",
+            "[possible values: aws-lc, rustcrypto]",
+            "[possible values: auto, uring, epoll]",
+        ] {
+            assert!(help.contains(values), "--help lacks {values}:\n{help}");
         }
     }
 

@@ -6,9 +6,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use stcp_proto::ClientConfig;
+use stcp_proto::{ClientConfig, CryptoBackend, Mode};
 
-use crate::cli::{Crypto, Mode, RunArgs};
+use crate::cli::RunArgs;
 use crate::embedded::{self, EmbeddedServer};
 use crate::engine::{self, EngineConfig, LoadPhase};
 use crate::environment;
@@ -84,7 +84,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             })
         }
         None => {
-            let server = start_embedded(args.crypto, args.io.backend(), psk)?;
+            let server = start_embedded(args.crypto, args.io, psk)?;
             eprintln!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
@@ -123,14 +123,14 @@ pub fn load_psk(path: Option<&Path>) -> Result<Option<[u8; 32]>, StartError> {
 
 /// Starts an embedded server on half the cores (see [`embedded::split_cores`]).
 pub fn start_embedded(
-    crypto: Crypto,
+    crypto: CryptoBackend,
     io: stcp_server::IoBackend,
     psk: Option<[u8; 32]>,
 ) -> Result<EmbeddedServer, StartError> {
     let split = embedded::split_cores(environment::cores());
     EmbeddedServer::start(
         &split,
-        crypto.backend(),
+        crypto,
         io,
         psk,
         crate::entropy::random_seed(),
@@ -156,7 +156,7 @@ pub fn measure(
 ) -> Result<Measured, StartError> {
     let (started_secs, started_nanos) = environment::now_unix();
     let cores = environment::cores();
-    let backend = args.crypto.backend();
+    let backend = args.crypto;
     let target = server
         .addr(args.mode)
         .ok_or(StartError::NoAddress(args.mode.name()))?;

@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::embedded::EmbeddedServer;
 
 /// The public key file a local `stcp-server` writes next to its key, used when neither

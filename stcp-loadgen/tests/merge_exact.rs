@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use stcp_loadgen::cli::Mode;
+use stcp_proto::Mode;
 use stcp_loadgen::measurement::{Connections, Interval, Measurement};
 use stcp_loadgen::merge::merge;
 use stcp_loadgen::report::{Configuration, Environment, Pinning, Report};

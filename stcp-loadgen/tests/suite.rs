@@ -10,7 +10,7 @@ use std::process::Output;
 use std::sync::{Mutex, OnceLock};
 
 use common::{fresh_dir, loadgen, TestEchoServer};
-use stcp_loadgen::cli::Mode;
+use stcp_proto::Mode;
 use stcp_loadgen::report::Report;
 use stcp_loadgen::run::exit;
 use stcp_loadgen::suite::schema::{SuiteReport, SUITE_FILE_NAME};

@@ -23,6 +23,9 @@ pub enum IoBackend {
 }
 
 impl IoBackend {
+    /// Every backend, default first.
+    pub const ALL: [IoBackend; 3] = [IoBackend::Auto, IoBackend::Uring, IoBackend::Epoll];
+
     /// The name users type.
     pub fn name(self) -> &'static str {
         match self {

@@ -21,7 +21,7 @@ use super::settings::Settings;
 use super::socket::{errno_name, set_nodelay, sockaddr};
 use super::start_line::StartLine;
 use super::tally::{Tally, ThreadMessage, ThreadSummary};
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::cpu_time::ThreadCpu;
 use crate::errors::{ErrorCounts, ErrorKind};
 use crate::interrupt;

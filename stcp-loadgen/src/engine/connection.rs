@@ -12,7 +12,7 @@ use stcp_proto::{
 
 use super::settings::Settings;
 use super::tally::Tally;
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::errors::ErrorKind;
 use crate::payload;
 

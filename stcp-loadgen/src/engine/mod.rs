@@ -20,7 +20,7 @@ use stcp_proto::ClientConfig;
 
 pub use tally::LoadPhase;
 
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::cpu_time::ThreadCpu;
 use crate::interrupt;
 use crate::measurement::{CpuTime, Interval, Measurement};

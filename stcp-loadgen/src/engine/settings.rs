@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use stcp_proto::{FRAME_HEADER_LEN, RECORD_OVERHEAD};
 
-use crate::cli::Mode;
+use stcp_proto::Mode;
 
 #[derive(Debug, Clone)]
 pub(super) struct Settings {

@@ -3,7 +3,7 @@
 //! exact over all requests), pairs TCP and STCP runs, and takes the median STCP/TCP ratio of the
 //! pairs. `suite` and `report` both use it, so the two always agree.
 
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::report::{throughput_mb_per_s, Report};

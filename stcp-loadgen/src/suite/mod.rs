@@ -13,7 +13,8 @@ pub mod schema;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Mode, SuiteArgs};
+use crate::cli::SuiteArgs;
+use stcp_proto::Mode;
 use crate::environment;
 use crate::render;
 use crate::report::Report;
@@ -132,7 +133,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
             }
         };
         let cell = (
-            combination.crypto().backend().name().to_string(),
+            combination.crypto().name().to_string(),
             match &server {
                 ServerUnderTest::Embedded(s) => s.backend().to_string(),
                 ServerUnderTest::External(_) => aggregate::EXTERNAL.to_string(),
@@ -238,14 +239,14 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguratio
         crypto: args
             .crypto
             .iter()
-            .map(|c| c.backend().name().to_string())
+            .map(|c| c.name().to_string())
             .collect(),
         io: if args.target.is_some() {
             Vec::new()
         } else {
             io_choices(args)
                 .iter()
-                .map(|i| i.backend().name().to_string())
+                .map(|i| i.name().to_string())
                 .collect()
         },
         embedded_server: args.target.is_none(),
@@ -291,7 +292,8 @@ mod tests {
     use super::matrix::Combination;
     use super::rows::Row;
     use super::*;
-    use crate::cli::{Crypto, IoChoice};
+    use stcp_proto::CryptoBackend;
+    use stcp_server::IoBackend;
     use clap::Parser;
 
     fn suite_args(extra: &[&str]) -> SuiteArgs {
@@ -335,8 +337,8 @@ mod tests {
         assert!(matches!(
             c[1],
             Combination::Embedded {
-                crypto: Crypto::AwsLc,
-                io: IoChoice::Epoll
+                crypto: CryptoBackend::AwsLc,
+                io: IoBackend::Epoll
             }
         ));
     }
@@ -369,7 +371,7 @@ mod tests {
         let args = suite_args(&[]);
         for row in &args.rows {
             for mode in PAIR_ORDER {
-                let r = run_args(&args, *row, mode, Crypto::AwsLc);
+                let r = run_args(&args, *row, mode, CryptoBackend::AwsLc);
                 assert!(r.validate().is_ok(), "{row} {mode:?}");
                 assert_eq!(r.mode, mode);
                 assert_eq!(u64::from(r.clients), u64::from(row.clients));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Mode;
+use stcp_proto::Mode;
 use crate::errors::ErrorCounts;
 use crate::stats::LatencySummary;
 
@@ -86,6 +86,7 @@ pub struct SuiteRun {
     pub sequence: u64,
     /// The run's JSON report, relative to the suite report's directory.
     pub file: String,
+    #[serde(with = "crate::report::mode_name")]
     pub mode: Mode,
     pub payload_bytes: u64,
     pub clients: u64,
