@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use stcp_proto::Mode;
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::measurement::{Connections, CpuTime, Interval, Measurement};
 use crate::stats::{LatencySummary, LittlesLaw};
+use stcp_proto::Mode;
 
 /// Version of the report schema; raised on every change that is not a pure addition.
 pub const SCHEMA_VERSION: u32 = 1;

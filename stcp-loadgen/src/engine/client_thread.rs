@@ -21,11 +21,11 @@ use super::settings::Settings;
 use super::socket::{errno_name, set_nodelay, sockaddr};
 use super::start_line::StartLine;
 use super::tally::{Tally, ThreadMessage, ThreadSummary};
-use stcp_proto::Mode;
 use crate::cpu_time::ThreadCpu;
 use crate::errors::{ErrorCounts, ErrorKind};
 use crate::interrupt;
 use crate::stats::{self, LatencyHistogram};
+use stcp_proto::Mode;
 
 /// One client thread's share of the run.
 pub(super) struct ThreadPlan {

@@ -12,9 +12,9 @@ use stcp_proto::{
 
 use super::settings::Settings;
 use super::tally::Tally;
-use stcp_proto::Mode;
 use crate::errors::ErrorKind;
 use crate::payload;
+use stcp_proto::Mode;
 
 /// Where a connection is in its life.
 pub(super) enum State {

@@ -20,13 +20,13 @@ use stcp_proto::ClientConfig;
 
 pub use tally::LoadPhase;
 
-use stcp_proto::Mode;
 use crate::cpu_time::ThreadCpu;
 use crate::interrupt;
 use crate::measurement::{CpuTime, Interval, Measurement};
 use client_thread::ThreadPlan;
 use settings::Settings;
 use start_line::StartLine;
+use stcp_proto::Mode;
 use tally::{ThreadMessage, ThreadSummary};
 
 /// Everything the engine needs to run.

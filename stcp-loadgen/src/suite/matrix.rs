@@ -6,15 +6,20 @@ use std::net::SocketAddr;
 use stcp_proto::{CryptoBackend, Mode};
 use stcp_server::IoBackend;
 
-use crate::cli::SuiteArgs;
+use super::SuiteArgs;
 use crate::run::{self, StartError};
 use crate::server_under_test::{ExternalServer, ServerUnderTest};
 
 /// One backend combination: a server to start (or the external one) and the client crypto.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Combination {
-    Embedded { crypto: CryptoBackend, io: IoBackend },
-    External { crypto: CryptoBackend },
+    Embedded {
+        crypto: CryptoBackend,
+        io: IoBackend,
+    },
+    External {
+        crypto: CryptoBackend,
+    },
 }
 
 impl Combination {

@@ -11,8 +11,9 @@ use super::PAIR_ORDER;
 use stcp_proto::{CryptoBackend, Mode};
 use stcp_server::IoBackend;
 
-use crate::cli::{RunArgs, SuiteArgs};
+use super::SuiteArgs;
 use crate::report::{size_label, Report, SuiteCell};
+use crate::run::RunArgs;
 use crate::run::{self, StartError};
 use crate::server_under_test::ServerUnderTest;
 use crate::summary::latency;

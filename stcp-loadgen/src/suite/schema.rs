@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use stcp_proto::Mode;
 use crate::errors::ErrorCounts;
 use crate::stats::LatencySummary;
+use stcp_proto::Mode;
 
 /// Version of the suite report schema; raised on every change that is not a pure addition.
 pub const SUITE_SCHEMA_VERSION: u32 = 1;
