@@ -1,14 +1,16 @@
 //! The command line: `stcp-loadgen [RUN OPTIONS]` runs a load test, `stcp-loadgen merge A.json B.json ...`
 //! combines reports. Sizes and durations take human units (`64k`, `1m`; `500ms`, `70s`, `2m`).
+//! Only the top of the command line lives here: each command's options are declared beside the
+//! code that runs it ([`RunArgs`], [`SuiteArgs`], [`ReportArgs`], [`StreamArgs`], [`MergeArgs`]),
+//! so the command line depends on the rest of the crate and nothing depends on it.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-
-use stcp_server::units;
-
-use crate::suite::rows::Row;
+use crate::merge::MergeArgs;
+use crate::render::ReportArgs;
+use crate::run::RunArgs;
+use crate::stream::StreamArgs;
+use crate::suite::SuiteArgs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -25,9 +27,6 @@ Examples:
 
 Exit status: 0 when errors stay within --max-errors, 1 when they do not, 2 on bad usage,
 3 when the run was cut short (Ctrl-C, every connection lost), 4 when it could not start.";
-
-/// Most memory the connections' buffers may take (they are allocated before the load starts).
-pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
 
 /// Matched io_uring load generator for STCP and raw TCP echo.
 #[derive(Debug, Parser)]
@@ -77,293 +76,13 @@ Examples:
   stcp-loadgen report results/tcp-256-c50-d1-*.json results/stcp-256-c50-d1-*.json
       the table of loose run reports (TCP and STCP runs pair by start time), on stdout";
 
-/// `suite`: the seed's table, TCP vs STCP, interleaved.
-#[derive(Debug, Clone, Args)]
-pub struct SuiteArgs {
-    /// Workloads as PAYLOADxCLIENTS, comma-separated (default: the seed's four rows).
-    #[arg(long, value_parser = parse_row, value_delimiter = ',', default_value = crate::suite::rows::SEED_ROWS, value_name = "ROWS")]
-    pub rows: Vec<Row>,
-    /// Measured interval of every run (the seed measured 70 s).
-    #[arg(long, value_parser = parse_duration, default_value = "70s", value_name = "DURATION")]
-    pub duration: Duration,
-    /// Load applied before each run's measured interval, excluded from every statistic.
-    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
-    pub warmup: Duration,
-    /// Interleaved TCP/STCP pairs per row and backend combination.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
-    pub repeat: u64,
-    /// Crypto backends to run, comma-separated (client and embedded server).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "aws-lc")]
-    pub crypto: Vec<Crypto>,
-    /// Embedded server io backends to run, comma-separated (default: auto; not with --target).
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub io: Vec<IoChoice>,
-    /// STCP address of a running server (with --tcp-target); default: an embedded server.
-    #[arg(long, value_name = "HOST:PORT", requires = "tcp_target")]
-    pub target: Option<String>,
-    /// Raw framed TCP address of that server.
-    #[arg(long, value_name = "HOST:PORT", requires = "target")]
-    pub tcp_target: Option<String>,
-    /// Public key of the server at --target: a file holding hex, or 64 hex characters
-    /// (default: ./stcp-server.key.pub).
-    #[arg(long, value_name = "FILE|HEX", requires = "target")]
-    pub server_key: Option<String>,
-    /// Pre-shared key file, for a server started with --psk (the embedded server then uses it too).
-    #[arg(long, value_name = "FILE")]
-    pub psk: Option<PathBuf>,
-    /// Client threads (default: every core the embedded server does not use, else every core).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub threads: Option<u32>,
-    /// Longest wait for a connect, a handshake or one echo.
-    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Directory for the run reports and suite.json (default: results/suite-<UTC start>/).
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Print every run's live line each second.
-    #[arg(long)]
-    pub live: bool,
-}
-
-/// `report`: the table and the charts.
-#[derive(Debug, Clone, Args)]
-pub struct ReportArgs {
-    /// Suite directories, suite.json files and run reports.
-    #[arg(required = true, value_name = "FILE|DIR")]
-    pub inputs: Vec<PathBuf>,
-    /// Directory for report.md and the SVG charts (created if missing); without it only the
-    /// Markdown is printed.
-    #[arg(long, value_name = "DIR")]
-    pub out_dir: Option<PathBuf>,
-    /// Do not print the Markdown on stdout.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-/// `stream`: one-way bulk TCP over loopback.
-#[derive(Debug, Clone, Args)]
-pub struct StreamArgs {
-    /// Measured interval.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
-    pub duration: Duration,
-    /// Streaming before the measured interval, not counted.
-    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
-    pub warmup: Duration,
-    /// Bytes per write(2) and read(2) (iperf3's default is 128k).
-    #[arg(long, value_parser = parse_size, default_value = "128k", value_name = "SIZE")]
-    pub chunk: usize,
-    /// Core for the receiving thread (default: the first core allowed).
-    #[arg(long)]
-    pub receiver_core: Option<usize>,
-    /// Core for the sending thread (default: the last core allowed).
-    #[arg(long)]
-    pub sender_core: Option<usize>,
-    /// Print the result as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Do not print a line every second.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-/// The protocol spoken to the server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Noise handshake, then encrypted records.
-    Stcp,
-    /// Plain length-prefixed frames (4-byte big-endian length + payload).
-    Tcp,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Stcp => "stcp",
-            Mode::Tcp => "tcp",
-        }
-    }
-}
-
-/// Crypto backend for the client side of STCP.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Crypto {
-    #[value(name = "aws-lc")]
-    AwsLc,
-    #[value(name = "rustcrypto")]
-    RustCrypto,
-}
-
-impl Crypto {
-    pub fn backend(self) -> stcp_proto::CryptoBackend {
-        match self {
-            Crypto::AwsLc => stcp_proto::CryptoBackend::AwsLc,
-            Crypto::RustCrypto => stcp_proto::CryptoBackend::RustCrypto,
-        }
-    }
-}
-
-/// The embedded server's io backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum IoChoice {
-    /// io_uring where it works, else epoll with a warning.
-    Auto,
-    /// io_uring, or fail naming the cause.
-    Uring,
-    /// epoll (tokio), a current-thread runtime per core.
-    Epoll,
-}
-
-impl IoChoice {
-    pub fn backend(self) -> stcp_server::IoBackend {
-        match self {
-            IoChoice::Auto => stcp_server::IoBackend::Auto,
-            IoChoice::Uring => stcp_server::IoBackend::Uring,
-            IoChoice::Epoll => stcp_server::IoBackend::Epoll,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Server address HOST:PORT; without it an embedded stcp-server is started on 127.0.0.1.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub target: Option<String>,
-    /// Protocol: encrypted STCP or plain framed TCP.
-    #[arg(long, value_enum, default_value = "stcp")]
-    pub mode: Mode,
-    /// The server's public key: a file holding hex, or 64 hex characters.
-    /// Default: the embedded server's key, else ./stcp-server.key.pub written by a local stcp-server.
-    #[arg(long, value_name = "FILE|HEX")]
-    pub server_key: Option<String>,
-    /// Pre-shared key file (32 bytes, hex); needed when the server was started with --psk.
-    #[arg(long, value_name = "FILE")]
-    pub psk: Option<PathBuf>,
-    /// Crypto backend for the client side (and the embedded server).
-    #[arg(long, value_enum, default_value = "aws-lc")]
-    pub crypto: Crypto,
-    /// io backend of the embedded server (no effect with --target).
-    #[arg(long, value_enum, default_value = "auto")]
-    pub io: IoChoice,
-    /// Request payload size (bytes; k, m suffixes are KiB, MiB).
-    #[arg(long, value_parser = parse_size, default_value = "256", value_name = "SIZE")]
-    pub payload: usize,
-    /// Persistent connections.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-    pub clients: u32,
-    /// Requests in flight per connection.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub depth: u32,
-    /// Client threads (default: every core the embedded server does not use, else every core).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub threads: Option<u32>,
-    /// Open loop: R requests/s in total; latency is measured from each request's intended send time.
-    #[arg(long, value_name = "R")]
-    pub rate: Option<f64>,
-    /// Measured interval.
-    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
-    pub duration: Duration,
-    /// Load applied before the measured interval, excluded from every statistic.
-    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
-    pub warmup: Duration,
-    /// New connections per second while connecting (default: as fast as possible).
-    #[arg(long, value_name = "PER_SECOND")]
-    pub connect_rate: Option<f64>,
-    /// Longest wait for a connect, a handshake or one echo.
-    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Errors tolerated before the exit status says failure.
-    #[arg(long, default_value_t = 0)]
-    pub max_errors: u64,
-    /// Directory for the JSON report.
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Also print the JSON report on stdout.
-    #[arg(long)]
-    pub json: bool,
-    /// Do not print the live line every second.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct MergeArgs {
-    /// Reports to combine (written by stcp-loadgen).
-    #[arg(required = true, num_args = 2.., value_name = "REPORT.json")]
-    pub reports: Vec<PathBuf>,
-    /// Directory for the merged report.
-    #[arg(long, default_value = "results", value_name = "DIR")]
-    pub out: PathBuf,
-    /// Also print the merged report on stdout.
-    #[arg(long)]
-    pub json: bool,
-}
-
-impl RunArgs {
-    /// Checks that clap cannot express; returns a message naming the option at fault.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.payload > stcp_proto::DEFAULT_MAX_FRAME {
-            return Err(format!(
-                "--payload {} is larger than the largest frame a server accepts by default ({} bytes)",
-                self.payload,
-                stcp_proto::DEFAULT_MAX_FRAME
-            ));
-        }
-        if let Some(rate) = self.rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(format!(
-                    "--rate {rate}: give a positive number of requests per second"
-                ));
-            }
-        }
-        if let Some(rate) = self.connect_rate {
-            if !(rate.is_finite() && rate > 0.0) {
-                return Err(format!(
-                    "--connect-rate {rate}: give a positive number of connections per second"
-                ));
-            }
-        }
-        if self.duration.is_zero() {
-            return Err("--duration must be longer than zero".into());
-        }
-        if self.timeout.is_zero() {
-            return Err("--timeout must be longer than zero".into());
-        }
-        // Every connection keeps two send buffers and one receive buffer of `depth` requests.
-        let per_request = self.payload as u64 + stcp_proto::RECORD_OVERHEAD as u64;
-        let buffers = u64::from(self.clients) * u64::from(self.depth) * per_request * 3;
-        if buffers > MAX_BUFFER_BYTES {
-            return Err(format!(
-                "--clients {} x --depth {} x --payload {} needs {} MiB of buffers, more than the {} MiB allowed: \
-                 lower one of them",
-                self.clients,
-                self.depth,
-                self.payload,
-                buffers >> 20,
-                MAX_BUFFER_BYTES >> 20
-            ));
-        }
-        if self.mode == Mode::Tcp && (self.psk.is_some() || self.server_key.is_some()) {
-            return Err("--psk and --server-key apply to --mode stcp only".into());
-        }
-        Ok(())
-    }
-}
-
-fn parse_size(text: &str) -> Result<usize, String> {
-    units::parse_size(text).map_err(|e| e.to_string())
-}
-
-fn parse_row(text: &str) -> Result<Row, String> {
-    text.parse()
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    units::parse_duration(text).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use stcp_proto::{CryptoBackend, Mode};
+    use stcp_server::IoBackend;
+
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
@@ -388,6 +107,49 @@ mod tests {
         match cli.command {
             Some(Command::Merge(m)) => assert_eq!(m.reports.len(), 2),
             _ => panic!("merge not recognised"),
+        }
+    }
+
+    #[test]
+    fn choices_parse_into_the_one_declaration_and_help_lists_them() {
+        for mode in [Mode::Stcp, Mode::Tcp] {
+            assert_eq!(parse(&["--mode", mode.name()]).unwrap().run.mode, mode);
+        }
+        for crypto in CryptoBackend::ALL {
+            assert_eq!(
+                parse(&["--crypto", crypto.name()]).unwrap().run.crypto,
+                crypto
+            );
+        }
+        for io in IoBackend::ALL {
+            assert_eq!(parse(&["--io", io.name()]).unwrap().run.io, io);
+        }
+        let suite = match parse(&[
+            "suite",
+            "--crypto",
+            "aws-lc,rustcrypto",
+            "--io",
+            "uring,epoll",
+        ])
+        .unwrap()
+        .command
+        {
+            Some(Command::Suite(s)) => s,
+            _ => panic!("suite not recognised"),
+        };
+        assert_eq!(suite.crypto, CryptoBackend::ALL);
+        assert_eq!(suite.io, [IoBackend::Uring, IoBackend::Epoll]);
+        assert!(parse(&["--mode", "udp"]).is_err());
+        assert!(parse(&["--io", "kqueue"]).is_err());
+
+        use clap::CommandFactory;
+        let help = Cli::command().render_help().to_string();
+        for values in [
+            "[possible values: stcp, tcp]",
+            "[possible values: aws-lc, rustcrypto]",
+            "[possible values: auto, uring, epoll]",
+        ] {
+            assert!(help.contains(values), "--help lacks {values}:\n{help}");
         }
     }
 

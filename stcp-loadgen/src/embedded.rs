@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use stcp_proto::{CryptoBackend, StaticKeypair};
 use stcp_server::{Config, IoBackend, Server, ServerError, ServerHandle};
 
-use crate::cli::Mode;
+use stcp_proto::Mode;
 
 /// A running embedded server and what the client needs to know about it.
 pub struct EmbeddedServer {

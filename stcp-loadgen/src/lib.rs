@@ -27,3 +27,4 @@ pub mod stats;
 pub mod stream;
 pub mod suite;
 pub mod summary;
+pub mod values;

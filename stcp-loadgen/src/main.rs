@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     ExitCode::from(status as u8)
 }
 
-fn merge_command(args: &stcp_loadgen::cli::MergeArgs) -> i32 {
+fn merge_command(args: &merge::MergeArgs) -> i32 {
     let mut reports = Vec::with_capacity(args.reports.len());
     for path in &args.reports {
         match report::Report::read(path) {

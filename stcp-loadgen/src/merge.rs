@@ -3,8 +3,24 @@
 
 use std::path::{Path, PathBuf};
 
+use clap::Args;
+
 use crate::hist_codec::HistogramCodecError;
 use crate::report::{Report, Source};
+
+/// `merge`: reports of runs made at the same time from several machines.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Reports to combine (written by stcp-loadgen).
+    #[arg(required = true, num_args = 2.., value_name = "REPORT.json")]
+    pub reports: Vec<PathBuf>,
+    /// Directory for the merged report.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also print the merged report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {

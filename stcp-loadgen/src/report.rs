@@ -6,16 +6,49 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Mode;
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::measurement::{Connections, CpuTime, Interval, Measurement};
 use crate::stats::{LatencySummary, LittlesLaw};
+use stcp_proto::Mode;
 
 /// Version of the report schema; raised on every change that is not a pure addition.
 pub const SCHEMA_VERSION: u32 = 1;
 /// The `tool` field of every report this crate writes.
 pub const TOOL_NAME: &str = "stcp-loadgen";
+
+/// `mode` in reports: the name users type (`"stcp"`, `"tcp"`), through `stcp_proto::Mode`'s
+/// `Display` and `FromStr` (stcp-proto has no serde).
+pub(crate) mod mode_name {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+    use stcp_proto::Mode;
+
+    pub fn serialize<S: Serializer>(mode: &Mode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.name())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(D::Error::custom)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+        struct Tagged(#[serde(with = "super")] Mode);
+
+        #[test]
+        fn modes_are_written_and_read_by_name() {
+            for (mode, json) in [(Mode::Stcp, "\"stcp\""), (Mode::Tcp, "\"tcp\"")] {
+                assert_eq!(serde_json::to_string(&Tagged(mode)).unwrap(), json);
+                assert_eq!(serde_json::from_str::<Tagged>(json).unwrap(), Tagged(mode));
+            }
+            assert!(serde_json::from_str::<Tagged>("\"udp\"").is_err());
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -37,6 +70,7 @@ pub struct Report {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Configuration {
+    #[serde(with = "mode_name")]
     pub mode: Mode,
     /// Address connected to (HOST:PORT as given, or the embedded server's address).
     pub target: String,

@@ -5,10 +5,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use stcp_proto::ClientConfig;
+use clap::Args;
+use stcp_proto::{ClientConfig, CryptoBackend, Mode};
+use stcp_server::IoBackend;
 
-use crate::cli::{Crypto, Mode, RunArgs};
 use crate::embedded::{self, EmbeddedServer};
 use crate::engine::{self, EngineConfig, LoadPhase};
 use crate::environment;
@@ -18,6 +20,7 @@ use crate::server_under_test::{
     load_server_key, resolve, ExternalServer, ServerUnderTest, TargetError,
 };
 use crate::summary;
+use crate::values::{crypto_parser, io_parser, mode_parser, parse_duration, parse_size};
 
 pub use crate::server_under_test::DEFAULT_SERVER_KEY_FILE;
 
@@ -59,6 +62,123 @@ impl StartError {
     }
 }
 
+/// Most memory the connections' buffers may take (they are allocated before the load starts).
+pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
+
+/// The run options: `stcp-loadgen [RUN OPTIONS]`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Server address HOST:PORT; without it an embedded stcp-server is started on 127.0.0.1.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// Protocol: encrypted STCP or plain framed TCP.
+    #[arg(long, value_parser = mode_parser(), default_value = "stcp")]
+    pub mode: Mode,
+    /// The server's public key: a file holding hex, or 64 hex characters.
+    /// Default: the embedded server's key, else ./stcp-server.key.pub written by a local stcp-server.
+    #[arg(long, value_name = "FILE|HEX")]
+    pub server_key: Option<String>,
+    /// Pre-shared key file (32 bytes, hex); needed when the server was started with --psk.
+    #[arg(long, value_name = "FILE")]
+    pub psk: Option<PathBuf>,
+    /// Crypto backend for the client side (and the embedded server).
+    #[arg(long, value_parser = crypto_parser(), default_value = "aws-lc")]
+    pub crypto: CryptoBackend,
+    /// io backend of the embedded server (no effect with --target).
+    #[arg(long, value_parser = io_parser(), default_value = "auto")]
+    pub io: IoBackend,
+    /// Request payload size (bytes; k, m suffixes are KiB, MiB).
+    #[arg(long, value_parser = parse_size, default_value = "256", value_name = "SIZE")]
+    pub payload: usize,
+    /// Persistent connections.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+    /// Requests in flight per connection.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub depth: u32,
+    /// Client threads (default: every core the embedded server does not use, else every core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Open loop: R requests/s in total; latency is measured from each request's intended send time.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Measured interval.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub duration: Duration,
+    /// Load applied before the measured interval, excluded from every statistic.
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub warmup: Duration,
+    /// New connections per second while connecting (default: as fast as possible).
+    #[arg(long, value_name = "PER_SECOND")]
+    pub connect_rate: Option<f64>,
+    /// Longest wait for a connect, a handshake or one echo.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Errors tolerated before the exit status says failure.
+    #[arg(long, default_value_t = 0)]
+    pub max_errors: u64,
+    /// Directory for the JSON report.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also print the JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not print the live line every second.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    /// Checks that clap cannot express; returns a message naming the option at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.payload > stcp_proto::DEFAULT_MAX_FRAME {
+            return Err(format!(
+                "--payload {} is larger than the largest frame a server accepts by default ({} bytes)",
+                self.payload,
+                stcp_proto::DEFAULT_MAX_FRAME
+            ));
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!(
+                    "--rate {rate}: give a positive number of requests per second"
+                ));
+            }
+        }
+        if let Some(rate) = self.connect_rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(format!(
+                    "--connect-rate {rate}: give a positive number of connections per second"
+                ));
+            }
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be longer than zero".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be longer than zero".into());
+        }
+        // Every connection keeps two send buffers and one receive buffer of `depth` requests.
+        let per_request = self.payload as u64 + stcp_proto::RECORD_OVERHEAD as u64;
+        let buffers = u64::from(self.clients) * u64::from(self.depth) * per_request * 3;
+        if buffers > MAX_BUFFER_BYTES {
+            return Err(format!(
+                "--clients {} x --depth {} x --payload {} needs {} MiB of buffers, more than the {} MiB allowed: \
+                 lower one of them",
+                self.clients,
+                self.depth,
+                self.payload,
+                buffers >> 20,
+                MAX_BUFFER_BYTES >> 20
+            ));
+        }
+        if self.mode == Mode::Tcp && (self.psk.is_some() || self.server_key.is_some()) {
+            return Err("--psk and --server-key apply to --mode stcp only".into());
+        }
+        Ok(())
+    }
+}
+
 /// Runs a load test (`stcp-loadgen [RUN OPTIONS]`); returns the exit status.
 pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     args.validate().map_err(StartError::Usage)?;
@@ -84,7 +204,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             })
         }
         None => {
-            let server = start_embedded(args.crypto, args.io.backend(), psk)?;
+            let server = start_embedded(args.crypto, args.io, psk)?;
             eprintln!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
@@ -123,19 +243,13 @@ pub fn load_psk(path: Option<&Path>) -> Result<Option<[u8; 32]>, StartError> {
 
 /// Starts an embedded server on half the cores (see [`embedded::split_cores`]).
 pub fn start_embedded(
-    crypto: Crypto,
+    crypto: CryptoBackend,
     io: stcp_server::IoBackend,
     psk: Option<[u8; 32]>,
 ) -> Result<EmbeddedServer, StartError> {
     let split = embedded::split_cores(environment::cores());
-    EmbeddedServer::start(
-        &split,
-        crypto.backend(),
-        io,
-        psk,
-        crate::entropy::random_seed(),
-    )
-    .map_err(StartError::EmbeddedServer)
+    EmbeddedServer::start(&split, crypto, io, psk, crate::entropy::random_seed())
+        .map_err(StartError::EmbeddedServer)
 }
 
 /// A finished load test: its report (not yet written) and when it started.
@@ -156,7 +270,7 @@ pub fn measure(
 ) -> Result<Measured, StartError> {
     let (started_secs, started_nanos) = environment::now_unix();
     let cores = environment::cores();
-    let backend = args.crypto.backend();
+    let backend = args.crypto;
     let target = server
         .addr(args.mode)
         .ok_or(StartError::NoAddress(args.mode.name()))?;

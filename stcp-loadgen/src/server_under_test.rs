@@ -6,8 +6,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use crate::cli::Mode;
 use crate::embedded::EmbeddedServer;
+use stcp_proto::Mode;
 
 /// The public key file a local `stcp-server` writes next to its key, used when neither
 /// --server-key nor the embedded server gives one.

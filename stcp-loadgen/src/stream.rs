@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde::Serialize;
 
-use crate::cli::StreamArgs;
 use crate::run::exit;
 use crate::server_under_test::allowed_cores;
+use crate::values::{parse_duration, parse_size};
 use crate::{environment, interrupt};
 
 /// Longest a write or read may block before the stream is declared stuck.
@@ -50,6 +51,32 @@ pub enum StreamError {
     Setup(std::io::Error),
     #[error("the stream stopped: {0}")]
     Stream(String),
+}
+
+/// `stream`: one-way bulk TCP over loopback.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Measured interval.
+    #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
+    pub duration: Duration,
+    /// Streaming before the measured interval, not counted.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub warmup: Duration,
+    /// Bytes per write(2) and read(2) (iperf3's default is 128k).
+    #[arg(long, value_parser = parse_size, default_value = "128k", value_name = "SIZE")]
+    pub chunk: usize,
+    /// Core for the receiving thread (default: the first core allowed).
+    #[arg(long)]
+    pub receiver_core: Option<usize>,
+    /// Core for the sending thread (default: the last core allowed).
+    #[arg(long)]
+    pub sender_core: Option<usize>,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not print a line every second.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Runs `stcp-loadgen stream`; returns the exit status.

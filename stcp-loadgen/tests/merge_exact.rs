@@ -5,11 +5,11 @@ mod common;
 
 use std::path::PathBuf;
 
-use stcp_loadgen::cli::Mode;
 use stcp_loadgen::measurement::{Connections, Interval, Measurement};
 use stcp_loadgen::merge::merge;
 use stcp_loadgen::report::{Configuration, Environment, Pinning, Report};
 use stcp_loadgen::stats::{self, LatencySummary};
+use stcp_proto::Mode;
 
 fn configuration(clients: u64) -> Configuration {
     Configuration {

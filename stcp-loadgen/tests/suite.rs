@@ -10,10 +10,10 @@ use std::process::Output;
 use std::sync::{Mutex, OnceLock};
 
 use common::{fresh_dir, loadgen, TestEchoServer};
-use stcp_loadgen::cli::Mode;
 use stcp_loadgen::report::Report;
 use stcp_loadgen::run::exit;
 use stcp_loadgen::suite::schema::{SuiteReport, SUITE_FILE_NAME};
+use stcp_proto::Mode;
 use stcp_server::{Config, Server};
 
 /// One suite at a time: two suites at once on a 2-core machine starve each other's runs.

@@ -4,6 +4,12 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use stcp_proto::{CryptoBackend, StaticKeypair, DEFAULT_MAX_FRAME};
 
+/// io_uring: the server stops reading a connection that holds this many provided ring buffers
+/// (received bytes not yet consumed), until it is down to half. Public so that tests bound what
+/// a connection can hold with the server's own number.
+// The uring engine keeps its own copy (engine/uring/mod.rs); it should use this one.
+pub const RING_HOLD_CAP: usize = 32;
+
 /// Which io backend serves connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum IoBackend {
@@ -17,6 +23,9 @@ pub enum IoBackend {
 }
 
 impl IoBackend {
+    /// Every backend, default first.
+    pub const ALL: [IoBackend; 3] = [IoBackend::Auto, IoBackend::Uring, IoBackend::Epoll];
+
     /// The name users type.
     pub fn name(self) -> &'static str {
         match self {

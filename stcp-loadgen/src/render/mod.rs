@@ -9,7 +9,8 @@ pub mod seed;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::cli::ReportArgs;
+use clap::Args;
+
 use crate::report::{ReadReportError, Report, TOOL_NAME};
 use crate::run::exit;
 use crate::suite::aggregate::{self, AggregateError, RunInput};
@@ -59,6 +60,21 @@ pub struct Inputs {
     pub runs: Vec<(PathBuf, Report)>,
     /// Suites whose run reports could not all be found: their stored rows are used.
     pub suites_without_runs: Vec<(PathBuf, SuiteReport)>,
+}
+
+/// `report`: the table and the charts.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// Suite directories, suite.json files and run reports.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for report.md and the SVG charts (created if missing); without it only the
+    /// Markdown is printed.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Do not print the Markdown on stdout.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Runs `stcp-loadgen report`; returns the exit status.

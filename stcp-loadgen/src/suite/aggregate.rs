@@ -3,12 +3,12 @@
 //! exact over all requests), pairs TCP and STCP runs, and takes the median STCP/TCP ratio of the
 //! pairs. `suite` and `report` both use it, so the two always agree.
 
-use crate::cli::Mode;
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::report::{throughput_mb_per_s, Report};
 use crate::stats::{self, LatencySummary};
 use crate::suite::schema::{ModeSummary, RatioSummary, RowSummary};
+use stcp_proto::Mode;
 
 /// The combination name given to runs against a server this tool did not start, when the run
 /// does not say otherwise.

@@ -3,19 +3,27 @@
 
 use std::net::SocketAddr;
 
-use crate::cli::{Crypto, IoChoice, Mode, SuiteArgs};
+use stcp_proto::{CryptoBackend, Mode};
+use stcp_server::IoBackend;
+
+use super::SuiteArgs;
 use crate::run::{self, StartError};
 use crate::server_under_test::{ExternalServer, ServerUnderTest};
 
 /// One backend combination: a server to start (or the external one) and the client crypto.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Combination {
-    Embedded { crypto: Crypto, io: IoChoice },
-    External { crypto: Crypto },
+    Embedded {
+        crypto: CryptoBackend,
+        io: IoBackend,
+    },
+    External {
+        crypto: CryptoBackend,
+    },
 }
 
 impl Combination {
-    pub(super) fn crypto(self) -> Crypto {
+    pub(super) fn crypto(self) -> CryptoBackend {
         match self {
             Combination::Embedded { crypto, .. } | Combination::External { crypto } => crypto,
         }
@@ -37,9 +45,9 @@ pub(super) fn combinations(args: &SuiteArgs) -> Vec<Combination> {
     out
 }
 
-pub(super) fn io_choices(args: &SuiteArgs) -> Vec<IoChoice> {
+pub(super) fn io_choices(args: &SuiteArgs) -> Vec<IoBackend> {
     if args.io.is_empty() {
-        vec![IoChoice::Auto]
+        vec![IoBackend::Auto]
     } else {
         dedup(&args.io)
     }
@@ -62,7 +70,7 @@ pub(super) fn start_server(
 ) -> Result<ServerUnderTest, StartError> {
     match (combination, external) {
         (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(
-            run::start_embedded(crypto, io.backend(), psk)?,
+            run::start_embedded(crypto, io, psk)?,
         )),
         (Combination::External { .. }, Some((stcp, tcp, key))) => {
             Ok(ServerUnderTest::External(ExternalServer {

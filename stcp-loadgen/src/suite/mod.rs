@@ -13,16 +13,74 @@ pub mod schema;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::{Mode, SuiteArgs};
+use clap::Args;
+use stcp_proto::{CryptoBackend, Mode};
+use stcp_server::IoBackend;
+
 use crate::environment;
 use crate::render;
 use crate::report::Report;
 use crate::run::{self, exit, StartError};
 use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
+use crate::values::{crypto_parser, io_parser, parse_duration};
 use aggregate::{AggregateError, RunInput};
 use matrix::{combinations, describe_server, io_choices, start_server};
 use pairs::{run_args, run_combination, Done, Stop};
+use rows::Row;
 use schema::{RowSpec, SuiteConfiguration, SuiteEnvironment, SuiteReport};
+
+/// `suite`: the seed's table, TCP vs STCP, interleaved.
+#[derive(Debug, Clone, Args)]
+pub struct SuiteArgs {
+    /// Workloads as PAYLOADxCLIENTS, comma-separated (default: the seed's four rows).
+    #[arg(long, value_parser = parse_row, value_delimiter = ',', default_value = rows::SEED_ROWS, value_name = "ROWS")]
+    pub rows: Vec<Row>,
+    /// Measured interval of every run (the seed measured 70 s).
+    #[arg(long, value_parser = parse_duration, default_value = "70s", value_name = "DURATION")]
+    pub duration: Duration,
+    /// Load applied before each run's measured interval, excluded from every statistic.
+    #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
+    pub warmup: Duration,
+    /// Interleaved TCP/STCP pairs per row and backend combination.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub repeat: u64,
+    /// Crypto backends to run, comma-separated (client and embedded server).
+    #[arg(long, value_parser = crypto_parser(), value_delimiter = ',', default_value = "aws-lc")]
+    pub crypto: Vec<CryptoBackend>,
+    /// Embedded server io backends to run, comma-separated (default: auto; not with --target).
+    #[arg(long, value_parser = io_parser(), value_delimiter = ',')]
+    pub io: Vec<IoBackend>,
+    /// STCP address of a running server (with --tcp-target); default: an embedded server.
+    #[arg(long, value_name = "HOST:PORT", requires = "tcp_target")]
+    pub target: Option<String>,
+    /// Raw framed TCP address of that server.
+    #[arg(long, value_name = "HOST:PORT", requires = "target")]
+    pub tcp_target: Option<String>,
+    /// Public key of the server at --target: a file holding hex, or 64 hex characters
+    /// (default: ./stcp-server.key.pub).
+    #[arg(long, value_name = "FILE|HEX", requires = "target")]
+    pub server_key: Option<String>,
+    /// Pre-shared key file, for a server started with --psk (the embedded server then uses it too).
+    #[arg(long, value_name = "FILE")]
+    pub psk: Option<PathBuf>,
+    /// Client threads (default: every core the embedded server does not use, else every core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+    /// Longest wait for a connect, a handshake or one echo.
+    #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Directory for the run reports and suite.json (default: results/suite-<UTC start>/).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print every run's live line each second.
+    #[arg(long)]
+    pub live: bool,
+}
+
+fn parse_row(text: &str) -> Result<Row, String> {
+    text.parse()
+}
+
 /// The two modes of a pair, in the order they run.
 pub const PAIR_ORDER: [Mode; 2] = [Mode::Tcp, Mode::Stcp];
 
@@ -132,7 +190,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
             }
         };
         let cell = (
-            combination.crypto().backend().name().to_string(),
+            combination.crypto().name().to_string(),
             match &server {
                 ServerUnderTest::Embedded(s) => s.backend().to_string(),
                 ServerUnderTest::External(_) => aggregate::EXTERNAL.to_string(),
@@ -235,17 +293,13 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguratio
         warmup_seconds: args.warmup.as_secs_f64(),
         timeout_seconds: args.timeout.as_secs_f64(),
         depth: 1,
-        crypto: args
-            .crypto
-            .iter()
-            .map(|c| c.backend().name().to_string())
-            .collect(),
+        crypto: args.crypto.iter().map(|c| c.name().to_string()).collect(),
         io: if args.target.is_some() {
             Vec::new()
         } else {
             io_choices(args)
                 .iter()
-                .map(|i| i.backend().name().to_string())
+                .map(|i| i.name().to_string())
                 .collect()
         },
         embedded_server: args.target.is_none(),
@@ -291,8 +345,9 @@ mod tests {
     use super::matrix::Combination;
     use super::rows::Row;
     use super::*;
-    use crate::cli::{Crypto, IoChoice};
     use clap::Parser;
+    use stcp_proto::CryptoBackend;
+    use stcp_server::IoBackend;
 
     fn suite_args(extra: &[&str]) -> SuiteArgs {
         let cli = crate::cli::Cli::try_parse_from(
@@ -335,8 +390,8 @@ mod tests {
         assert!(matches!(
             c[1],
             Combination::Embedded {
-                crypto: Crypto::AwsLc,
-                io: IoChoice::Epoll
+                crypto: CryptoBackend::AwsLc,
+                io: IoBackend::Epoll
             }
         ));
     }
@@ -369,7 +424,7 @@ mod tests {
         let args = suite_args(&[]);
         for row in &args.rows {
             for mode in PAIR_ORDER {
-                let r = run_args(&args, *row, mode, Crypto::AwsLc);
+                let r = run_args(&args, *row, mode, CryptoBackend::AwsLc);
                 assert!(r.validate().is_ok(), "{row} {mode:?}");
                 assert_eq!(r.mode, mode);
                 assert_eq!(u64::from(r.clients), u64::from(row.clients));

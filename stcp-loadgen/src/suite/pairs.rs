@@ -8,8 +8,12 @@ use super::matrix::Combination;
 use super::rows::Row;
 use super::schema::SuiteRun;
 use super::PAIR_ORDER;
-use crate::cli::{Crypto, IoChoice, Mode, RunArgs, SuiteArgs};
+use stcp_proto::{CryptoBackend, Mode};
+use stcp_server::IoBackend;
+
+use super::SuiteArgs;
 use crate::report::{size_label, Report, SuiteCell};
+use crate::run::RunArgs;
 use crate::run::{self, StartError};
 use crate::server_under_test::ServerUnderTest;
 use crate::summary::latency;
@@ -27,7 +31,7 @@ pub(super) struct Stop {
 }
 
 /// The run options of one run of the suite.
-pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: Crypto) -> RunArgs {
+pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBackend) -> RunArgs {
     let stcp = mode == Mode::Stcp;
     RunArgs {
         target: args.target.clone(),
@@ -35,7 +39,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: Crypto) -
         server_key: None,
         psk: args.psk.clone().filter(|_| stcp),
         crypto,
-        io: IoChoice::Auto,
+        io: IoBackend::Auto,
         payload: row.payload_bytes as usize,
         clients: row.clients,
         depth: 1,

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::Mode;
 use crate::errors::ErrorCounts;
 use crate::stats::LatencySummary;
+use stcp_proto::Mode;
 
 /// Version of the suite report schema; raised on every change that is not a pure addition.
 pub const SUITE_SCHEMA_VERSION: u32 = 1;
@@ -86,6 +86,7 @@ pub struct SuiteRun {
     pub sequence: u64,
     /// The run's JSON report, relative to the suite report's directory.
     pub file: String,
+    #[serde(with = "crate::report::mode_name")]
     pub mode: Mode,
     pub payload_bytes: u64,
     pub clients: u64,

@@ -17,9 +17,18 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(20);
 /// Frame sizes every echo test covers.
 pub const SIZES: [usize; 8] = [0, 1, 255, 256, 4095, 4096, 65536, 1 << 20];
 
-/// Whether io_uring tests can run here (they are skipped, loudly, where it cannot).
+/// Whether a test on `io` can run here: io_uring tests are skipped, loudly, where io_uring is
+/// unavailable (see [`uring_available`]).
 pub fn uring_ok(io: IoBackend) -> bool {
-    io != IoBackend::Uring || stcp_engine::io_uring_or_skip("stcp-server io_uring test")
+    io != IoBackend::Uring || uring_available()
+}
+
+/// Whether this io_uring test can run here. Where io_uring is unavailable it says so on stderr
+/// (`SKIPPED: <test>: io_uring unavailable here: <cause>`) and returns false, or panics when
+/// `STCP_REQUIRE_IO_URING=1` (CI, which has io_uring, must not skip).
+pub fn uring_available() -> bool {
+    let thread = std::thread::current();
+    stcp_engine::io_uring_or_skip(thread.name().unwrap_or("<unnamed test>"))
 }
 
 pub fn keypair(seed: u8) -> StaticKeypair {

@@ -11,11 +11,7 @@ use super::{
     lifecycle::release,
     Worker,
 };
-use crate::{errors::ErrorKind, stats::WorkerCounters};
-
-/// A connection holding this many ring buffers in unsent echoes stops reading until they drain,
-/// so one connection cannot take the whole buffer ring.
-pub(super) const RING_HOLD_CAP: usize = 32;
+use crate::{config::RING_HOLD_CAP, errors::ErrorKind, stats::WorkerCounters};
 
 impl Worker {
     /// After chunks were queued on `slot`: schedule a send, apply backpressure.

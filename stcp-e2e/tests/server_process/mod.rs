@@ -1,64 +1,16 @@
-//! A real `stcp-server` process for fault tests: built on demand (the binary of another package is
-//! not built for this package's tests), started on ephemeral loopback ports, its stderr collected,
-//! signalled, and killed if a test fails half way.
+//! A real `stcp-server` process for fault tests: the already-built binary (tests do not run
+//! cargo), started on ephemeral loopback ports, its stderr collected, signalled, and killed if a
+//! test fails half way.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The `stcp-server` binary: `$STCP_SERVER_BIN`, or the one beside this package's binary in the
-/// same target directory and profile, brought up to date with `cargo build` once per test run.
-pub fn server_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(p) = std::env::var_os("STCP_SERVER_BIN") {
-            return PathBuf::from(p);
-        }
-        let loadgen = Path::new(env!("CARGO_BIN_EXE_stcp-loadgen"));
-        let profile_dir = loadgen.parent().expect("binary directory");
-        let target_dir = profile_dir
-            .ancestors()
-            .find(|d| d.join("CACHEDIR.TAG").exists())
-            .unwrap_or_else(|| profile_dir.parent().expect("target directory"));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "stcp-server",
-                "--bin",
-                "stcp-server",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                build.arg("--release");
-            }
-            Some(other) => {
-                build.args(["--profile", other]);
-            }
-        }
-        let out = build.output().expect("run cargo to build stcp-server");
-        assert!(
-            out.status.success(),
-            "cargo build -p stcp-server failed (set STCP_SERVER_BIN to use a prebuilt one):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let bin = profile_dir.join("stcp-server");
-        assert!(bin.exists(), "{} was not built", bin.display());
-        bin
-    })
-    .clone()
-}
+use crate::common::server_bin;
 
 /// A running `stcp-server` process.
 pub struct ServerProcess {
