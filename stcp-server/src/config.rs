@@ -7,7 +7,6 @@ use stcp_proto::{CryptoBackend, StaticKeypair, DEFAULT_MAX_FRAME};
 /// io_uring: the server stops reading a connection that holds this many provided ring buffers
 /// (received bytes not yet consumed), until it is down to half. Public so that tests bound what
 /// a connection can hold with the server's own number.
-// The uring engine keeps its own copy (engine/uring/mod.rs); it should use this one.
 pub const RING_HOLD_CAP: usize = 32;
 
 /// Which io backend serves connections.
