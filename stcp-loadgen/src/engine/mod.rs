@@ -27,6 +27,17 @@ use settings::Settings;
 use start_line::StartLine;
 use tally::{ThreadMessage, ThreadSummary};
 
+/// Why a client thread could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The operating system refused a thread.
+    #[error("cannot start a client thread: {0}")]
+    Spawn(std::io::Error),
+    /// The thread's io_uring driver could not be built.
+    #[error("io_uring is not available: {0}")]
+    Driver(#[from] stcp_engine::DriverError),
+}
+
 /// Asked by every client thread once per turn, and by the coordinator: true ends the run early
 /// (the command line answers it from its Ctrl-C flag; a library user from anything it likes).
 pub type StopHandle = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -80,7 +91,7 @@ pub struct EngineOutcome {
     /// Why the run is partial; None when it ran its full length.
     pub partial_reason: Option<String>,
     /// Threads that could not run at all, with the cause.
-    pub setup_errors: Vec<String>,
+    pub setup_errors: Vec<SetupError>,
     /// Connections the server ended with its authenticated Close record (a stopping server):
     /// clean ends, not errors.
     pub closed_by_server: u64,
@@ -146,7 +157,7 @@ pub fn run(
             .spawn(move || client_thread::run(plan, start, tx));
         match spawned {
             Ok(handle) => handles.push(handle),
-            Err(e) => spawn_errors.push(format!("cannot start a client thread: {e}")),
+            Err(e) => spawn_errors.push(SetupError::Spawn(e)),
         }
     }
     drop(tx);
@@ -241,7 +252,7 @@ pub fn run(
     } else {
         None
     };
-    let setup_errors = collector.setup_errors.clone();
+    let setup_errors = std::mem::take(&mut collector.setup_errors);
     let (closed_by_server, unanswered_at_close) =
         (collector.closed_by_server, collector.unanswered);
     let mut measurement = collector.into_measurement(measured);
@@ -267,7 +278,7 @@ struct Collector {
     established: u64,
     closed_by_server: u64,
     unanswered: u64,
-    setup_errors: Vec<String>,
+    setup_errors: Vec<SetupError>,
 }
 
 fn phase_key(phase: LoadPhase) -> u8 {
@@ -307,13 +318,13 @@ impl Collector {
         }
     }
 
-    fn finished(&mut self, summary: ThreadSummary) {
+    fn finished(&mut self, mut summary: ThreadSummary) {
         self.running -= 1;
         self.established += summary.established;
         self.closed_by_server += summary.closed_by_server;
         self.unanswered += summary.unanswered;
-        if let Some(why) = &summary.setup_error {
-            self.setup_errors.push(why.clone());
+        if let Some(why) = summary.setup_error.take() {
+            self.setup_errors.push(why);
         }
         self.summaries.push(summary);
     }

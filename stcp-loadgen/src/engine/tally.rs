@@ -43,11 +43,11 @@ pub struct ThreadSummary {
     /// CPU time over the measured interval.
     pub cpu: ThreadCpu,
     /// Why the thread could not run at all (io_uring unavailable, ...).
-    pub setup_error: Option<String>,
+    pub setup_error: Option<super::SetupError>,
 }
 
 impl ThreadSummary {
-    pub fn failed(requested: u64, why: String) -> ThreadSummary {
+    pub fn failed(requested: u64, why: super::SetupError) -> ThreadSummary {
         ThreadSummary {
             handshake: stats::new_histogram(),
             errors: ErrorCounts::default(),

@@ -25,7 +25,7 @@ use super::settings::Settings;
 use super::socket::{errno_name, set_nodelay, sockaddr};
 use super::start_line::StartLine;
 use super::tally::{Tally, ThreadMessage, ThreadSummary};
-use super::StopHandle;
+use super::{SetupError, StopHandle};
 use crate::cpu_time::ThreadCpu;
 use crate::errors::{ErrorCounts, ErrorKind};
 use crate::stats::{self, LatencyHistogram};
@@ -116,7 +116,7 @@ struct ClientThread {
 }
 
 impl ClientThread {
-    fn new(plan: &ThreadPlan) -> Result<(Driver, ClientThread), String> {
+    fn new(plan: &ThreadPlan) -> Result<(Driver, ClientThread), SetupError> {
         let s = &plan.settings;
         let buf_size = s.record_len.next_power_of_two().clamp(4096, 65536);
         let in_flight_bytes = plan.conn_ids.len() * s.depth as usize * s.record_len;
@@ -127,8 +127,7 @@ impl ClientThread {
             buffers: count as u16,
             buffer_size: buf_size as u32,
             ..DriverOptions::default()
-        })
-        .map_err(|e| format!("io_uring is not available: {e}"))?;
+        })?;
         let now = Instant::now();
         let conns = plan
             .conn_ids

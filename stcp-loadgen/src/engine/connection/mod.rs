@@ -321,34 +321,26 @@ impl Connection {
             .ok_or(ErrorKind::Verify)?
             .copy_from_slice(data);
         self.in_len = end;
-        let opener = self.opener.as_ref().ok_or(ErrorKind::Io)?;
-        while self.in_len - self.in_complete >= RECORD_HEADER_LEN {
-            let at = self.in_complete;
-            let header = [
-                self.inbuf[at],
-                self.inbuf[at + 1],
-                self.inbuf[at + 2],
-                self.inbuf[at + 3],
-            ];
-            // A malformed echo header is an echo that differs from the request: `verify`, like a
-            // wrong length or payload.
-            let header: RecordHeader =
-                opener.parse_header(header).map_err(|_| ErrorKind::Verify)?;
-            let expected = match header.kind {
-                RecordType::Close => 0,
-                RecordType::Data => s.payload,
-            };
-            if header.payload_len != expected {
-                return Err(ErrorKind::Verify);
-            }
-            if self.in_len - at < header.record_len() {
-                break;
-            }
-            self.in_complete += header.record_len();
-            if header.kind == RecordType::Close {
+        if self.opener.is_none() {
+            return Err(ErrorKind::Io);
+        }
+        // Records of at most one request's payload: a longer one is refused from its header.
+        let codec = Codec::new(Framing::Records, s.payload);
+        let start = self.in_complete;
+        let mut complete = start;
+        for unit in codec.units(&self.inbuf[start..self.in_len]) {
+            let unit = unit.map_err(|_| ErrorKind::Verify)?;
+            let kind = echo_record_kind(&self.inbuf[start + unit.start..], s)?;
+            complete = start + unit.end;
+            if kind == RecordType::Close {
                 self.close_received = true;
                 break;
             }
+        }
+        self.in_complete = complete;
+        if !self.close_received && self.in_len - complete >= RECORD_HEADER_LEN {
+            // The next record's header is here: it must announce an echo or a Close.
+            echo_record_kind(&self.inbuf[complete..], s)?;
         }
         if self.close_received && self.in_len > self.in_complete {
             // Bytes after the server's Close record: nothing may follow it.
@@ -457,3 +449,20 @@ impl Connection {
 
 #[cfg(test)]
 mod tests;
+
+/// The type of the echo record starting at `record[0]`, whose header the codec read: a Data
+/// record must carry exactly one request's payload and a Close record none. Anything else is an
+/// echo that differs from the request.
+fn echo_record_kind(record: &[u8], s: &Settings) -> Result<RecordType, ErrorKind> {
+    let header = record.first_chunk().ok_or(ErrorKind::Verify)?;
+    let header = RecordHeader::parse(*header, s.payload).map_err(|_| ErrorKind::Verify)?;
+    let expected = match header.kind {
+        RecordType::Close => 0,
+        RecordType::Data => s.payload,
+    };
+    if header.payload_len == expected {
+        Ok(header.kind)
+    } else {
+        Err(ErrorKind::Verify)
+    }
+}
