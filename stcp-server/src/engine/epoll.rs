@@ -243,26 +243,20 @@ async fn echo_loop(
         }
         WorkerCounters::add(&counters.bytes_in, n as u64);
 
+        let mut cx = EchoCtx {
+            shared,
+            index,
+            stream: &mut *stream,
+            idle,
+            crypto: &mut crypto,
+        };
         let mut pos = 0;
         while pos < buf.len() {
             let framing = decoder.codec().framing();
             let d = decoder.decode(&buf[pos..])?;
             if d.reassembled {
                 let mut unit = decoder.take_reassembled(std::mem::take(&mut spare));
-                let step = echo(
-                    &mut EchoCtx {
-                        shared,
-                        index,
-                        stream: &mut *stream,
-                        idle,
-                        crypto: &mut crypto,
-                        decoder: &mut decoder,
-                    },
-                    framing,
-                    &mut unit,
-                    1,
-                )
-                .await;
+                let step = echo(&mut cx, &mut decoder, framing, &mut unit, 1).await;
                 spare = unit;
                 if step? == Step::Finished {
                     return Ok(());
@@ -270,21 +264,10 @@ async fn echo_loop(
             }
             if !d.run.is_empty() {
                 let run = pos + d.run.start..pos + d.run.end;
-                let step = echo(
-                    &mut EchoCtx {
-                        shared,
-                        index,
-                        stream: &mut *stream,
-                        idle,
-                        crypto: &mut crypto,
-                        decoder: &mut decoder,
-                    },
-                    framing,
-                    &mut buf[run],
-                    d.units as u64,
-                )
-                .await?;
-                if step == Step::Finished {
+                let units = d.units as u64;
+                if echo(&mut cx, &mut decoder, framing, &mut buf[run], units).await?
+                    == Step::Finished
+                {
                     return Ok(());
                 }
             }
@@ -309,13 +292,13 @@ struct EchoCtx<'a> {
     stream: &'a mut TcpStream,
     idle: Duration,
     crypto: &'a mut Option<Box<Crypto>>,
-    decoder: &'a mut Decoder,
 }
 
 /// Answers a handshake frame, or echoes a run of whole records or frames in place with one
 /// write (records opened and resealed in one batch each).
 async fn echo(
     cx: &mut EchoCtx<'_>,
+    decoder: &mut Decoder,
     framing: Framing,
     run: &mut [u8],
     mut units: u64,
@@ -324,7 +307,7 @@ async fn echo(
     if framing == Framing::Handshake {
         let mut reply = Vec::new();
         *cx.crypto = Some(accept_handshake(&cx.shared.proto, run, &mut reply)?);
-        cx.decoder.set_framing(Framing::Records);
+        decoder.set_framing(Framing::Records);
         WorkerCounters::add(&counters.handshakes, 1);
         write_with_timeout(cx.stream, &reply, cx.idle).await?;
         return Ok(Step::Continue);
