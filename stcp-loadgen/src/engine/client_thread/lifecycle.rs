@@ -57,8 +57,9 @@ impl ClientThread {
         conn.started = now;
         conn.setup_deadline = now + self.settings.timeout;
         let (addr, len) = &*self.target;
-        // SAFETY: `self.target` is boxed and lives as long as this thread's ring (it is dropped
-        // after the ring), so the address outlives the connect SQE.
+        // SAFETY: `self.target` is boxed, never replaced while connects are in flight, and at the
+        // end handed to `Driver::shutdown` with the connections, which frees it only when no
+        // connect is left in the kernel; so the address outlives the connect SQE.
         let sqe = unsafe {
             ops::connect(
                 raw,

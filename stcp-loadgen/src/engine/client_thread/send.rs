@@ -31,8 +31,9 @@ impl ClientThread {
         };
         // SAFETY: `ptr..ptr+len` lies in one of the connection's two `out` buffers (boxed,
         // allocated once, never resized). That buffer is marked as sending (`Connection::sending`)
-        // and is neither written nor cleared until this send's completion is reaped in `on_send`;
-        // the ring is dropped before the connections.
+        // and is neither written nor cleared until this send's completion is reaped in `on_send`
+        // (a connection that ends meanwhile writes nothing more); at the end the connections go
+        // to `Driver::shutdown`, which frees them only when no send is left in the kernel.
         let sqe = unsafe { ops::send(fd, ptr, len, self.token(Op::Send, slot)) };
         push(d, &sqe);
     }
