@@ -92,8 +92,8 @@ for ((r = 0; r < rounds; r++)); do
 done
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-echo "| row | mode | old req/s | new req/s | new/old | old server µs/req | new server µs/req |"
-echo "|---|---|---|---|---|---|---|"
+echo "| row | mode | old req/s | new req/s | new/old | new/old per round (min–max) | old server µs/req | new server µs/req |"
+echo "|---|---|---|---|---|---|---|---|"
 for row in "${rows[@]}"; do
     read -r payload clients <<<"$row"
     for mode in $modes; do
@@ -103,6 +103,11 @@ for row in "${rows[@]}"; do
             cpu[$version]=$(for ((r = 0; r < rounds; r++)); do echo "${result["$version,$mode,$payload,$r"]}" | cut -d' ' -f2; done | median)
         done
         ratio=$(awk -v a="${rps[new]}" -v b="${rps[old]}" 'BEGIN {printf "%.3f", a / b}')
-        echo "| ${payload} B × ${clients} | $mode | ${rps[old]} | ${rps[new]} | $ratio | ${cpu[old]} | ${cpu[new]} |"
+        spread=$(for ((r = 0; r < rounds; r++)); do
+            n=$(echo "${result["new,$mode,$payload,$r"]}" | cut -d' ' -f1)
+            o=$(echo "${result["old,$mode,$payload,$r"]}" | cut -d' ' -f1)
+            awk -v a="$n" -v b="$o" 'BEGIN {printf "%.3f\n", a / b}'
+        done | sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {print lo "–" hi}')
+        echo "| ${payload} B × ${clients} | $mode | ${rps[old]} | ${rps[new]} | $ratio | $spread | ${cpu[old]} | ${cpu[new]} |"
     done
 done
