@@ -292,11 +292,7 @@ pub fn measure(
     let threads = args.threads.unwrap_or(client_cores.len() as u32).max(1);
     let engine_config = EngineConfig {
         target,
-        mode: args
-            .mode
-            .name()
-            .parse::<stcp_proto::Mode>()
-            .expect("the two Mode enums have the same names"),
+        mode: args.mode,
         payload: args.payload,
         clients: args.clients,
         depth: args.depth,
