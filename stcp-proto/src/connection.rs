@@ -6,13 +6,14 @@
 //!
 //! It serves tests, fuzzers and simple drivers. Received bytes go through a
 //! [`Decoder`] (handshake framing, then records; plain frames in TCP mode),
-//! like every other reader of peer bytes; each received frame is copied into
-//! an [`Event::Frame`]. The server and load generator use the decoder and the
-//! record layer directly on their own buffers to avoid that copy.
+//! like every other reader of peer bytes; each received frame is assembled
+//! from its records into an [`Event::Frame`], so it holds up to `max_frame`
+//! bytes per frame. The server and load generator stream records through
+//! their own buffers instead, holding no frame.
 
 use crate::codec::{
-    frame_header, write_record_header, Codec, Decoder, Framing, RecordType, FRAME_HEADER_LEN,
-    RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
+    frame_header, frame_records, sealed_frame_len, write_record_header, Codec, Decoder, Framing,
+    RecordType, FRAME_HEADER_LEN, MAX_FRAME_LEN, RECORD_OVERHEAD, TAG_LEN,
 };
 use crate::config::{ClientConfig, ServerConfig};
 use crate::handshake::{ClientHandshake, ServerHandshake};
@@ -97,6 +98,8 @@ pub struct Connection {
     /// Reads the peer's bytes: handshake frames, then records (STCP), or
     /// plain frames (TCP). Holds at most one incomplete unit.
     decoder: Decoder,
+    /// The payload of the frame whose records are arriving (STCP).
+    rx_frame: Vec<u8>,
     tx: Vec<u8>,
     tx_start: usize,
     events: VecDeque<Event>,
@@ -117,6 +120,7 @@ impl Connection {
             sealer: None,
             opener: None,
             decoder: Decoder::new(Codec::new(framing, max_frame)),
+            rx_frame: Vec::new(),
             tx: Vec::new(),
             tx_start: 0,
             events: VecDeque::new(),
@@ -278,19 +282,17 @@ impl Connection {
                         .events
                         .push_back(Event::Frame(unit[FRAME_HEADER_LEN..].to_vec())),
                     (Mode::Stcp, Some(opener)) => {
-                        // Opened in its own buffer, which becomes the event's.
+                        // Opened in a copy, its payload appended to the frame being assembled.
                         let mut record = unit.to_vec();
-                        match opener.open(&mut record)? {
-                            RecordType::Data => {
-                                let end = record.len() - TAG_LEN;
-                                record.copy_within(RECORD_HEADER_LEN..end, 0);
-                                record.truncate(end - RECORD_HEADER_LEN);
-                                self.events.push_back(Event::Frame(record));
-                            }
-                            RecordType::Close => {
-                                self.peer_closed = true;
-                                self.events.push_back(Event::Closed);
-                            }
+                        let kind = opener.open(&mut record)?;
+                        let payload = &record[kind.header_len()..record.len() - TAG_LEN];
+                        self.rx_frame.extend_from_slice(payload);
+                        if kind.ends_frame() {
+                            let frame = std::mem::take(&mut self.rx_frame);
+                            self.events.push_back(Event::Frame(frame));
+                        } else if kind == RecordType::Close {
+                            self.peer_closed = true;
+                            self.events.push_back(Event::Closed);
                         }
                     }
                     (Mode::Stcp, None) => return Err(Error::NotEstablished),
@@ -347,10 +349,10 @@ impl Connection {
         if self.local_closed {
             return Err(Error::Closed);
         }
-        if payload.len() > crate::record::MAX_RECORD_PAYLOAD {
+        if payload.len() > MAX_FRAME_LEN {
             return Err(Error::FrameTooLarge {
                 len: payload.len(),
-                max: crate::record::MAX_RECORD_PAYLOAD,
+                max: MAX_FRAME_LEN,
             });
         }
         self.compact_tx();
@@ -361,14 +363,20 @@ impl Connection {
             }
             (Mode::Stcp, Some(sealer)) => {
                 let start = self.tx.len();
-                self.tx.resize(start + RECORD_OVERHEAD + payload.len(), 0);
-                let record = &mut self.tx[start..];
-                write_record_header(record, RecordType::Data, payload.len());
-                record[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload.len()]
-                    .copy_from_slice(payload);
-                if let Err(e) = sealer.seal(record) {
-                    self.tx.truncate(start);
-                    return Err(e);
+                self.tx.reserve(sealed_frame_len(payload.len()));
+                for (header, offset) in frame_records(payload.len()) {
+                    let at = self.tx.len();
+                    self.tx.resize(at + header.record_len(), 0);
+                    let record = &mut self.tx[at..];
+                    let h = header.write(record);
+                    record[h..h + header.payload_len]
+                        .copy_from_slice(&payload[offset..offset + header.payload_len]);
+                    if let Err(e) = sealer.seal(record) {
+                        // A record sealed before this one cannot be taken back: the
+                        // connection is unusable, as the error says.
+                        self.tx.truncate(start);
+                        return Err(e);
+                    }
                 }
             }
             (Mode::Stcp, None) => return Err(Error::NotEstablished),

@@ -20,6 +20,20 @@ pub enum Error {
     /// A record's length is shorter than its tag or disagrees with its buffer.
     #[error("record length is inconsistent")]
     BadLength,
+    /// A record header announced more than [`crate::codec::MAX_RECORD_PAYLOAD`]
+    /// (16 KiB) of payload: a larger frame must be carried by several records.
+    #[error("record of {len} payload bytes exceeds the 16 KiB record limit")]
+    RecordTooLarge { len: usize },
+    /// A frame's records carried more or fewer bytes than its `Begin` record
+    /// announced (or a `Begin` announced no more than it carried itself).
+    #[error("a frame's records do not add up to the length it announced")]
+    FrameLength,
+    /// A new frame (or a Close) began before the current frame's final record.
+    #[error("record starts a new frame before the current frame's final record")]
+    MissingFinal,
+    /// A `Continue` or `End` record arrived outside a frame.
+    #[error("continuation record without a frame begun")]
+    MissingBegin,
     /// AES-GCM authentication failed: the record was altered, replayed,
     /// reordered, dropped before, or sealed under another key.
     #[error("record failed authentication")]
@@ -77,6 +91,10 @@ impl Error {
             Error::HandshakeTooLarge { .. } => "handshake_too_large",
             Error::BadRecordType(_) => "bad_record_type",
             Error::BadLength => "bad_length",
+            Error::RecordTooLarge { .. } => "record_too_large",
+            Error::FrameLength => "frame_length",
+            Error::MissingFinal => "missing_final",
+            Error::MissingBegin => "missing_begin",
             Error::BadTag => "bad_tag",
             Error::NotStcp => "not_stcp",
             Error::VersionMismatch { .. } => "version_mismatch",

@@ -12,7 +12,7 @@
 
 use crate::codec::{frame_header, FRAME_HEADER_LEN};
 use crate::config::{ClientConfig, ServerConfig};
-use crate::record::{RecordOpener, RecordSealer, MAX_RECORD_PAYLOAD};
+use crate::record::{RecordOpener, RecordSealer};
 use crate::resolver::SeededResolver;
 use crate::Error;
 use snow::{Builder, HandshakeState};
@@ -21,7 +21,7 @@ pub use crate::codec::{handshake_frame_len, HANDSHAKE_MAX_LEN};
 /// The first bytes of every client hello.
 pub const MAGIC: [u8; 4] = *b"STCP";
 /// The protocol version this library speaks.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Length of the client hello's cleartext prefix.
 pub const HELLO_PREFIX_LEN: usize = 8;
 /// Pattern byte: Noise_NK_25519_AESGCM_SHA256.
@@ -84,17 +84,16 @@ fn split_session(
     let mut handshake_hash = [0u8; 32];
     handshake_hash.copy_from_slice(&hs.get_handshake_hash()[..32]);
     let (mut i2r, mut r2i) = hs.dangerously_get_raw_split();
-    let max_payload = max_frame.min(MAX_RECORD_PAYLOAD);
     let session = if initiator {
         Session {
             sealer: RecordSealer::new(crypto, &i2r),
-            opener: RecordOpener::new(crypto, &r2i, max_payload),
+            opener: RecordOpener::new(crypto, &r2i, max_frame),
             handshake_hash,
         }
     } else {
         Session {
             sealer: RecordSealer::new(crypto, &r2i),
-            opener: RecordOpener::new(crypto, &i2r, max_payload),
+            opener: RecordOpener::new(crypto, &i2r, max_frame),
             handshake_hash,
         }
     };

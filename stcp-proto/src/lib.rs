@@ -10,7 +10,8 @@
 //!   records, plain frames) with every limit checked, and the incremental
 //!   zero-copy [`Decoder`]. Raw TCP mode is exactly its plain frames.
 //! - [`crypto`]: the AES-256-GCM provider abstraction and its two backends.
-//! - [`record`]: encrypted records (one application frame = one record), their
+//! - [`record`]: encrypted records (a frame is one or more records of at most
+//!   16 KiB), the rules that tie them into frames, their
 //!   per-direction counters, rekeying and the authenticated close.
 //! - [`handshake`]: the Noise NK / NKpsk2 handshake that produces a [`Session`].
 //! - [`connection`]: a buffered state machine tying the layers together, for
@@ -28,7 +29,9 @@ pub mod record;
 mod resolver;
 
 pub use codec::{
-    frame_len, Codec, Decoded, Decoder, Framing, Split, DEFAULT_MAX_FRAME, FRAME_HEADER_LEN,
+    frame_len, frame_records, sealed_frame_len, Codec, Decoded, Decoder, FrameSequence,
+    FrameStream, Framing, Split, StreamError, BEGIN_HEADER_LEN, DEFAULT_MAX_FRAME,
+    FRAME_HEADER_LEN, MAX_FRAME_LEN, MAX_RECORD_LEN, MAX_RECORD_PAYLOAD,
 };
 pub use config::{ClientConfig, ServerConfig};
 pub use connection::{Connection, Event, Mode};

@@ -1,8 +1,12 @@
-//! The record layer: one application frame is one record,
-//! `[4-byte header][AES-256-GCM ciphertext][16-byte tag]`.
+//! The record layer: an application frame is carried by one or more records
+//! of at most 16 KiB of payload each,
+//! `[header][AES-256-GCM ciphertext][16-byte tag]`.
 //!
 //! The header (record type in the top 4 bits, length of what follows in the
-//! low 28) is the associated data, so changing any bit of it fails. Each
+//! low 28; a `Begin` record adds the frame's length) is the associated data,
+//! so changing any bit of it fails. Both halves check that records tie into
+//! frames ([`FrameSequence`]) record by record, so a receiver can pass each
+//! record on as it opens, never holding a frame. Each
 //! direction has its own key and 64-bit counter; the nonce is Noise's AESGCM
 //! rule (4 zero bytes, then the counter big-endian) and never travels, so a
 //! replayed, reordered or dropped record fails authentication. Keys are
@@ -11,7 +15,8 @@
 //! connections' records in one batch, without allocating.
 
 pub use crate::codec::{
-    write_record_header, RecordHeader, RecordType, MAX_RECORD_BODY, MAX_RECORD_PAYLOAD,
+    frame_records, sealed_frame_len, write_record_header, FrameRecords, FrameSequence,
+    RecordHeader, RecordType, BEGIN_HEADER_LEN, MAX_FRAME_LEN, MAX_RECORD_LEN, MAX_RECORD_PAYLOAD,
     RECORD_HEADER_LEN, RECORD_OVERHEAD, TAG_LEN,
 };
 use crate::codec::{Codec, Framing};
@@ -183,15 +188,12 @@ struct RecordParts<'a> {
 /// Splits one whole record (`record` must be exactly one) into its parts,
 /// its header read by the codec's record header parser.
 #[inline]
-fn split_record(record: &mut [u8], max_payload: usize) -> Result<RecordParts<'_>, Error> {
-    let Some(bytes) = record.first_chunk::<RECORD_HEADER_LEN>() else {
-        return Err(Error::BadLength);
-    };
-    let header = RecordHeader::parse(*bytes, max_payload)?;
+fn split_record(record: &mut [u8], max_frame: usize) -> Result<RecordParts<'_>, Error> {
+    let header = RecordHeader::parse(record, max_frame)?;
     if header.record_len() != record.len() {
         return Err(Error::BadLength);
     }
-    let (head, rest) = record.split_at_mut(RECORD_HEADER_LEN);
+    let (head, rest) = record.split_at_mut(header.header_len());
     let (body, tag) = rest.split_at_mut(header.payload_len);
     let tag: &mut [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::BadLength)?;
     Ok(RecordParts {
@@ -205,6 +207,7 @@ fn split_record(record: &mut [u8], max_payload: usize) -> Result<RecordParts<'_>
 /// Seals this side's records: the sending half of a session.
 pub struct RecordSealer {
     dir: DirectionKey,
+    sequence: FrameSequence,
     closed: bool,
 }
 
@@ -222,15 +225,17 @@ impl RecordSealer {
     ) -> Self {
         RecordSealer {
             dir: DirectionKey::new(provider, key, policy),
+            sequence: FrameSequence::default(),
             closed: false,
         }
     }
 
-    /// Seals one whole record in place. `record[..4]` already holds its header
-    /// ([`write_record_header`], or the header of a record just opened in the
-    /// same buffer); the payload is encrypted in place and the tag written over
-    /// the last 16 bytes. After a [`RecordType::Close`] record nothing more
-    /// may be sealed.
+    /// Seals one whole record in place. The start of `record` already holds
+    /// its header ([`RecordHeader::write`], or the header of a record just
+    /// opened in the same buffer); the payload is encrypted in place and the
+    /// tag written over the last 16 bytes. Records must tie into frames as a
+    /// receiver checks ([`FrameSequence`]). After a [`RecordType::Close`]
+    /// record nothing more may be sealed.
     #[inline]
     pub fn seal(&mut self, record: &mut [u8]) -> Result<RecordType, Error> {
         if self.closed {
@@ -241,11 +246,10 @@ impl RecordSealer {
             aad,
             body,
             tag,
-        } = split_record(record, MAX_RECORD_PAYLOAD)?;
-        if header.kind == RecordType::Close && header.payload_len != 0 {
-            return Err(Error::BadLength);
-        }
+        } = split_record(record, MAX_FRAME_LEN)?;
+        self.sequence.check(&header)?;
         self.dir.cipher.encrypt_with_ad(aad, body, tag)?;
+        self.sequence.advance(&header);
         self.dir.record_done(header.payload_len);
         if header.kind == RecordType::Close {
             self.closed = true;
@@ -256,9 +260,7 @@ impl RecordSealer {
     /// Seals every record in `buf`, which holds whole records back to back.
     /// Returns how many were sealed.
     pub fn seal_all(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        for_each_record(buf, MAX_RECORD_PAYLOAD, |record| {
-            self.seal(record).map(|_| ())
-        })
+        for_each_record(buf, MAX_FRAME_LEN, |record| self.seal(record).map(|_| ()))
     }
 
     /// Whether this side has sealed its close record.
@@ -286,40 +288,48 @@ impl RecordSealer {
 /// Opens the peer's records: the receiving half of a session.
 pub struct RecordOpener {
     dir: DirectionKey,
-    max_payload: usize,
+    max_frame: usize,
+    sequence: FrameSequence,
+    frames: u64,
     peer_closed: bool,
 }
 
 impl RecordOpener {
-    /// An opener starting at counter 0 under `key`, accepting payloads up to
-    /// `max_payload` bytes, with the protocol's rekey policy.
-    pub fn new(provider: &'static CryptoProvider, key: &[u8; KEY_LEN], max_payload: usize) -> Self {
-        Self::with_policy(provider, key, max_payload, RekeyPolicy::PROTOCOL)
+    /// An opener starting at counter 0 under `key`, accepting frames of up
+    /// to `max_frame` payload bytes, with the protocol's rekey policy.
+    pub fn new(provider: &'static CryptoProvider, key: &[u8; KEY_LEN], max_frame: usize) -> Self {
+        Self::with_policy(provider, key, max_frame, RekeyPolicy::PROTOCOL)
     }
 
     /// An opener with another rekey policy (tests only: peers must agree).
     pub fn with_policy(
         provider: &'static CryptoProvider,
         key: &[u8; KEY_LEN],
-        max_payload: usize,
+        max_frame: usize,
         policy: RekeyPolicy,
     ) -> Self {
         RecordOpener {
             dir: DirectionKey::new(provider, key, policy),
-            max_payload: max_payload.min(MAX_RECORD_PAYLOAD),
+            max_frame: max_frame.min(MAX_FRAME_LEN),
+            sequence: FrameSequence::default(),
+            frames: 0,
             peer_closed: false,
         }
     }
 
-    /// Decodes a header of this connection's next record, refusing oversized
-    /// or malformed ones before the record is buffered.
+    /// Decodes the header at the start of `record` (at least its header's
+    /// bytes), refusing oversized or malformed ones before the record is
+    /// buffered.
     #[inline]
-    pub fn parse_header(&self, header: [u8; RECORD_HEADER_LEN]) -> Result<RecordHeader, Error> {
-        RecordHeader::parse(header, self.max_payload)
+    pub fn parse_header(&self, record: &[u8]) -> Result<RecordHeader, Error> {
+        RecordHeader::parse(record, self.max_frame)
     }
 
     /// Authenticates and decrypts one whole record in place. On success the
-    /// plaintext payload is `record[4..record.len() - 16]`. A failed record
+    /// plaintext payload is `record[h..record.len() - 16]`, `h` its header's
+    /// length ([`RecordType::header_len`]). Before decrypting, the record
+    /// must fit the frame it belongs to ([`FrameSequence::check`]) and a
+    /// `Begin` record's frame must be at most `max_frame`. A failed record
     /// leaves the counter where it was; the connection must be dropped.
     #[inline]
     pub fn open(&mut self, record: &mut [u8]) -> Result<RecordType, Error> {
@@ -331,11 +341,13 @@ impl RecordOpener {
             aad,
             body,
             tag,
-        } = split_record(record, self.max_payload)?;
-        if header.kind == RecordType::Close && header.payload_len != 0 {
-            return Err(Error::BadLength);
-        }
+        } = split_record(record, self.max_frame)?;
+        self.sequence.check(&header)?;
         self.dir.cipher.decrypt_with_ad(aad, body, tag)?;
+        self.sequence.advance(&header);
+        if header.kind.ends_frame() {
+            self.frames += 1;
+        }
         self.dir.record_done(header.payload_len);
         if header.kind == RecordType::Close {
             self.peer_closed = true;
@@ -346,7 +358,7 @@ impl RecordOpener {
     /// Opens every record in `buf`, which holds whole records back to back.
     /// Returns how many were opened.
     pub fn open_all(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
-        let max = self.max_payload;
+        let max = self.max_frame;
         for_each_record(buf, max, |record| self.open(record).map(|_| ()))
     }
 
@@ -355,9 +367,20 @@ impl RecordOpener {
         self.peer_closed
     }
 
-    /// The largest payload this opener accepts.
-    pub fn max_payload(&self) -> usize {
-        self.max_payload
+    /// The largest frame payload this opener accepts.
+    pub fn max_frame(&self) -> usize {
+        self.max_frame
+    }
+
+    /// Frames whose final record was opened so far.
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    /// Where the peer's stream is between frames: inside one, the payload
+    /// bytes still due ([`FrameSequence::remaining`]).
+    pub fn sequence(&self) -> FrameSequence {
+        self.sequence
     }
 
     /// Records opened so far (the next nonce's counter).
@@ -379,13 +402,13 @@ impl RecordOpener {
 
 /// Calls `f` on each record of `buf`, which must hold whole records back to
 /// back (a cut record at the end is [`Error::BadLength`]); each header is read
-/// by the codec with `max_payload`. Stops at the first error.
+/// by the codec with `max_frame`. Stops at the first error.
 fn for_each_record(
     buf: &mut [u8],
-    max_payload: usize,
+    max_frame: usize,
     mut f: impl FnMut(&mut [u8]) -> Result<(), Error>,
 ) -> Result<usize, Error> {
-    let codec = Codec::new(Framing::Records, max_payload);
+    let codec = Codec::new(Framing::Records, max_frame);
     let mut pos = 0;
     let mut count = 0;
     while pos < buf.len() {
@@ -456,6 +479,59 @@ mod tests {
         assert!(o.peer_closed());
         let mut late = record(RecordType::Data, b"x");
         assert_eq!(o.open(&mut late), Err(Error::RecordAfterClose));
+    }
+
+    /// Every record of a frame, sealed in order; the payload is `frame_len` bytes of `fill`.
+    fn sealed_frame(sealer: &mut RecordSealer, frame_len: usize, fill: u8) -> Vec<Vec<u8>> {
+        frame_records(frame_len)
+            .map(|(header, _)| {
+                let mut r = vec![fill; header.record_len()];
+                header.write(&mut r);
+                sealer.seal(&mut r).unwrap();
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_frame_of_many_records_opens_record_by_record() {
+        let key = [5u8; 32];
+        let mut s = RecordSealer::new(&AWS_LC, &key);
+        let mut o = RecordOpener::new(&AWS_LC, &key, 1 << 20);
+        let records = sealed_frame(&mut s, 3 * MAX_RECORD_PAYLOAD + 7, 0x42);
+        assert_eq!(records.len(), 4);
+        for (i, mut r) in records.into_iter().enumerate() {
+            let kind = o.open(&mut r).unwrap();
+            let body = &r[kind.header_len()..r.len() - TAG_LEN];
+            assert!(body.iter().all(|&b| b == 0x42));
+            assert_eq!(o.sequence().in_frame(), i < 3);
+        }
+        assert_eq!(o.frames(), 1);
+    }
+
+    #[test]
+    fn records_out_of_frame_order_are_refused_before_decrypting() {
+        let key = [6u8; 32];
+        let mut s = RecordSealer::new(&AWS_LC, &key);
+        let mut o = RecordOpener::new(&AWS_LC, &key, 1 << 20);
+        let mut records = sealed_frame(&mut s, 2 * MAX_RECORD_PAYLOAD, 1);
+        // The sealer will not start a new frame (or close) inside one either.
+        let mut s2 = RecordSealer::new(&AWS_LC, &key);
+        let begin = RecordHeader::first(2 * MAX_RECORD_PAYLOAD, MAX_RECORD_PAYLOAD);
+        let mut first = vec![0; begin.record_len()];
+        begin.write(&mut first);
+        s2.seal(&mut first).unwrap();
+        let mut data = record(RecordType::Data, b"x");
+        assert_eq!(s2.seal(&mut data), Err(Error::MissingFinal));
+        // Skipping the Begin: the End has no frame.
+        let mut end = records.pop().unwrap();
+        assert_eq!(o.open(&mut end.clone()), Err(Error::MissingBegin));
+        assert_eq!(o.counter(), 0, "refused before decrypting");
+        o.open(&mut records[0]).unwrap();
+        let mut close = record(RecordType::Close, b"");
+        assert_eq!(o.open(&mut close), Err(Error::MissingFinal));
+        o.open(&mut end).unwrap();
+        assert_eq!(o.frames(), 1);
     }
 
     #[test]

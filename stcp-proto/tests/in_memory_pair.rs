@@ -79,7 +79,7 @@ fn handshake_and_echo_in_memory() {
             c.unwrap();
             s.unwrap();
             assert!(p.client.is_established() && p.server.is_established());
-            let sent: Vec<Vec<u8>> = [0usize, 1, 255, 256, 4096, 70000]
+            let sent: Vec<Vec<u8>> = [0usize, 1, 255, 256, 4096, 16384, 16385, 70000]
                 .iter()
                 .map(|&n| (0..n).map(|i| (i % 251) as u8).collect())
                 .collect();
@@ -156,7 +156,7 @@ fn garbage_instead_of_a_hello_is_refused() {
     let kp = StaticKeypair::generate([3; 32]);
     let now = Instant::now();
     let t = Duration::from_secs(1);
-    let cases: [(&[u8], Error); 4] = [
+    let cases: [(&[u8], Error); 5] = [
         (
             b"GET / HTTP/1.1\r\n\r\n",
             Error::HandshakeTooLarge {
@@ -172,12 +172,17 @@ fn garbage_instead_of_a_hello_is_refused() {
             },
         ),
         (
-            &[0, 0, 0, 8, b'X', b'T', b'C', b'P', 1, 0, 0, 0],
+            &[0, 0, 0, 8, b'X', b'T', b'C', b'P', 2, 0, 0, 0],
             Error::NotStcp,
         ),
         (
-            &[0, 0, 0, 8, b'S', b'T', b'C', b'P', 2, 0, 0, 0],
-            Error::VersionMismatch { got: 2, ours: 1 },
+            // A version 1 client (whole frames in one record) is refused at its hello.
+            &[0, 0, 0, 8, b'S', b'T', b'C', b'P', 1, 0, 0, 0],
+            Error::VersionMismatch { got: 1, ours: 2 },
+        ),
+        (
+            &[0, 0, 0, 8, b'S', b'T', b'C', b'P', 3, 0, 0, 0],
+            Error::VersionMismatch { got: 3, ours: 2 },
         ),
     ];
     for (input, expected) in cases {

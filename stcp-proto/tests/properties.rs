@@ -81,7 +81,8 @@ fn unit_of(framing: Framing, payload: &[u8], close: bool) -> Vec<u8> {
     match framing {
         Framing::Records => {
             let mut unit = vec![0x5a; RECORD_OVERHEAD + payload.len()];
-            let kind = if close {
+            // A Close is always empty: a payload makes it a Data record.
+            let kind = if close && payload.is_empty() {
                 RecordType::Close
             } else {
                 RecordType::Data

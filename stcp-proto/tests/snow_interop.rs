@@ -16,7 +16,16 @@ const PSK: [u8; 32] = [0x42; 32];
 
 fn prologue(pattern: u8) -> Vec<u8> {
     let mut p = b"STCP handshake prologue".to_vec();
-    p.extend_from_slice(&[b'S', b'T', b'C', b'P', 1, pattern, 0, 0]);
+    p.extend_from_slice(&[
+        b'S',
+        b'T',
+        b'C',
+        b'P',
+        stcp_proto::handshake::VERSION,
+        pattern,
+        0,
+        0,
+    ]);
     p
 }
 
@@ -130,7 +139,7 @@ fn snow_client_with_our_server(psk: bool, backend: CryptoBackend) {
     cfg.psk = psk.then_some(PSK);
 
     let mut initiator = snow_initiator(&kp.public, psk);
-    let mut hello = vec![b'S', b'T', b'C', b'P', 1];
+    let mut hello = vec![b'S', b'T', b'C', b'P', stcp_proto::handshake::VERSION];
     hello.push(if psk { PATTERN_NKPSK2 } else { PATTERN_NK });
     hello.extend_from_slice(&[0, 0]);
     let mut msg = [0u8; 256];
@@ -184,7 +193,16 @@ fn snow_client_pinning_another_key_is_refused() {
     let other = StaticKeypair::generate([32; 32]);
     let cfg = ServerConfig::new(kp);
     let mut initiator = snow_initiator(&other.public, false);
-    let mut hello = vec![b'S', b'T', b'C', b'P', 1, PATTERN_NK, 0, 0];
+    let mut hello = vec![
+        b'S',
+        b'T',
+        b'C',
+        b'P',
+        stcp_proto::handshake::VERSION,
+        PATTERN_NK,
+        0,
+        0,
+    ];
     let mut msg = [0u8; 256];
     let n = initiator.write_message(&[], &mut msg).unwrap();
     hello.extend_from_slice(&msg[..n]);

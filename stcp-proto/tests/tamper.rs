@@ -142,15 +142,21 @@ fn oversized_frames_are_refused_from_the_header() {
     assert_eq!(d.capacity(), 0, "nothing reserved for a refused frame");
     // Records: the opener's header check refuses before the record arrives.
     let (_client, server) = session_pair(CryptoBackend::AwsLc, 1024);
-    let header = stcp_proto::RecordHeader {
-        kind: RecordType::Data,
-        payload_len: 1025,
-    }
-    .encode();
+    let mut header = [0u8; 8];
+    stcp_proto::RecordHeader::new(RecordType::Data, 1025).write(&mut header);
     assert!(matches!(
-        server.opener.parse_header(header),
+        server.opener.parse_header(&header),
         Err(Error::FrameTooLarge {
             len: 1025,
+            max: 1024
+        })
+    ));
+    // A frame of many records: its length is refused from its first record's header.
+    stcp_proto::RecordHeader::first(1 << 20, 1000).write(&mut header);
+    assert!(matches!(
+        server.opener.parse_header(&header),
+        Err(Error::FrameTooLarge {
+            len: 1048576,
             max: 1024
         })
     ));

@@ -81,7 +81,7 @@ impl Decoder {
     /// (clamped as [`Codec::new`] does). Call it at a unit boundary, e.g.
     /// after a handshake frame [`Decoded::consumed`] stopped at.
     pub fn set_framing(&mut self, framing: Framing) {
-        self.codec = Codec::new(framing, self.codec.max_payload);
+        self.codec = Codec::new(framing, self.codec.max_frame);
     }
 
     /// Reads the next headers with `codec`. Call it at a unit boundary.

@@ -56,24 +56,131 @@ fn header_functions_follow_the_spec() {
         handshake_frame_len([0, 0, 1, 1]),
         Err(Error::HandshakeTooLarge { len: 257, max: 256 })
     );
-    let h = RecordHeader {
-        kind: RecordType::Close,
-        payload_len: 0,
-    };
-    assert_eq!(h.encode(), [0x10, 0, 0, 16]);
-    assert_eq!(RecordHeader::parse(h.encode(), 10), Ok(h));
+    let h = RecordHeader::new(RecordType::Close, 0);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.write(&mut buf), 4);
+    assert_eq!(buf[..4], [0x10, 0, 0, 16]);
+    assert_eq!(RecordHeader::parse(&buf, 10), Ok(h));
+    let begin = RecordHeader::first(70_000, MAX_RECORD_PAYLOAD);
+    assert_eq!(begin.kind, RecordType::Begin);
+    assert_eq!(begin.write(&mut buf), 8);
+    assert_eq!(buf, [0x20, 0, 0x40, 0x10, 0, 1, 0x11, 0x70]);
+    assert_eq!(RecordHeader::parse(&buf, 70_000), Ok(begin));
+    assert_eq!(begin.record_len(), 8 + MAX_RECORD_PAYLOAD + 16);
     assert_eq!(
-        RecordHeader::parse([0x20, 0, 0, 16], 10),
-        Err(Error::BadRecordType(2))
+        RecordHeader::parse(&buf, 69_999),
+        Err(Error::FrameTooLarge {
+            len: 70_000,
+            max: 69_999
+        })
     );
     assert_eq!(
-        RecordHeader::parse([0, 0, 0, 15], 10),
+        RecordHeader::parse(&buf[..7], 70_000),
+        Err(Error::BadLength)
+    );
+    // A Begin must announce more than it carries itself.
+    assert_eq!(
+        RecordHeader::parse(&[0x20, 0, 0, 17, 0, 0, 0, 1], 10),
+        Err(Error::FrameLength)
+    );
+    assert_eq!(
+        RecordHeader::parse(&[0x50, 0, 0, 16], 10),
+        Err(Error::BadRecordType(5))
+    );
+    assert_eq!(
+        RecordHeader::parse(&[0, 0, 0, 15], 10),
         Err(Error::BadLength)
     );
     assert_eq!(
-        RecordHeader::parse([0, 0, 0, 27], 10),
+        RecordHeader::parse(&[0, 0, 0, 27], 10),
         Err(Error::FrameTooLarge { len: 11, max: 10 })
     );
+    // 16 KiB + 1 is over the record limit whatever the frame limit.
+    assert_eq!(
+        RecordHeader::parse(&[0, 0, 0x40, 0x11], usize::MAX),
+        Err(Error::RecordTooLarge { len: 16385 })
+    );
+    // Non-final records are never empty; a Close always is.
+    for kind in [0x20u8, 0x30, 0x40] {
+        assert_eq!(
+            RecordHeader::parse(&[kind, 0, 0, 16, 0, 0, 1, 0], 1000),
+            Err(Error::BadLength)
+        );
+    }
+    assert_eq!(
+        RecordHeader::parse(&[0x10, 0, 0, 17], 10),
+        Err(Error::BadLength)
+    );
+}
+
+#[test]
+fn frames_split_into_full_records() {
+    for (frame_len, kinds) in [
+        (0usize, vec![RecordType::Data]),
+        (1, vec![RecordType::Data]),
+        (MAX_RECORD_PAYLOAD, vec![RecordType::Data]),
+        (
+            MAX_RECORD_PAYLOAD + 1,
+            vec![RecordType::Begin, RecordType::End],
+        ),
+        (
+            4 * MAX_RECORD_PAYLOAD,
+            vec![
+                RecordType::Begin,
+                RecordType::Continue,
+                RecordType::Continue,
+                RecordType::End,
+            ],
+        ),
+    ] {
+        let records: Vec<_> = frame_records(frame_len).collect();
+        assert_eq!(
+            records.iter().map(|(h, _)| h.kind).collect::<Vec<_>>(),
+            kinds,
+            "{frame_len}"
+        );
+        let mut seq = FrameSequence::default();
+        let mut offset = 0;
+        let mut wire = 0;
+        for (h, at) in &records {
+            assert_eq!(*at, offset);
+            assert!(h.payload_len <= MAX_RECORD_PAYLOAD);
+            seq.check(h).unwrap();
+            seq.advance(h);
+            offset += h.payload_len;
+            wire += h.record_len();
+        }
+        assert_eq!(offset, frame_len);
+        assert!(!seq.in_frame());
+        assert_eq!(wire, sealed_frame_len(frame_len), "{frame_len}");
+    }
+}
+
+#[test]
+fn the_frame_sequence_refuses_what_does_not_add_up() {
+    let begin = RecordHeader::first(100, 40);
+    let cont = |n| RecordHeader::new(RecordType::Continue, n);
+    let end = |n| RecordHeader::new(RecordType::End, n);
+    let data = RecordHeader::new(RecordType::Data, 5);
+    let close = RecordHeader::new(RecordType::Close, 0);
+    let mut seq = FrameSequence::default();
+    assert_eq!(seq.check(&cont(1)), Err(Error::MissingBegin));
+    assert_eq!(seq.check(&end(1)), Err(Error::MissingBegin));
+    seq.advance(&begin);
+    assert_eq!(seq.remaining(), 60);
+    for next in [data, begin, close] {
+        assert_eq!(seq.check(&next), Err(Error::MissingFinal));
+    }
+    // A Continue may not reach the end; an End must reach it exactly.
+    assert_eq!(seq.check(&cont(60)), Err(Error::FrameLength));
+    assert_eq!(seq.check(&end(59)), Err(Error::FrameLength));
+    assert_eq!(seq.check(&end(61)), Err(Error::FrameLength));
+    seq.check(&cont(59)).unwrap();
+    seq.advance(&cont(59));
+    seq.check(&end(1)).unwrap();
+    seq.advance(&end(1));
+    assert!(!seq.in_frame());
+    seq.check(&close).unwrap();
 }
 
 #[test]
@@ -85,21 +192,22 @@ fn unit_len_per_framing() {
         Err(Error::FrameTooLarge { len: 11, max: 10 })
     );
     let records = Codec::new(Framing::Records, usize::MAX);
-    assert_eq!(records.max_payload(), MAX_RECORD_PAYLOAD);
+    assert_eq!(records.max_frame(), MAX_FRAME_LEN);
     assert_eq!(
-        records.unit_len([0x0f, 0xff, 0xff, 0xff]),
-        Ok((1 << 28) - 1 + 4)
+        records.unit_len([0, 0, 0x40, 0x10]),
+        Ok(4 + (16 << 10) + 16)
     );
+    assert_eq!(records.unit_len([0x20, 0, 0x40, 0x10]), Ok(MAX_RECORD_LEN));
     let hs = Codec::new(Framing::Handshake, 10);
     assert_eq!(hs.unit_len([0, 0, 1, 0]), Ok(260));
-    assert_eq!(hs.max_payload(), 10);
+    assert_eq!(hs.max_frame(), 10);
 }
 
 /// Each framing refuses an over-limit header from the header alone: the
 /// decoder holds at most the 4 header bytes and reserves nothing more.
 #[test]
 fn limits_are_refused_from_the_header() {
-    let cases: [(Framing, [u8; 4], Error); 5] = [
+    let cases: [(Framing, [u8; 4], Error); 6] = [
         (
             Framing::Frames,
             [0xff, 0xff, 0xff, 0xff],
@@ -116,12 +224,19 @@ fn limits_are_refused_from_the_header() {
         (
             Framing::Records,
             [0x0f, 0xff, 0xff, 0xff],
-            Error::FrameTooLarge {
+            Error::RecordTooLarge {
                 len: (1 << 28) - 1 - TAG_LEN,
+            },
+        ),
+        (
+            Framing::Records,
+            [0, 0, 0x04, 0x11],
+            Error::FrameTooLarge {
+                len: 1025,
                 max: 1024,
             },
         ),
-        (Framing::Records, [0x30, 0, 0, 16], Error::BadRecordType(3)),
+        (Framing::Records, [0x70, 0, 0, 16], Error::BadRecordType(7)),
         (Framing::Records, [0, 0, 0, 15], Error::BadLength),
     ];
     for (framing, header, error) in cases {
@@ -244,7 +359,7 @@ fn handshake_stops_after_one_unit() {
     assert_eq!((out.run.clone(), out.units), (0..hello.len(), 1));
     assert_eq!(out.consumed, hello.len());
     d.set_framing(Framing::Records);
-    assert_eq!(d.codec().max_payload(), 1 << 20);
+    assert_eq!(d.codec().max_frame(), 1 << 20);
     let out = d.decode(&stream[hello.len()..]).unwrap();
     assert_eq!((out.units, out.consumed), (2, records.len()));
     // Reassembled: the bytes after the frame are not consumed.
