@@ -101,6 +101,16 @@ impl Completion {
     }
 }
 
+/// How a receive is armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receive {
+    /// Stays armed, one completion (and one buffer) per arrival, until it ends without
+    /// `IORING_CQE_F_MORE` or is cancelled: fewest submissions.
+    Multishot,
+    /// One completion, at most one buffer: bounds what a connection can be handed.
+    Once,
+}
+
 /// What an event loop on a [`Driver`] does with completions.
 pub trait Handler {
     /// One completion of an operation this handler pushed (tokens it did not make are filtered
@@ -109,8 +119,9 @@ pub trait Handler {
     fn on_completion(&mut self, driver: &mut Driver, completion: Completion) -> io::Result<()>;
 
     /// A receive of `token` stopped by an empty buffer ring can be re-armed now. Return the socket
-    /// when that connection (at that generation) still wants to receive, after marking it armed.
-    fn resume_receive(&mut self, token: Token) -> Option<RawFd>;
+    /// and how to receive when that connection (at that generation) still wants to, after
+    /// marking it armed.
+    fn resume_receive(&mut self, token: Token) -> Option<(RawFd, Receive)>;
 }
 
 /// How a shutdown ended.
@@ -191,7 +202,15 @@ impl Driver {
 
     /// Arms a multishot receive on `fd` into the provided buffers.
     pub fn arm_recv(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
-        let sqe = ops::recv_multi(fd, &self.bufs, token);
+        self.arm_receive(fd, token, Receive::Multishot)
+    }
+
+    /// Arms a receive of `kind` on `fd` into the provided buffers.
+    pub fn arm_receive(&mut self, fd: RawFd, token: Token, kind: Receive) -> io::Result<()> {
+        let sqe = match kind {
+            Receive::Multishot => ops::recv_multi(fd, &self.bufs, token),
+            Receive::Once => ops::recv_once(fd, &self.bufs, token),
+        };
         self.push(&sqe)
     }
 
@@ -266,8 +285,8 @@ impl Driver {
                 break;
             }
             self.starved.pop_front();
-            if let Some(fd) = handler.resume_receive(token) {
-                self.arm_recv(fd, token)?;
+            if let Some((fd, kind)) = handler.resume_receive(token) {
+                self.arm_receive(fd, token, kind)?;
             }
         }
         self.bufs.commit();

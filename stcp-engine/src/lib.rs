@@ -47,7 +47,7 @@ mod ring;
 mod token;
 
 pub use buf_ring::{BufRing, RingBuf};
-pub use driver::{Completion, Drained, Driver, DriverError, DriverOptions, Handler};
+pub use driver::{Completion, Drained, Driver, DriverError, DriverOptions, Handler, Receive};
 pub use ops::Sqe;
 pub use probe::{
     classify_setup_error, io_uring_disabled_sysctl, io_uring_or_skip, probe, Support, Unavailable,

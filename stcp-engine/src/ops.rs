@@ -43,6 +43,20 @@ pub fn recv_multi(fd: RawFd, ring: &BufRing, token: Token) -> Sqe {
     )
 }
 
+/// One receive on `fd` into one buffer of `ring` (at most `ring.buf_size()` bytes): a single
+/// CQE carrying a buffer id, or ENOBUFS when the ring is dry. Unlike [`recv_multi`], it can
+/// never deliver more than one buffer, so a caller that arms one only while it can afford a
+/// buffer holds a strict bound.
+pub fn recv_once(fd: RawFd, ring: &BufRing, token: Token) -> Sqe {
+    tag(
+        opcode::Recv::new(types::Fd(fd), std::ptr::null_mut(), ring.buf_size() as u32)
+            .buf_group(ring.bgid())
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT),
+        token,
+    )
+}
+
 /// Copying send of `len` bytes at `buf`.
 ///
 /// # Safety

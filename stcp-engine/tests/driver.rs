@@ -10,7 +10,8 @@ use std::{
 };
 
 use stcp_engine::{
-    io_uring_or_skip, ops, probe, Completion, Drained, Driver, DriverOptions, Handler, Op, Token,
+    io_uring_or_skip, ops, probe, Completion, Drained, Driver, DriverOptions, Handler, Op, Receive,
+    Token,
 };
 
 fn pair() -> (TcpStream, TcpStream) {
@@ -69,9 +70,9 @@ impl Handler for Recorder {
         Ok(())
     }
 
-    fn resume_receive(&mut self, token: Token) -> Option<RawFd> {
+    fn resume_receive(&mut self, token: Token) -> Option<(RawFd, Receive)> {
         self.resumed.push(token);
-        Some(self.fd)
+        Some((self.fd, Receive::Multishot))
     }
 }
 
@@ -146,6 +147,44 @@ fn receive_and_send_through_a_handler() {
     });
     assert_eq!(h.other[0].0, Token::new(Op::Cancel, 5, 9));
     assert_eq!(d.in_flight(), 0);
+    assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
+}
+
+#[test]
+fn a_single_receive_takes_at_most_one_buffer() {
+    if !io_uring_or_skip("driver::a_single_receive_takes_at_most_one_buffer") {
+        return;
+    }
+    let mut d = small_driver(8, 1024);
+    let (mut peer, ours) = pair();
+    let mut h = Recorder {
+        fd: ours.as_raw_fd(),
+        hold: true,
+        ..Recorder::default()
+    };
+    // 5000 bytes are waiting; one single receive hands over one buffer's worth and ends.
+    let sent: Vec<u8> = (0..5000u32).map(|i| (i * 3) as u8).collect();
+    peer.write_all(&sent).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let recv = Token::new(Op::Recv, 2, 1);
+    d.arm_receive(ours.as_raw_fd(), recv, Receive::Once)
+        .unwrap();
+    turn_until(&mut d, &mut h, |h| h.ended_receives == 1);
+    assert_eq!(h.received, sent[..1024]);
+    assert_eq!(h.held.len(), 1);
+    assert_eq!(d.in_flight(), 0, "nothing stays armed");
+    // Each further arm takes the next buffer, in order.
+    while h.received.len() < sent.len() {
+        d.arm_receive(ours.as_raw_fd(), recv, Receive::Once)
+            .unwrap();
+        let before = h.ended_receives;
+        turn_until(&mut d, &mut h, |h| h.ended_receives == before + 1);
+    }
+    assert_eq!(h.received, sent);
+    assert_eq!(h.held.len(), 5);
+    for b in h.held.drain(..) {
+        d.give_back(b);
+    }
     assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
 }
 

@@ -4,10 +4,8 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use stcp_proto::{CryptoBackend, StaticKeypair, DEFAULT_MAX_FRAME};
 
-/// io_uring: the server stops reading a connection that holds this many provided ring buffers
-/// (received bytes not yet consumed), until it is down to half. Public so that tests bound what
-/// a connection can hold with the server's own number.
-pub const RING_HOLD_CAP: usize = 32;
+/// Default [`Config::conn_buffer_limit`]: 64 KiB of buffers per connection.
+pub const DEFAULT_CONN_BUFFER_LIMIT: usize = 64 << 10;
 
 /// Which io backend serves connections.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,10 +86,11 @@ pub struct Config {
     pub ring_buf_size: usize,
     /// io_uring: number of provided receive buffers per worker (power of two, <= 32768).
     pub ring_bufs: u16,
-    /// Per connection: once this many echo bytes are queued but unsent, stop reading from the
-    /// connection until they drain (a client that does not read its echoes cannot make the
-    /// server buffer without bound).
-    pub max_unsent: usize,
+    /// Per connection: once its buffers (received records and echoes not yet sent, ring buffers
+    /// counted whole, and the record being reassembled) hold more than this many bytes, stop
+    /// reading from the connection until they are down to half (a client that does not read
+    /// its echoes cannot make the server buffer without bound, whatever its frames' length).
+    pub conn_buffer_limit: usize,
     /// On stop: how long to wait for close records and queued echoes to drain before closing
     /// connections abortively.
     pub close_grace: Duration,
@@ -99,7 +98,7 @@ pub struct Config {
 
 impl Config {
     /// Defaults: STCP on 127.0.0.1:7443, TCP on 127.0.0.1:7444, every core, 10000 connections,
-    /// 16 MiB frames, 10 s handshake timeout, 300 s idle timeout, 4 MiB of unsent echoes per
+    /// 16 MiB frames, 10 s handshake timeout, 300 s idle timeout, 64 KiB of buffers per
     /// connection, no stats thread.
     pub fn new(keypair: StaticKeypair) -> Config {
         Config {
@@ -118,7 +117,7 @@ impl Config {
             stats_interval: None,
             ring_buf_size: 16 * 1024,
             ring_bufs: 1024,
-            max_unsent: 4 << 20,
+            conn_buffer_limit: DEFAULT_CONN_BUFFER_LIMIT,
             close_grace: Duration::from_millis(500),
         }
     }

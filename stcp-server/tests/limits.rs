@@ -10,7 +10,7 @@ use std::{
 
 use common::*;
 use stcp_proto::{CryptoBackend, Event};
-use stcp_server::{ErrorKind, IoBackend, ServerHandle};
+use stcp_server::{config::DEFAULT_CONN_BUFFER_LIMIT, ErrorKind, IoBackend, ServerHandle};
 
 macro_rules! per_io {
     ($name:ident) => {
@@ -196,7 +196,7 @@ per_io!(non_stcp_peer_is_refused);
 /// A client that writes without reading its echoes must stall (the server stops reading), not
 /// make the server buffer without bound; when it reads again every echo arrives intact.
 fn unread_echoes_stop_the_server_reading(io: IoBackend) {
-    let server = start(io, CryptoBackend::AwsLc, |c| c.max_unsent = 256 * 1024);
+    let server = start(io, CryptoBackend::AwsLc, |_| {});
     let mut s = tcp_connect(server.tcp_addr().unwrap());
     s.set_write_timeout(Some(Duration::from_millis(500)))
         .unwrap();
@@ -232,12 +232,11 @@ fn unread_echoes_stop_the_server_reading(io: IoBackend) {
         written += f.len();
     };
     assert!(stalled < LIMIT);
-    // While it is stalled, the memory the server holds for it stays bounded: its unsent echoes
-    // (max_unsent, overshot by at most what one batch delivers), the frame being reassembled,
-    // and the ring buffers a connection may hold. Sampled over a while (io_uring publishes the
-    // gauge every 100 ms).
-    let ring_hold = 32 * 16 * 1024;
-    let bound = 256 * 1024 + 2 * (FRAME + 4) + ring_hold + 64 * 1024;
+    // While it is stalled, the memory the server holds for it stays within the per-connection
+    // buffer limit (64 KiB by default), whatever the frames' length: io_uring arms a receive
+    // (which takes at most one ring buffer) only while the connection has room for one, epoll
+    // reads at most that much. Sampled over a while (io_uring publishes the gauge every 100 ms).
+    let bound = DEFAULT_CONN_BUFFER_LIMIT;
     let mut peak = 0;
     let until = Instant::now() + Duration::from_millis(600);
     while Instant::now() < until {
@@ -281,6 +280,85 @@ fn unread_echoes_stop_the_server_reading(io: IoBackend) {
 }
 per_io!(unread_echoes_stop_the_server_reading);
 
+/// The same for STCP with frames far larger than the per-connection limit: each 1 MiB frame is
+/// 64 records, echoed record by record, and a client that does not read holds the server to
+/// the same bound; once it reads, every frame comes back whole and authentic.
+fn unread_large_stcp_frames_stay_bounded(io: IoBackend) {
+    let server = start(io, CryptoBackend::AwsLc, |_| {});
+    let cfg = client_config(keypair(42).public, None, CryptoBackend::AwsLc);
+    let mut c = StcpClient::connect(server.stcp_addr().unwrap(), &cfg).unwrap();
+    c.stream.set_nonblocking(true).unwrap();
+    const FRAME: usize = 1 << 20;
+    let would_block =
+        |e: &ClientError| matches!(e, ClientError::Io(e) if e.kind() == io::ErrorKind::WouldBlock);
+    // Write until the kernel's buffers are full and the server has stopped reading.
+    let mut frames = 0usize;
+    let mut stalled_for = Duration::ZERO;
+    while stalled_for < Duration::from_millis(300) {
+        assert!(frames < 512, "never stalled");
+        if c.conn.poll_transmit().is_empty() {
+            c.queue(&payload(FRAME, frames as u8));
+            frames += 1;
+        }
+        let before = c.conn.poll_transmit().len();
+        match c.flush() {
+            Ok(()) => stalled_for = Duration::ZERO,
+            Err(e) if would_block(&e) => {
+                if c.conn.poll_transmit().len() == before {
+                    std::thread::sleep(Duration::from_millis(10));
+                    stalled_for += Duration::from_millis(10);
+                }
+            }
+            Err(e) => panic!("write failed: {e:?}"),
+        }
+    }
+    // The limit, plus the record being reassembled.
+    let bound = DEFAULT_CONN_BUFFER_LIMIT + stcp_proto::MAX_RECORD_LEN;
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        peak = peak.max(server.stats().conn_buffer_bytes);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        peak <= bound as u64,
+        "{io:?}: the server holds {peak} bytes for one stalled connection (bound {bound})"
+    );
+    // Read everything back, writing the rest as the server takes it.
+    let mut got = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got < frames {
+        assert!(
+            Instant::now() < deadline,
+            "echoes stopped after {got} frames"
+        );
+        match c.flush() {
+            Ok(()) => {}
+            Err(e) if would_block(&e) => {}
+            Err(e) => panic!("write failed: {e:?}"),
+        }
+        match c.next_event() {
+            Ok(Event::Frame(f)) => {
+                assert_eq!(f, payload(FRAME, got as u8), "frame {got}");
+                got += 1;
+            }
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) if would_block(&e) => std::thread::sleep(Duration::from_millis(1)),
+            Err(e) => panic!("read failed: {e:?}"),
+        }
+    }
+    eprintln!(
+        "{io:?}: {frames} frames of 1 MiB, server held at most {} KiB",
+        peak / 1024
+    );
+    c.stream.set_nonblocking(false).unwrap();
+    c.close_cleanly();
+    let totals = server.shutdown().unwrap();
+    assert_eq!(totals.frames, frames as u64);
+    assert_eq!(totals.errors_total(), 0, "{totals:?}");
+}
+per_io!(unread_large_stcp_frames_stay_bounded);
+
 fn stop_sends_an_authenticated_close(io: IoBackend) {
     let server = start(io, CryptoBackend::AwsLc, |_| {});
     let cfg = client_config(keypair(42).public, None, CryptoBackend::AwsLc);
@@ -312,7 +390,7 @@ fn stalled_reader_does_not_starve_others(io: IoBackend) {
     let server = start(io, CryptoBackend::AwsLc, |c| {
         c.ring_bufs = 16;
         c.ring_buf_size = 4096;
-        c.max_unsent = 64 * 1024;
+        c.conn_buffer_limit = 64 * 1024;
     });
     let addr = server.tcp_addr().unwrap();
     let mut stalled = tcp_connect(addr);

@@ -1,8 +1,9 @@
 //! The epoll fallback: tokio with a current-thread runtime per worker thread, one task per
 //! connection. Same protocol logic as the io_uring backend ([`crate::echo`], the same
-//! [`stcp_proto::Decoder`]), simpler IO: read, echo every whole unit in place (one open/reseal
-//! batch per run), write it all, read again, so a connection never has more than one read's
-//! worth of echoes buffered, plus the one incomplete unit the decoder holds.
+//! [`stcp_proto::Decoder`] and [`stcp_proto::FrameStream`]), simpler IO: read, echo every whole
+//! record in place (one open/reseal batch per run) or, in TCP mode, every byte read, write it
+//! all, read again, so a connection never has more than one read's worth of echoes buffered
+//! (64 KiB), plus the one incomplete record the decoder holds.
 
 use std::{
     fmt, io,
@@ -11,7 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stcp_proto::{open_batch, seal_batch, Codec, Decoder, Error, Framing, Mode};
+use stcp_proto::{
+    open_batch, seal_batch, Codec, Decoder, Error, FrameStream, Framing, Mode, MAX_RECORD_LEN,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -27,8 +30,6 @@ use crate::{
     stats::WorkerCounters,
 };
 
-/// Bytes one read takes at most.
-const READ_CHUNK: usize = 64 * 1024;
 /// "No idle timeout" as a duration tokio accepts.
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
 
@@ -193,9 +194,18 @@ async fn echo_loop(
         Mode::Tcp => Framing::Frames,
     };
     let mut decoder = Decoder::new(Codec::new(framing, cfg.max_frame));
+    // TCP mode: frame boundaries, tracked while every byte read is echoed at once.
+    let mut frames = FrameStream::new(cfg.max_frame);
     let handshake_deadline = Instant::now() + cfg.handshake_timeout;
     let mut crypto: Option<Box<Crypto>> = None;
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    // One read's buffer, sized so that it, the record being reassembled and the spare
+    // reassembly buffer stay within the per-connection buffer limit.
+    let reassembly = match mode {
+        Mode::Stcp => 2 * MAX_RECORD_LEN,
+        Mode::Tcp => 0,
+    };
+    let read_size = cfg.conn_buffer_limit.saturating_sub(reassembly).max(4096);
+    let mut buf: Vec<u8> = Vec::with_capacity(read_size);
     // The decoder's previous reassembly buffer, swapped back in for the next one.
     let mut spare: Vec<u8> = Vec::new();
     let mut held = HeldBytes::new(&counters.conn_buffer_bytes);
@@ -217,9 +227,12 @@ async fn echo_loop(
             },
             _ = stop.changed() => {
                 if let Some(k) = crypto.as_mut() {
+                    // No Close in the middle of a frame (the sealer refuses it): the stream is
+                    // then cut, as the protocol says.
                     let mut rec = Vec::new();
-                    push_close_record(&mut k.sealer, &mut rec)?;
-                    write_with_timeout(stream, &rec, cfg.close_grace).await?;
+                    if push_close_record(&mut k.sealer, &mut rec).is_ok() {
+                        write_with_timeout(stream, &rec, cfg.close_grace).await?;
+                    }
                 } else if decoder.codec().framing() == Framing::Handshake {
                     return Ok(());
                 }
@@ -228,12 +241,14 @@ async fn echo_loop(
             }
         };
         if n == 0 {
-            let clean = decoder.buffered() == 0
-                && match decoder.codec().framing() {
-                    Framing::Frames => true,
-                    Framing::Records => crypto.as_ref().is_some_and(|k| k.opener.peer_closed()),
-                    Framing::Handshake => false,
-                };
+            let clean = match decoder.codec().framing() {
+                Framing::Frames => frames.at_boundary(),
+                Framing::Records => {
+                    decoder.buffered() == 0
+                        && crypto.as_ref().is_some_and(|k| k.opener.peer_closed())
+                }
+                Framing::Handshake => false,
+            };
             finish(stream, cfg.close_grace).await;
             return if clean {
                 Ok(())
@@ -242,6 +257,16 @@ async fn echo_loop(
             };
         }
         WorkerCounters::add(&counters.bytes_in, n as u64);
+        if mode == Mode::Tcp {
+            let done = frames
+                .advance(&buf)
+                .map_err(|e| ConnError::Proto(e.error))?;
+            write_with_timeout(stream, &buf, idle).await?;
+            WorkerCounters::add(&counters.frames, done as u64);
+            WorkerCounters::add(&counters.bytes_out, buf.len() as u64);
+            buf.clear();
+            continue;
+        }
 
         let mut cx = EchoCtx {
             shared,
@@ -256,7 +281,7 @@ async fn echo_loop(
             let d = decoder.decode(&buf[pos..])?;
             if d.reassembled {
                 let mut unit = decoder.take_reassembled(std::mem::take(&mut spare));
-                let step = echo(&mut cx, &mut decoder, framing, &mut unit, 1).await;
+                let step = echo(&mut cx, &mut decoder, framing, &mut unit).await;
                 spare = unit;
                 if step? == Step::Finished {
                     return Ok(());
@@ -264,10 +289,7 @@ async fn echo_loop(
             }
             if !d.run.is_empty() {
                 let run = pos + d.run.start..pos + d.run.end;
-                let units = d.units as u64;
-                if echo(&mut cx, &mut decoder, framing, &mut buf[run], units).await?
-                    == Step::Finished
-                {
+                if echo(&mut cx, &mut decoder, framing, &mut buf[run]).await? == Step::Finished {
                     return Ok(());
                 }
             }
@@ -294,14 +316,13 @@ struct EchoCtx<'a> {
     crypto: &'a mut Option<Box<Crypto>>,
 }
 
-/// Answers a handshake frame, or echoes a run of whole records or frames in place with one
-/// write (records opened and resealed in one batch each).
+/// Answers a handshake frame, or echoes a run of whole records in place with one write
+/// (opened and resealed in one batch each).
 async fn echo(
     cx: &mut EchoCtx<'_>,
     decoder: &mut Decoder,
     framing: Framing,
     run: &mut [u8],
-    mut units: u64,
 ) -> Result<Step, ConnError> {
     let counters = cx.shared.stats.worker(cx.index);
     if framing == Framing::Handshake {
@@ -312,18 +333,20 @@ async fn echo(
         write_with_timeout(cx.stream, &reply, cx.idle).await?;
         return Ok(Step::Continue);
     }
-    let mut peer_closed = false;
-    if let Some(k) = cx.crypto.as_mut() {
-        let mut opened = Ok(0);
-        open_batch([(&mut k.opener, &mut *run)], |_, r| opened = r);
-        units = opened? as u64;
-        let mut sealed = Ok(0);
-        seal_batch([(&mut k.sealer, &mut *run)], |_, r| sealed = r);
-        sealed?;
-        peer_closed = k.opener.peer_closed();
-    }
+    let Some(k) = cx.crypto.as_mut() else {
+        return Err(ConnError::Proto(Error::NotEstablished));
+    };
+    let frames_before = k.opener.frames();
+    let mut opened = Ok(0);
+    open_batch([(&mut k.opener, &mut *run)], |_, r| opened = r);
+    opened?;
+    let mut sealed = Ok(0);
+    seal_batch([(&mut k.sealer, &mut *run)], |_, r| sealed = r);
+    sealed?;
+    let peer_closed = k.opener.peer_closed();
+    let frames = k.opener.frames() - frames_before;
     write_with_timeout(cx.stream, run, cx.idle).await?;
-    WorkerCounters::add(&counters.frames, units);
+    WorkerCounters::add(&counters.frames, frames);
     WorkerCounters::add(&counters.bytes_out, run.len() as u64);
     if peer_closed {
         finish(cx.stream, cx.shared.config.close_grace).await;

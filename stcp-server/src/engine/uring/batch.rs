@@ -20,6 +20,8 @@ pub(super) struct Job {
     slot: u32,
     crypto: Box<Crypto>,
     chunk: Chunk,
+    /// Frames the connection had completed before this chunk.
+    frames_before: u64,
 }
 
 impl Worker {
@@ -41,6 +43,7 @@ impl Worker {
                 };
                 self.jobs.push(Job {
                     slot,
+                    frames_before: crypto.opener.frames(),
                     crypto,
                     chunk,
                 });
@@ -104,11 +107,12 @@ impl Worker {
 
     fn finish_job(&mut self, d: &mut Driver, job: Job, result: Result<usize, Error>) {
         let slot = job.slot as usize;
+        let frames = job.crypto.opener.frames() - job.frames_before;
         let c = &mut self.conns[slot];
         c.crypto = Some(job.crypto);
         match result {
-            Ok(n) => {
-                WorkerCounters::add(&self.counters().frames, n as u64);
+            Ok(_records) => {
+                WorkerCounters::add(&self.counters().frames, frames);
                 let c = &mut self.conns[slot];
                 c.unsent += job.chunk.unsent();
                 c.sendq.push_back(job.chunk);
@@ -119,12 +123,7 @@ impl Worker {
                 }
             }
             Err(e) => {
-                release(
-                    job.chunk,
-                    d,
-                    &mut self.pool,
-                    &mut self.conns[slot].ring_held,
-                );
+                release(job.chunk, d, &mut self.pool, &mut self.conns[slot].held);
                 self.fail(d, slot, ErrorKind::of(&e), &e);
             }
         }

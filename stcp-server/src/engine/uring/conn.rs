@@ -11,7 +11,7 @@ use std::{
 };
 
 use stcp_engine::{BufRing, RingBuf};
-use stcp_proto::{Codec, Decoder, Framing, Mode};
+use stcp_proto::{Codec, Decoder, FrameStream, Framing, Mode};
 
 use crate::echo::Crypto;
 
@@ -93,20 +93,45 @@ impl Chunk {
         matches!(self, Chunk::Ring { .. })
     }
 
-    /// Heap capacity this chunk holds (0 for a ring chunk, counted as a whole ring buffer).
-    pub fn heap_capacity(&self) -> usize {
-        match self {
-            Chunk::Ring { .. } => 0,
-            Chunk::Heap { buf, .. } => buf.capacity(),
-        }
-    }
-
     /// Marks `n` more bytes sent.
     pub fn advance(&mut self, n: usize) {
         match self {
             Chunk::Ring { sent, .. } => *sent += n as u32,
             Chunk::Heap { sent, .. } => *sent += n,
         }
+    }
+}
+
+/// Buffer memory a connection's chunks hold (in `fresh`, in the crypto batch, in `sendq`):
+/// added when a chunk is made, removed when it is released.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Ring buffers (each counted whole: nobody else can receive into it).
+    pub ring: usize,
+    /// Heap capacity, in bytes.
+    pub heap: usize,
+}
+
+impl Held {
+    /// Accounts for a chunk just made.
+    pub fn add(&mut self, chunk: &Chunk) {
+        match chunk {
+            Chunk::Ring { .. } => self.ring += 1,
+            Chunk::Heap { buf, .. } => self.heap += buf.capacity(),
+        }
+    }
+
+    /// Accounts for a chunk released.
+    pub fn remove(&mut self, chunk: &Chunk) {
+        match chunk {
+            Chunk::Ring { .. } => self.ring -= 1,
+            Chunk::Heap { buf, .. } => self.heap -= buf.capacity(),
+        }
+    }
+
+    /// Bytes held, ring buffers of `ring_buf_size` bytes counted whole.
+    pub fn bytes(&self, ring_buf_size: usize) -> usize {
+        self.ring * ring_buf_size + self.heap
     }
 }
 
@@ -184,17 +209,19 @@ pub struct Conn {
     pub recv: Recv,
     pub send: Send,
     pub crypto: Option<Box<Crypto>>,
-    /// Turns received bytes into units (handshake frame, records, or raw frames) and holds the
-    /// incomplete one.
+    /// STCP: turns received bytes into units (handshake frame, then records) and holds the
+    /// incomplete one (at most one record).
     pub decoder: Decoder,
+    /// TCP mode: tracks frame boundaries while the bytes are echoed as they arrive.
+    pub stream: FrameStream,
     /// Chunks received this batch, waiting for batched open + reseal (STCP).
     pub fresh: VecDeque<Chunk>,
     /// Chunks ready to send, in order; the front ones may be in flight.
     pub sendq: VecDeque<Chunk>,
     /// Bytes in `sendq` not yet sent.
     pub unsent: usize,
-    /// Ring buffers held in `fresh` and `sendq`.
-    pub ring_held: usize,
+    /// Buffers held by the chunks in `fresh`, the crypto batch and `sendq`.
+    pub held: Held,
     /// The in-flight send's msghdr and iovecs.
     pub gather: Box<Gather>,
     pub cancels_inflight: u8,
@@ -218,10 +245,11 @@ impl Conn {
             send: Send::Idle,
             crypto: None,
             decoder: Decoder::new(Codec::new(Framing::Frames, 0)),
+            stream: FrameStream::new(0),
             fresh: VecDeque::new(),
             sendq: VecDeque::with_capacity(8),
             unsent: 0,
-            ring_held: 0,
+            held: Held::default(),
             gather: Gather::new(),
             cancels_inflight: 0,
             in_batch: false,
@@ -248,12 +276,13 @@ impl Conn {
             Mode::Tcp => Framing::Frames,
         };
         self.decoder.set_codec(Codec::new(framing, max_frame));
+        self.stream.reset(max_frame);
         self.life = Life::Open;
         self.recv = Recv::Idle;
         self.send = Send::Idle;
         self.crypto = None;
         self.unsent = 0;
-        self.ring_held = 0;
+        self.held = Held::default();
         self.cancels_inflight = 0;
         self.in_batch = false;
         self.in_flush = false;
@@ -285,16 +314,10 @@ impl Conn {
     }
 
     /// Buffer memory this connection holds: whole ring buffers of `ring_buf_size` bytes, plus
-    /// the capacity of its heap buffers (reassembly, queued heap chunks).
+    /// the capacity of its heap buffers (the decoder's, queued heap chunks). What backpressure
+    /// bounds (`Config::conn_buffer_limit`).
     pub fn held_bytes(&self, ring_buf_size: usize) -> usize {
-        self.ring_held * ring_buf_size
-            + self.decoder.capacity()
-            + self
-                .fresh
-                .iter()
-                .chain(self.sendq.iter())
-                .map(Chunk::heap_capacity)
-                .sum::<usize>()
+        self.held.bytes(ring_buf_size) + self.decoder.capacity()
     }
 
     /// No operation of this connection is in the kernel.

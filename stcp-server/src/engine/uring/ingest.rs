@@ -1,8 +1,10 @@
-//! Turning one received ring buffer into work, through the connection's
-//! [`stcp_proto::Decoder`]: a unit the decoder reassembled across receives becomes a heap chunk,
-//! the run of whole units left in the ring buffer is echoed in place, and the decoder keeps the
-//! incomplete tail. The decoder checks every header against the limits before it buffers
-//! anything for its unit.
+//! Turning one received ring buffer into work. TCP mode is cut-through: every byte is echoed
+//! in place as it arrives while the connection's [`stcp_proto::FrameStream`] checks the frame
+//! headers, so a frame of any allowed length holds no memory. STCP goes through the
+//! connection's [`stcp_proto::Decoder`]: a record the decoder reassembled across receives
+//! becomes a heap chunk, the run of whole records left in the ring buffer is opened and echoed
+//! in place, and the decoder keeps the incomplete tail (at most one record of 16 KiB). Every
+//! header is checked against the limits before anything is kept for its unit.
 
 use stcp_proto::{Error, Framing, ServerConfig};
 
@@ -15,19 +17,20 @@ use crate::echo::accept_handshake;
 /// What one receive produced besides the chunks queued on the connection.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ingested {
-    /// `data[start..end]` holds whole units to echo in place (`start == end`: none).
+    /// `data[start..end]` holds bytes to echo in place (`start == end`: none): whole records
+    /// (STCP) or whatever arrived (TCP mode).
     pub start: usize,
     /// End of the in-place run.
     pub end: usize,
-    /// Raw frames queued for sending (TCP mode, counted here because no batch sees them).
+    /// Raw frames completed (TCP mode, counted here because no batch sees them).
     pub frames: u64,
     /// A handshake completed.
     pub handshake: bool,
 }
 
-/// Feeds `data` (bytes just received) to connection `c`. Reassembled units are queued on
-/// `c.fresh` (STCP records, for the batch) or `c.sendq` (handshake reply, raw frames); the
-/// returned range is the run of whole units left in `data` for the caller to queue in place.
+/// Feeds `data` (bytes just received) to connection `c`. Reassembled records are queued on
+/// `c.fresh` (for the batch), a handshake reply on `c.sendq`; the returned range is the run
+/// left in `data` for the caller to queue in place.
 pub fn ingest(
     c: &mut Conn,
     data: &[u8],
@@ -35,58 +38,52 @@ pub fn ingest(
     proto: &ServerConfig,
 ) -> Result<Ingested, Error> {
     let mut out = Ingested::default();
+    if c.framing() == Framing::Frames {
+        // A bad header fails the connection: the bytes before it are not echoed either.
+        out.frames = c.stream.advance(data).map_err(|e| e.error)? as u64;
+        out.end = data.len();
+        return Ok(out);
+    }
     let mut pos = 0;
     while pos < data.len() {
         let framing = c.decoder.codec().framing();
         let d = c.decoder.decode(&data[pos..])?;
         if d.reassembled {
             let unit = c.decoder.take_reassembled(pool.get());
-            match framing {
-                Framing::Handshake => {
-                    let r = handshake(c, &unit, pool, proto);
-                    pool.put(unit);
-                    r?;
-                    out.handshake = true;
-                }
-                Framing::Records => c.fresh.push_back(Chunk::Heap { buf: unit, sent: 0 }),
-                Framing::Frames => {
-                    c.unsent += unit.len();
-                    c.sendq.push_back(Chunk::Heap { buf: unit, sent: 0 });
-                    out.frames += 1;
-                }
+            if framing == Framing::Handshake {
+                let r = handshake(c, &unit, pool, proto);
+                pool.put(unit);
+                r?;
+                out.handshake = true;
+            } else {
+                queue_fresh(c, unit);
             }
         }
         if !d.run.is_empty() {
             let run = pos + d.run.start..pos + d.run.end;
-            match framing {
-                Framing::Handshake => {
-                    handshake(c, &data[run], pool, proto)?;
-                    out.handshake = true;
-                }
-                _ if out.end == out.start => {
-                    if framing == Framing::Frames {
-                        out.frames += d.units as u64;
-                    }
-                    (out.start, out.end) = (run.start, run.end);
-                }
-                _ => {
-                    // A second run in one receive (only after a unit the decoder held back):
-                    // copied, since a ring chunk covers one run.
-                    let mut copy = pool.get();
-                    copy.extend_from_slice(&data[run]);
-                    if framing == Framing::Frames {
-                        out.frames += d.units as u64;
-                        c.unsent += copy.len();
-                        c.sendq.push_back(Chunk::Heap { buf: copy, sent: 0 });
-                    } else {
-                        c.fresh.push_back(Chunk::Heap { buf: copy, sent: 0 });
-                    }
-                }
+            if framing == Framing::Handshake {
+                handshake(c, &data[run], pool, proto)?;
+                out.handshake = true;
+            } else if out.end == out.start {
+                (out.start, out.end) = (run.start, run.end);
+            } else {
+                // A second run in one receive (only after a unit the decoder held back):
+                // copied, since a ring chunk covers one run.
+                let mut copy = pool.get();
+                copy.extend_from_slice(&data[run]);
+                queue_fresh(c, copy);
             }
         }
         pos += d.consumed.max(1);
     }
     Ok(out)
+}
+
+/// Queues records in a heap buffer for the crypto batch.
+fn queue_fresh(c: &mut Conn, buf: Vec<u8>) {
+    let chunk = Chunk::Heap { buf, sent: 0 };
+    c.held.add(&chunk);
+    c.fresh.push_back(chunk);
 }
 
 fn handshake(
@@ -102,10 +99,12 @@ fn handshake(
             c.decoder.set_framing(Framing::Records);
             c.deadline = None;
             c.unsent += reply.len();
-            c.sendq.push_back(Chunk::Heap {
+            let chunk = Chunk::Heap {
                 buf: reply,
                 sent: 0,
-            });
+            };
+            c.held.add(&chunk);
+            c.sendq.push_back(chunk);
             Ok(())
         }
         Err(e) => {
@@ -138,7 +137,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_frames_stay_in_place_and_tail_is_kept() {
+    fn tcp_bytes_are_echoed_as_they_arrive() {
         let cfg = ServerConfig::new(StaticKeypair::generate([1; 32]));
         let mut pool = BufPool::default();
         let mut c = tcp_conn();
@@ -146,21 +145,18 @@ mod tests {
         data.extend(frame(0));
         data.extend(&frame(10)[..6]);
         let r = ingest(&mut c, &data, &mut pool, &cfg).unwrap();
-        assert_eq!((r.start, r.end, r.frames), (0, 11, 2));
-        assert_eq!(c.decoder.buffered(), 6);
+        assert_eq!((r.start, r.end, r.frames), (0, data.len(), 2));
+        assert!(!c.stream.at_boundary());
         // The rest of the partial frame plus a frame split after its header byte 2.
         let mut more = frame(10)[6..].to_vec();
         more.extend(&frame(5)[..2]);
         let r = ingest(&mut c, &more, &mut pool, &cfg).unwrap();
-        assert_eq!((r.start, r.end, r.frames), (0, 0, 1));
-        match c.sendq.back() {
-            Some(Chunk::Heap { buf, .. }) => assert_eq!(buf, &frame(10)),
-            _ => panic!("reassembled frame not queued"),
-        }
-        assert_eq!(c.decoder.buffered(), 2);
+        assert_eq!((r.start, r.end, r.frames), (0, more.len(), 1));
         let r = ingest(&mut c, &frame(5)[2..], &mut pool, &cfg).unwrap();
         assert_eq!(r.frames, 1);
-        assert_eq!(c.decoder.buffered(), 0);
+        assert!(c.stream.at_boundary());
+        assert_eq!(c.decoder.capacity(), 0, "nothing is buffered in TCP mode");
+        assert!(c.sendq.is_empty() && c.fresh.is_empty());
     }
 
     #[test]
@@ -170,11 +166,11 @@ mod tests {
         let mut c = tcp_conn();
         let e = ingest(&mut c, &frame(65)[..10], &mut pool, &cfg).unwrap_err();
         assert!(matches!(e, Error::FrameTooLarge { len: 65, max: 64 }));
-        assert!(c.decoder.capacity() <= 4);
-        // Same when the header arrives split over two receives.
+        // Same when the header arrives split over two receives, and for good.
         let mut c = tcp_conn();
         ingest(&mut c, &[0, 0], &mut pool, &cfg).unwrap();
         assert!(ingest(&mut c, &[1, 0, 9], &mut pool, &cfg).is_err());
-        assert!(c.decoder.capacity() <= 4);
+        assert!(ingest(&mut c, &[0], &mut pool, &cfg).is_err());
+        assert_eq!(c.decoder.capacity(), 0);
     }
 }

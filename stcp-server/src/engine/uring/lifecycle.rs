@@ -11,7 +11,7 @@ use stcp_engine::{next_gen, ops, Driver, Op, Token};
 use stcp_proto::Mode;
 
 use super::{
-    conn::{Chunk, Conn, Life, Recv, Send},
+    conn::{Chunk, Conn, Held, Life, Recv, Send},
     pool::BufPool,
     Worker,
 };
@@ -121,7 +121,7 @@ impl Worker {
         c.deadline = Some(self.now + grace);
         self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
-            release(ch, d, &mut self.pool, &mut c.ring_held);
+            release(ch, d, &mut self.pool, &mut c.held);
         }
     }
 
@@ -139,12 +139,12 @@ impl Worker {
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
-            release(ch, d, &mut self.pool, &mut c.ring_held);
+            release(ch, d, &mut self.pool, &mut c.held);
         }
         let keep_front = c.chunks_in_flight();
         while c.sendq.len() > keep_front {
             if let Some(ch) = c.sendq.pop_back() {
-                release(ch, d, &mut self.pool, &mut c.ring_held);
+                release(ch, d, &mut self.pool, &mut c.held);
             }
         }
         if c.recv.in_kernel() || matches!(c.send, Send::InFlight { .. }) {
@@ -209,10 +209,10 @@ impl Worker {
         c.crypto = None;
         self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
-            release(ch, d, &mut self.pool, &mut c.ring_held);
+            release(ch, d, &mut self.pool, &mut c.held);
         }
         while let Some(ch) = c.sendq.pop_front() {
-            release(ch, d, &mut self.pool, &mut c.ring_held);
+            release(ch, d, &mut self.pool, &mut c.held);
         }
         self.free.push(slot as u32);
         self.open -= 1;
@@ -230,7 +230,7 @@ impl Worker {
             if c.fd.is_none() {
                 continue;
             }
-            if pressure && c.ring_held > 0 && c.life != Life::Aborting {
+            if pressure && c.held.ring > 0 && c.life != Life::Aborting {
                 self.compact(d, slot);
             }
             let c = &self.conns[slot];
@@ -280,12 +280,10 @@ impl Worker {
 }
 
 /// Returns a chunk's memory: a ring buffer to the kernel, a heap buffer to the pool.
-pub(super) fn release(chunk: Chunk, d: &mut Driver, pool: &mut BufPool, ring_held: &mut usize) {
+pub(super) fn release(chunk: Chunk, d: &mut Driver, pool: &mut BufPool, held: &mut Held) {
+    held.remove(&chunk);
     match chunk {
-        Chunk::Ring { buf, .. } => {
-            d.give_back(buf);
-            *ring_held -= 1;
-        }
+        Chunk::Ring { buf, .. } => d.give_back(buf),
         Chunk::Heap { buf, .. } => pool.put(buf),
     }
 }

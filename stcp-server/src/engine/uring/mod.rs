@@ -31,7 +31,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stcp_engine::{Completion, Driver, DriverOptions, Handler, Op, Token};
+use stcp_engine::{Completion, Driver, DriverOptions, Handler, Op, Receive, Token};
 use stcp_proto::{Error, Mode};
 
 use self::{
@@ -208,12 +208,12 @@ impl Handler for Worker {
         }
     }
 
-    fn resume_receive(&mut self, token: Token) -> Option<RawFd> {
+    fn resume_receive(&mut self, token: Token) -> Option<(RawFd, Receive)> {
         let c = self.conns.get_mut(token.slot as usize)?;
         if !c.is(token.gen) || c.recv != Recv::Starved || c.life == Life::Aborting {
             return None;
         }
         c.recv = Recv::Armed;
-        c.raw_fd()
+        c.raw_fd().map(|fd| (fd, recv::RECEIVE))
     }
 }

@@ -1,9 +1,9 @@
-//! Receive completions: bytes into units ([`super::ingest`]), the client's FIN and how the
-//! stream ended (clean, or cut).
+//! Receive completions: bytes into records or cut-through TCP bytes ([`super::ingest`]), the
+//! client's FIN and how the stream ended (clean, or cut).
 
 use std::io;
 
-use stcp_engine::{Completion, Driver, RingBuf, Token};
+use stcp_engine::{Completion, Driver, Receive, RingBuf, Token};
 
 use super::{
     conn::{Chunk, Life, Recv},
@@ -14,8 +14,16 @@ use stcp_proto::Framing;
 
 use crate::{errors::ErrorKind, ratelog, stats::WorkerCounters};
 
+/// How connections receive. A single receive hands over at most one ring buffer, so arming one
+/// only while the connection has room for a buffer keeps it within `conn_buffer_limit`.
+pub(super) const RECEIVE: Receive = Receive::Once;
+
 impl Worker {
+    /// Arms the connection's receive if it has room for one more ring buffer under
+    /// `conn_buffer_limit`; otherwise reading pauses until sends free enough.
     pub(super) fn arm_recv(&mut self, d: &mut Driver, slot: usize) -> io::Result<()> {
+        let limit = self.shared.config.conn_buffer_limit;
+        let ring_buf_size = d.buffers().buf_size();
         let c = &mut self.conns[slot];
         let Some(fd) = c.raw_fd() else {
             return Ok(());
@@ -23,8 +31,13 @@ impl Worker {
         if c.recv.in_kernel() {
             return Ok(());
         }
+        if c.held_bytes(ring_buf_size) + ring_buf_size > limit {
+            c.recv = Recv::Paused { armed: false };
+            return Ok(());
+        }
         c.recv = Recv::Armed;
-        d.arm_recv(fd, Token::new(stcp_engine::Op::Recv, slot as u32, c.gen))
+        let token = Token::new(stcp_engine::Op::Recv, slot as u32, c.gen);
+        d.arm_receive(fd, token, RECEIVE)
     }
 
     pub(super) fn on_recv(
@@ -105,7 +118,7 @@ impl Worker {
                         end: r.end as u32,
                         sent: 0,
                     };
-                    c.ring_held += 1;
+                    c.held.add(&chunk);
                     match c.framing() {
                         Framing::Records => c.fresh.push_back(chunk),
                         _ => {
@@ -162,7 +175,7 @@ impl Worker {
             return;
         }
         let clean = match c.framing() {
-            Framing::Frames => c.decoder.buffered() == 0,
+            Framing::Frames => c.stream.at_boundary(),
             Framing::Records => {
                 c.crypto.as_ref().is_some_and(|k| k.opener.peer_closed())
                     && c.decoder.buffered() == 0

@@ -11,18 +11,20 @@ use super::{
     lifecycle::release,
     Worker,
 };
-use crate::{config::RING_HOLD_CAP, errors::ErrorKind, stats::WorkerCounters};
+use crate::{errors::ErrorKind, stats::WorkerCounters};
 
 impl Worker {
-    /// After chunks were queued on `slot`: schedule a send, apply backpressure.
+    /// After chunks were queued on `slot`: schedule a send, apply backpressure (reading stops
+    /// while the connection holds more than `conn_buffer_limit` bytes of buffers).
     pub(super) fn queued(&mut self, d: &mut Driver, slot: usize) {
-        let max_unsent = self.shared.config.max_unsent;
+        let limit = self.shared.config.conn_buffer_limit;
+        let ring_buf_size = d.buffers().buf_size();
         let c = &mut self.conns[slot];
         if !c.sendq.is_empty() && !c.in_flush {
             c.in_flush = true;
             self.flush.push(slot as u32);
         }
-        if c.life != Life::Open || (c.unsent <= max_unsent && c.ring_held < RING_HOLD_CAP) {
+        if c.life != Life::Open || c.held_bytes(ring_buf_size) <= limit {
             return;
         }
         match c.recv {
@@ -111,7 +113,7 @@ impl Worker {
             left -= take;
             if front.unsent() == 0 {
                 if let Some(done) = c.sendq.pop_front() {
-                    release(done, d, &mut self.pool, &mut c.ring_held);
+                    release(done, d, &mut self.pool, &mut c.held);
                 }
             }
         }
@@ -119,9 +121,10 @@ impl Worker {
             c.in_flush = true;
             self.flush.push(slot as u32);
         }
-        let max_unsent = self.shared.config.max_unsent;
+        let limit = self.shared.config.conn_buffer_limit;
+        let ring_buf_size = d.buffers().buf_size();
         if let Recv::Paused { armed } = c.recv {
-            if c.unsent <= max_unsent / 2 && c.ring_held < RING_HOLD_CAP / 2 {
+            if c.held_bytes(ring_buf_size) + ring_buf_size <= limit {
                 c.recv = if armed { Recv::Armed } else { Recv::Idle };
                 if c.life == Life::Open && c.recv == Recv::Idle {
                     self.arm_recv(d, slot)?;
@@ -142,8 +145,10 @@ impl Worker {
             }
             let mut copy = self.pool.get();
             copy.extend_from_slice(c.sendq[i].unsent_bytes(d.buffers()));
-            let old = std::mem::replace(&mut c.sendq[i], Chunk::Heap { buf: copy, sent: 0 });
-            release(old, d, &mut self.pool, &mut c.ring_held);
+            let copy = Chunk::Heap { buf: copy, sent: 0 };
+            c.held.add(&copy);
+            let old = std::mem::replace(&mut c.sendq[i], copy);
+            release(old, d, &mut self.pool, &mut c.held);
         }
     }
 }

@@ -45,7 +45,9 @@ impl Worker {
                     };
                     if sealed {
                         c.unsent += rec.len();
-                        c.sendq.push_back(Chunk::Heap { buf: rec, sent: 0 });
+                        let chunk = Chunk::Heap { buf: rec, sent: 0 };
+                        c.held.add(&chunk);
+                        c.sendq.push_back(chunk);
                         self.queued(d, slot);
                     } else {
                         self.pool.put(rec);
