@@ -17,7 +17,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use stcp_engine::{ops, Completion, Driver, DriverOptions, Handler, Op, Token};
+use stcp_engine::{ops, Completion, Driver, DriverOptions, Handler, Op, Receive, Token};
 use stcp_proto::{ClientConfig, ClientHandshake, FRAME_HEADER_LEN};
 
 use super::connection::{Connection, State};
@@ -333,13 +333,15 @@ impl Handler for ClientThread {
         Ok(())
     }
 
-    fn resume_receive(&mut self, token: Token) -> Option<RawFd> {
+    fn resume_receive(&mut self, token: Token) -> Option<(RawFd, Receive)> {
         let conn = self.conns.get_mut(token.slot as usize)?;
         if conn.gen != token.gen || conn.has_ended() || conn.recv_armed || self.closing {
             return None;
         }
         conn.recv_armed = true;
-        conn.fd.as_ref().map(|f| f.as_raw_fd())
+        conn.fd
+            .as_ref()
+            .map(|f| (f.as_raw_fd(), Receive::Multishot))
     }
 }
 
