@@ -157,6 +157,18 @@ fn handshake_and_idle_timeouts_close_connections(io: IoBackend) {
     wait_for(&server, "idle_timeout", |s| {
         s.error(ErrorKind::IdleTimeout) == 1
     });
+    // An idle STCP connection is ended with the server's authenticated Close, not cut: a
+    // client following the protocol sees a clean end.
+    let cfg = client_config(keypair(42).public, None, CryptoBackend::AwsLc);
+    let mut c = StcpClient::connect(server.stcp_addr().unwrap(), &cfg).unwrap();
+    c.send(b"once").unwrap();
+    assert_eq!(c.recv_frame().unwrap(), b"once");
+    assert_eq!(c.next_event().unwrap(), Event::Closed);
+    assert!(closed_by_peer(&mut c.stream));
+    assert_eq!(c.conn.handle_eof(), Ok(()));
+    wait_for(&server, "idle_timeout", |s| {
+        s.error(ErrorKind::IdleTimeout) == 2
+    });
 }
 per_io!(handshake_and_idle_timeouts_close_connections);
 

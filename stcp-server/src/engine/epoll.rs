@@ -221,7 +221,19 @@ async fn echo_loop(
         };
         let n = tokio::select! {
             r = tokio::time::timeout(limit, stream.read_buf(&mut buf)) => match r {
-                Err(_) => return Err(ConnError::Timeout(timeout_kind)),
+                Err(_) => {
+                    if timeout_kind == ErrorKind::IdleTimeout {
+                        // The server's own end: a Close record (STCP, between frames), FIN.
+                        if let Some(k) = crypto.as_mut() {
+                            let mut rec = Vec::new();
+                            if push_close_record(&mut k.sealer, &mut rec).is_ok() {
+                                write_with_timeout(stream, &rec, cfg.close_grace).await?;
+                            }
+                        }
+                        finish(stream, cfg.close_grace).await;
+                    }
+                    return Err(ConnError::Timeout(timeout_kind));
+                }
                 Ok(Err(e)) => return Err(ConnError::Io(e)),
                 Ok(Ok(n)) => n,
             },

@@ -244,7 +244,11 @@ impl Worker {
                             &"no handshake within the timeout",
                         );
                     } else if idle.is_some_and(|t| self.now.duration_since(c.last_active) >= t) {
-                        self.fail(d, slot, ErrorKind::IdleTimeout, &"idle for too long");
+                        // Counted and logged like a failure, but closed as the server's own end:
+                        // with a Close record (STCP), so the client sees a clean end.
+                        self.counters().error(ErrorKind::IdleTimeout);
+                        ratelog::connection_failed(ErrorKind::IdleTimeout, &"idle for too long");
+                        self.close_gracefully(d, slot);
                     }
                 }
                 Life::Draining => {

@@ -30,34 +30,44 @@ impl Worker {
             }
         }
         for slot in 0..self.conns.len() {
-            let c = &mut self.conns[slot];
+            let c = &self.conns[slot];
             if c.fd.is_none() || c.life != Life::Open {
                 continue;
             }
-            match c.framing() {
-                Framing::Handshake => self.abort(d, slot),
-                Framing::Frames => self.drain(d, slot),
-                Framing::Records => {
-                    let mut rec = self.pool.get();
-                    let sealed = match c.crypto.as_mut() {
-                        Some(k) => push_close_record(&mut k.sealer, &mut rec).is_ok(),
-                        None => false,
-                    };
-                    if sealed {
-                        c.unsent += rec.len();
-                        let chunk = Chunk::Heap { buf: rec, sent: 0 };
-                        c.held.add(&chunk);
-                        c.sendq.push_back(chunk);
-                        self.queued(d, slot);
-                    } else {
-                        self.pool.put(rec);
-                    }
-                    self.drain(d, slot);
-                }
-            }
+            self.close_gracefully(d, slot);
             self.settle(d, slot)?;
         }
         self.flush_sends(d)
+    }
+
+    /// Ends an open connection from the server's side (stop, idle timeout): STCP queues an
+    /// authenticated Close record after the echoes already queued, then FIN; TCP mode sends FIN
+    /// after them; a connection still in its handshake is aborted. In the middle of a frame no
+    /// Close can be sealed (the peer would take it as a protocol error), so the stream is cut,
+    /// which the peer sees as truncation.
+    pub(super) fn close_gracefully(&mut self, d: &mut Driver, slot: usize) {
+        let c = &mut self.conns[slot];
+        match c.framing() {
+            Framing::Handshake => self.abort(d, slot),
+            Framing::Frames => self.drain(d, slot),
+            Framing::Records => {
+                let mut rec = self.pool.get();
+                let sealed = match c.crypto.as_mut() {
+                    Some(k) => push_close_record(&mut k.sealer, &mut rec).is_ok(),
+                    None => false,
+                };
+                if sealed {
+                    c.unsent += rec.len();
+                    let chunk = Chunk::Heap { buf: rec, sent: 0 };
+                    c.held.add(&chunk);
+                    c.sendq.push_back(chunk);
+                    self.queued(d, slot);
+                } else {
+                    self.pool.put(rec);
+                }
+                self.drain(d, slot);
+            }
+        }
     }
 
     /// Last step at exit: shut down every socket still open and let the driver cancel and reap
