@@ -2,20 +2,25 @@
 //! (handshake frame, record, plain frame) starts with a 4-byte header that
 //! gives its length, and this module is the only place that reads one.
 //!
-//! - [`Codec`]: a framing plus its payload limit; turns a header into the
+//! - [`Codec`]: a framing plus its frame limit; turns a header into the
 //!   unit's whole length ([`Codec::unit_len`]) with every limit checked, and
 //!   walks a buffer over whole units ([`Codec::split`], [`Codec::units`]).
 //!   Stateless, `Copy`, allocation-free.
+//! - [`FrameSequence`]: the rules that tie records into frames, record by
+//!   record; [`frame_records`] splits a frame into records.
 //! - [`Decoder`]: the incremental, zero-copy decoder built on it. Whole units
 //!   come back in place in the caller's buffer; only a unit cut by the end of
 //!   a receive is copied, into one buffer that grows with the bytes actually
 //!   received (never with what a header claims) and only after the header
-//!   has passed the limits.
+//!   has passed the limits. Holds at most one record (16 KiB of payload).
+//! - [`FrameStream`]: plain-frame boundaries tracked while the bytes are
+//!   passed on as they arrive (TCP mode's cut-through echo).
 //!
 //! The header formats (see `docs/PROTOCOL.md`):
 //! - handshake frame and plain frame: 4-byte big-endian payload length;
-//! - record: record type in the top 4 bits, in the low 28 the length of what
-//!   follows (ciphertext + 16-byte tag), see [`RecordHeader`].
+//! - record: record type in the top 4 bits, in the low 28 the length of the
+//!   ciphertext + 16-byte tag; a `Begin` record's header has 4 more bytes, the
+//!   frame's whole length. See [`RecordHeader`].
 
 use crate::crypto::AEAD_TAG_LEN;
 use crate::Error;
@@ -353,7 +358,7 @@ impl Iterator for FrameRecords {
 }
 
 /// Where a stream of records is between frames: the rules that tie records
-/// into frames, checked record by record (see `docs/PROTOCOL.md` 4.2).
+/// into frames, checked record by record (see `docs/PROTOCOL.md` 4.1).
 ///
 /// A sealer and an opener each keep one, so neither side can send or accept a
 /// `Continue` without a `Begin`, a new frame before the last one's final
