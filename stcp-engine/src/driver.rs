@@ -214,6 +214,12 @@ impl Driver {
         self.push(&sqe)
     }
 
+    /// Submits what is queued without waiting, so the kernel starts on it now (e.g. replies
+    /// ready while more work remains before the next wait). Returns how many entries went in.
+    pub fn submit(&mut self) -> io::Result<usize> {
+        self.ring.submit()
+    }
+
     /// Submits what is queued, waits for at least one completion or `timeout`, and hands every
     /// completion to `handler`. Returns how many there were.
     pub fn turn<H: Handler>(&mut self, handler: &mut H, timeout: Duration) -> io::Result<usize> {

@@ -1,12 +1,13 @@
 //! The crypto batch: every STCP chunk received in one loop iteration, over all connections, is
-//! opened and then resealed in place in one pass each ([`stcp_proto::open_batch`],
-//! [`stcp_proto::seal_batch`]), in rounds of at most one chunk per connection (a connection's
-//! ciphers are used in order).
+//! opened and resealed in place, in rounds of at most one chunk per connection (a connection's
+//! ciphers are used in order). Replies do not wait for the whole batch: once `OVERLAP_BYTES`
+//! of records have been resealed since the last submission and more crypto remains, the
+//! replies ready so far are handed to the kernel, which sends them while the rest is crypted.
 
 use std::io;
 
-use stcp_engine::Driver;
-use stcp_proto::{open_batch, seal_batch, Error};
+use stcp_engine::{BufRing, Driver};
+use stcp_proto::Error;
 
 use super::{
     conn::{Chunk, Life},
@@ -14,6 +15,9 @@ use super::{
     Worker,
 };
 use crate::{echo::Crypto, errors::ErrorKind, stats::WorkerCounters};
+
+/// Resealed bytes after which the replies ready so far are submitted, if more crypto remains.
+pub(super) const OVERLAP_BYTES: usize = 32 * 1024;
 
 /// Ciphers and one chunk of one connection, moved out of the slab for the batch.
 pub(super) struct Job {
@@ -24,9 +28,21 @@ pub(super) struct Job {
     frames_before: u64,
 }
 
+impl Job {
+    /// Opens the chunk's records in place, then reseals them as the echo (same headers, the
+    /// server's key). Returns how many records there were.
+    fn crypt(&mut self, bufs: &BufRing) -> Result<usize, Error> {
+        let records = self.chunk.bytes_mut(bufs);
+        let n = self.crypto.opener.open_all(records)?;
+        self.crypto.sealer.seal_all(records)?;
+        Ok(n)
+    }
+}
+
 impl Worker {
     /// Opens and reseals every fresh STCP chunk of this iteration.
     pub(super) fn crypto_batch(&mut self, d: &mut Driver) -> io::Result<()> {
+        let mut since_submit = 0;
         while !self.batch.is_empty() {
             self.jobs.clear();
             for &slot in &self.batch {
@@ -55,52 +71,21 @@ impl Worker {
                 c.in_batch = keep;
                 keep
             });
-            if self.jobs.is_empty() {
-                continue;
-            }
-            self.results.clear();
-            self.results.resize(self.jobs.len(), Ok(0));
-            let bufs = d.buffers();
-            let results = &mut self.results;
-            open_batch(
-                self.jobs
-                    .iter_mut()
-                    .map(|j| (&mut j.crypto.opener, j.chunk.bytes_mut(bufs))),
-                |i, r| results[i] = r,
-            );
-            // Reseal in place what opened: each echo reuses its record's buffer and header.
-            self.opened.clear();
-            self.opened.extend(
-                results
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, r)| r.is_ok())
-                    .map(|(i, _)| i),
-            );
-            self.seal_errors.clear();
-            let (opened, seal_errors) = (&self.opened, &mut self.seal_errors);
-            seal_batch(
-                self.jobs
-                    .iter_mut()
-                    .zip(results.iter())
-                    .filter(|(_, r)| r.is_ok())
-                    .map(|(j, _)| (&mut j.crypto.sealer, j.chunk.bytes_mut(bufs))),
-                |k, r| {
-                    if let Err(e) = r {
-                        seal_errors.push((opened[k], e));
-                    }
-                },
-            );
-            for (i, e) in self.seal_errors.drain(..) {
-                self.results[i] = Err(e);
-            }
             let mut jobs = std::mem::take(&mut self.jobs);
-            let mut results = std::mem::take(&mut self.results);
-            for (job, result) in jobs.drain(..).zip(results.drain(..)) {
+            let mut round = jobs.drain(..);
+            while let Some(mut job) = round.next() {
+                let result = job.crypt(d.buffers());
+                since_submit += job.chunk.unsent();
                 self.finish_job(d, job, result);
+                let more = round.len() > 0 || !self.batch.is_empty();
+                if more && since_submit >= OVERLAP_BYTES {
+                    self.flush_sends(d)?;
+                    d.submit()?;
+                    since_submit = 0;
+                }
             }
+            drop(round);
             self.jobs = jobs;
-            self.results = results;
         }
         Ok(())
     }

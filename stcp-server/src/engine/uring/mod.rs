@@ -5,11 +5,11 @@
 //! Per loop iteration ([`run_worker`]): the driver submits everything queued, waits, and hands
 //! each completion to the worker (accept, receive, send, cancel: [`Worker::on_completion`]); the
 //! worker then opens and reseals every STCP chunk the iteration produced in one batch
-//! (`batch.rs`), judges end-of-stream, checks deadlines every 100 ms (after the completions, so
-//! they see fresh activity), and queues one send per connection with pending echoes (`send.rs`);
+//! (`batch.rs`, which submits the replies ready so far whenever a long batch has more crypto
+//! to do), judges end-of-stream, checks deadlines every 100 ms (after the completions, so they
+//! see fresh activity), and queues one send per connection with pending echoes (`send.rs`);
 //! the driver ends the turn by re-arming receives that ran out of buffers and publishing the
-//! buffers given back. The next turn's submit sends all of those replies with one
-//! `io_uring_enter`.
+//! buffers given back. The next turn's submit sends the rest with one `io_uring_enter`.
 //!
 //! Files: `conn.rs` (a connection's state), `ingest.rs` (bytes to units), `recv.rs`
 //! (receives and end of stream), `batch.rs` (crypto), `send.rs` (sends and backpressure),
@@ -32,7 +32,7 @@ use std::{
 };
 
 use stcp_engine::{Completion, Driver, DriverOptions, Handler, Op, Receive, Token};
-use stcp_proto::{Error, Mode};
+use stcp_proto::Mode;
 
 use self::{
     batch::Job,
@@ -68,9 +68,6 @@ struct Worker {
     /// Connections whose client sent FIN this iteration.
     eofs: Vec<(u32, u32)>,
     jobs: Vec<Job>,
-    results: Vec<Result<usize, Error>>,
-    opened: Vec<usize>,
-    seal_errors: Vec<(usize, Error)>,
     now: Instant,
     next_tick: Instant,
     stop_deadline: Option<Instant>,
@@ -135,9 +132,6 @@ fn setup(
         flush: Vec::with_capacity(1024),
         eofs: Vec::new(),
         jobs: Vec::with_capacity(1024),
-        results: Vec::with_capacity(1024),
-        opened: Vec::with_capacity(1024),
-        seal_errors: Vec::new(),
         now,
         next_tick: now + TICK,
         stop_deadline: None,
