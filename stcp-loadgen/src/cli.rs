@@ -56,7 +56,8 @@ pub enum Command {
 const SUITE_EXAMPLES: &str = "\
 Examples:
   stcp-loadgen suite
-      the seed's four rows (256x50, 4kx20, 16kx10, 64kx5), TCP then STCP, 70 s each, embedded server
+      the seed's four rows (256x50, 4kx20, 16kx10, 64kx5) and 1mx20, TCP then STCP, 70 s each,
+      embedded server
   stcp-loadgen suite --duration 10s --repeat 3 --rows 256x50,64kx5
       three interleaved TCP/STCP pairs of two rows
   stcp-loadgen suite --crypto aws-lc,rustcrypto --io uring,epoll --duration 20s

@@ -32,8 +32,9 @@ use schema::{RowSpec, SuiteConfiguration, SuiteEnvironment, SuiteReport};
 /// `suite`: the seed's table, TCP vs STCP, interleaved.
 #[derive(Debug, Clone, Args)]
 pub struct SuiteArgs {
-    /// Workloads as PAYLOADxCLIENTS, comma-separated (default: the seed's four rows).
-    #[arg(long, value_parser = parse_row, value_delimiter = ',', default_value = rows::SEED_ROWS, value_name = "ROWS")]
+    /// Workloads as PAYLOADxCLIENTS, comma-separated (default: the seed's four rows and
+    /// 1 MiB x 20).
+    #[arg(long, value_parser = parse_row, value_delimiter = ',', default_value = rows::DEFAULT_ROWS, value_name = "ROWS")]
     pub rows: Vec<Row>,
     /// Measured interval of every run (the seed measured 70 s).
     #[arg(long, value_parser = parse_duration, default_value = "70s", value_name = "DURATION")]
@@ -367,7 +368,7 @@ mod tests {
     fn defaults_are_the_seeds_table_for_seventy_seconds() {
         let args = suite_args(&[]);
         let rows: Vec<String> = args.rows.iter().map(Row::to_string).collect();
-        assert_eq!(rows, ["256x50", "4kx20", "16kx10", "64kx5"]);
+        assert_eq!(rows, ["256x50", "4kx20", "16kx10", "64kx5", "1mx20"]);
         assert_eq!(args.duration, Duration::from_secs(70));
         assert_eq!(args.warmup, Duration::from_secs(2));
         assert_eq!(args.repeat, 1);

@@ -1,5 +1,5 @@
 //! A suite row: one workload (payload size x persistent connections), written `256x50`, `4kx20`,
-//! `64kx5` on the command line. The default rows are the seed's table.
+//! `64kx5` on the command line. The default rows are the seed's table and one row beyond it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,6 +10,9 @@ use crate::report::size_label;
 
 /// The seed's four rows (../shared/seed/PERFORMANCE-seed.md, "Results Summary").
 pub const SEED_ROWS: &str = "256x50,4kx20,16kx10,64kx5";
+/// The default rows: the seed's four and a fifth beyond them, 1 MiB frames x 20 connections
+/// (frames of 64 records each in STCP: the streamed, cut-through path).
+pub const DEFAULT_ROWS: &str = "256x50,4kx20,16kx10,64kx5,1mx20";
 
 /// One workload of a suite: every request `payload_bytes` long, `clients` connections, one request
 /// in flight each (the seed's closed loop).
