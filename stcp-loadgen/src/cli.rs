@@ -163,7 +163,23 @@ mod tests {
         assert!(cli.run.validate().is_err());
         let cli = parse(&["--mode", "tcp", "--psk", "x"]).unwrap();
         assert!(cli.run.validate().is_err());
-        let cli = parse(&["--payload", "16m", "--clients", "100", "--depth", "8"]).unwrap();
+        let cli = parse(&["--payload", "64k", "--clients", "100000", "--depth", "8"]).unwrap();
         assert!(cli.run.validate().unwrap_err().contains("MiB of buffers"));
+        // Buffers do not grow with the payload: a thousand 16 MiB streams fit.
+        let cli = parse(&["--payload", "16m", "--clients", "1000", "--depth", "8"]).unwrap();
+        assert!(cli.run.validate().is_ok());
+    }
+
+    #[test]
+    fn a_payload_above_the_frame_limit_needs_max_frame() {
+        let cli = parse(&["--payload", "1g"]).unwrap();
+        assert_eq!(cli.run.payload, 1 << 30);
+        assert_eq!(cli.run.max_frame, stcp_proto::DEFAULT_MAX_FRAME);
+        assert!(cli.run.validate().unwrap_err().contains("--max-frame"));
+        let cli = parse(&["--payload", "1g", "--max-frame", "1g"]).unwrap();
+        assert_eq!(cli.run.max_frame, 1 << 30);
+        assert!(cli.run.validate().is_ok());
+        let cli = parse(&["--payload", "1k", "--max-frame", "4g"]).unwrap();
+        assert!(cli.run.validate().unwrap_err().contains("--max-frame"));
     }
 }

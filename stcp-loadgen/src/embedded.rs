@@ -48,12 +48,14 @@ pub fn split_cores(cores: usize) -> CoreSplit {
 
 impl EmbeddedServer {
     /// Starts the server on 127.0.0.1 ephemeral ports with a fresh keypair, its workers on
-    /// `split.server`, with the io backend `io` (`Auto`: io_uring, else epoll with a warning).
+    /// `split.server`, with the io backend `io` (`Auto`: io_uring, else epoll with a warning),
+    /// accepting frames of up to `max_frame` payload bytes.
     pub fn start(
         split: &CoreSplit,
         crypto: CryptoBackend,
         io: IoBackend,
         psk: Option<[u8; 32]>,
+        max_frame: usize,
         seed: [u8; 32],
     ) -> Result<EmbeddedServer, ServerError> {
         let server_cores = &split.server;
@@ -66,6 +68,7 @@ impl EmbeddedServer {
         config.crypto = crypto;
         config.psk = psk;
         config.io = io;
+        config.max_frame = max_frame;
         let handle = Server::start(config)?;
         Ok(EmbeddedServer {
             handle,

@@ -19,9 +19,26 @@ fn base(conn: u32, seq: u64) -> u64 {
 /// Writes the payload of request `seq` of connection `conn` into `buf` (its whole length).
 #[inline]
 pub fn fill(buf: &mut [u8], conn: u32, seq: u64) {
+    fill_at(buf, conn, seq, 0);
+}
+
+/// Writes the part of request `seq`'s payload that starts at byte `offset` into `part` (its
+/// whole length), so a request can be written piece by piece (a record, or as much as a send
+/// buffer has room for) without ever holding the whole payload. The same bytes as [`fill`]
+/// writes at those offsets; [`verify_at`] checks them.
+#[inline]
+pub fn fill_at(part: &mut [u8], conn: u32, seq: u64, offset: usize) {
     let b = base(conn, seq);
-    let mut chunks = buf.chunks_exact_mut(8);
-    let mut word = b;
+    let word_at = |index: usize| b.wrapping_add((index as u64).wrapping_mul(STEP));
+    // Bytes before the first word boundary, one by one.
+    let head = ((8 - offset % 8) % 8).min(part.len());
+    let (unaligned, aligned) = part.split_at_mut(head);
+    for (i, byte) in unaligned.iter_mut().enumerate() {
+        let at = offset + i;
+        *byte = word_at(at / 8).to_le_bytes()[at % 8];
+    }
+    let mut word = word_at((offset + head) / 8);
+    let mut chunks = aligned.chunks_exact_mut(8);
     for chunk in &mut chunks {
         chunk.copy_from_slice(&word.to_le_bytes());
         word = word.wrapping_add(STEP);
@@ -115,6 +132,25 @@ mod tests {
         assert_eq!(verify_at(a, 5, 77, 0), Ok(()));
         assert_eq!(verify_at(b, 5, 77, 597), Err(600));
         assert!(verify_at(&buf[600..], 5, 77, 600).is_err());
+    }
+
+    #[test]
+    fn filling_in_pieces_equals_filling_whole() {
+        let mut whole = vec![0u8; 1000];
+        fill(&mut whole, 5, 77);
+        for cuts in [&[1usize, 3, 8][..], &[7, 16, 999], &[13, 500, 501, 640]] {
+            let mut pieces = vec![0u8; 1000];
+            let mut at = 0;
+            for &cut in cuts.iter().chain([&1000]) {
+                fill_at(&mut pieces[at..cut], 5, 77, at);
+                at = cut;
+            }
+            assert_eq!(pieces, whole, "cuts {cuts:?}");
+        }
+        let mut part = vec![0u8; 333];
+        fill_at(&mut part, 5, 77, 421);
+        assert_eq!(verify_at(&part, 5, 77, 421), Ok(()));
+        assert_eq!(verify(&whole, 5, 77), Ok(()));
     }
 
     #[test]

@@ -87,9 +87,14 @@ pub struct RunArgs {
     /// io backend of the embedded server (no effect with --target).
     #[arg(long, value_parser = io_parser(), default_value = "auto")]
     pub io: IoBackend,
-    /// Request payload size (bytes; k, m suffixes are KiB, MiB).
+    /// Request payload size (bytes; k, m, g suffixes are KiB, MiB, GiB).
     #[arg(long, value_parser = parse_size, default_value = "256", value_name = "SIZE")]
     pub payload: usize,
+    /// Largest frame payload: the embedded server accepts frames up to it, and the client accepts
+    /// echoes up to it (against --target, the server's own --max-frame applies). At least
+    /// --payload; at most 4 GiB - 1.
+    #[arg(long, value_parser = parse_size, default_value = "16m", value_name = "SIZE")]
+    pub max_frame: usize,
     /// Persistent connections.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
@@ -131,11 +136,18 @@ pub struct RunArgs {
 impl RunArgs {
     /// Checks that clap cannot express; returns a message naming the option at fault.
     pub fn validate(&self) -> Result<(), String> {
-        if self.payload > stcp_proto::DEFAULT_MAX_FRAME {
+        if self.max_frame > stcp_proto::MAX_FRAME_LEN {
             return Err(format!(
-                "--payload {} is larger than the largest frame a server accepts by default ({} bytes)",
-                self.payload,
-                stcp_proto::DEFAULT_MAX_FRAME
+                "--max-frame {} is larger than a frame header can announce ({} bytes)",
+                self.max_frame,
+                stcp_proto::MAX_FRAME_LEN
+            ));
+        }
+        if self.payload > self.max_frame {
+            return Err(format!(
+                "--payload {} is larger than --max-frame {}: raise --max-frame (the server must \
+                 accept such frames too)",
+                self.payload, self.max_frame
             ));
         }
         if let Some(rate) = self.rate {
@@ -158,9 +170,10 @@ impl RunArgs {
         if self.timeout.is_zero() {
             return Err("--timeout must be longer than zero".into());
         }
-        // Every connection keeps two send buffers and one receive buffer of `depth` requests.
-        let per_request = self.payload as u64 + stcp_proto::RECORD_OVERHEAD as u64;
-        let buffers = u64::from(self.clients) * u64::from(self.depth) * per_request * 3;
+        // Every connection keeps two send buffers and one receive buffer, each of at most `depth`
+        // requests and at most a fixed window (requests and echoes stream through them).
+        let buffers = u64::from(self.clients)
+            * engine::connection_buffer_bytes(self.mode, self.payload, self.depth);
         if buffers > MAX_BUFFER_BYTES {
             return Err(format!(
                 "--clients {} x --depth {} x --payload {} needs {} MiB of buffers, more than the {} MiB allowed: \
@@ -204,7 +217,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             })
         }
         None => {
-            let server = start_embedded(args.crypto, args.io, psk)?;
+            let server = start_embedded(args.crypto, args.io, psk, args.max_frame)?;
             eprintln!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
@@ -241,14 +254,17 @@ pub fn load_psk(path: Option<&Path>) -> Result<Option<[u8; 32]>, StartError> {
         .transpose()
 }
 
-/// Starts an embedded server on half the cores (see [`embedded::split_cores`]).
+/// Starts an embedded server on half the cores (see [`embedded::split_cores`]), accepting frames
+/// of up to `max_frame` payload bytes.
 pub fn start_embedded(
     crypto: CryptoBackend,
     io: stcp_server::IoBackend,
     psk: Option<[u8; 32]>,
+    max_frame: usize,
 ) -> Result<EmbeddedServer, StartError> {
     let split = embedded::split_cores(environment::cores());
-    EmbeddedServer::start(&split, crypto, io, psk, crate::entropy::random_seed())
+    let seed = crate::entropy::random_seed();
+    EmbeddedServer::start(&split, crypto, io, psk, max_frame, seed)
         .map_err(StartError::EmbeddedServer)
 }
 
@@ -286,6 +302,7 @@ pub fn measure(
         let mut c = ClientConfig::new(key);
         c.psk = psk;
         c.crypto = backend.provider();
+        c.max_frame = args.max_frame;
         c
     });
     let client_cores = server.client_cores();

@@ -156,7 +156,7 @@ pub fn seal_by_hand(sealer: &mut RecordSealer, payload: &[u8]) -> Vec<u8> {
 pub fn read_record(s: &mut TcpStream, opener: &mut RecordOpener) -> io::Result<Vec<u8>> {
     let mut h = [0u8; RECORD_HEADER_LEN];
     s.read_exact(&mut h)?;
-    let header = opener.parse_header(h).map_err(io::Error::other)?;
+    let header = opener.parse_header(&h).map_err(io::Error::other)?;
     let mut rec = vec![0u8; header.record_len()];
     rec[..RECORD_HEADER_LEN].copy_from_slice(&h);
     s.read_exact(&mut rec[RECORD_HEADER_LEN..])?;

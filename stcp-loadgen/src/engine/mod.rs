@@ -27,6 +27,13 @@ use settings::Settings;
 use start_line::StartLine;
 use tally::{ThreadMessage, ThreadSummary};
 
+/// Bytes of buffers each connection allocates before the load starts for a workload of `mode`,
+/// `payload` and `depth`: two out buffers and an in buffer, bounded whatever the payload
+/// (requests and echoes stream through them record by record).
+pub fn connection_buffer_bytes(mode: Mode, payload: usize, depth: u32) -> u64 {
+    settings::buffer_bytes(mode, payload, depth) as u64
+}
+
 /// Why a client thread could not run at all.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {

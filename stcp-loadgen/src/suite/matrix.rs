@@ -70,7 +70,7 @@ pub(super) fn start_server(
 ) -> Result<ServerUnderTest, StartError> {
     match (combination, external) {
         (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(
-            run::start_embedded(crypto, io, psk)?,
+            run::start_embedded(crypto, io, psk, stcp_proto::DEFAULT_MAX_FRAME)?,
         )),
         (Combination::External { .. }, Some((stcp, tcp, key))) => {
             Ok(ServerUnderTest::External(ExternalServer {

@@ -41,6 +41,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
         crypto,
         io: IoBackend::Auto,
         payload: row.payload_bytes as usize,
+        max_frame: stcp_proto::DEFAULT_MAX_FRAME,
         clients: row.clients,
         depth: 1,
         threads: args.threads,

@@ -2,9 +2,10 @@
 //! others at the start line, drives the load (closed loop or open loop), then drains and closes.
 //!
 //! Every turn: wait for completions, dispatch each by its token, open every whole record that
-//! turn delivered in one batch, verify the echoes, queue the next requests, seal them all in one
+//! turn delivered in one batch, verify the echoes record by record, queue the next requests,
+//! write requests into the out buffers as far as they have room, seal the new records in one
 //! batch, and hand the sends to the kernel with the next wait. Buffers are allocated before the
-//! load starts; nothing on the way allocates or locks.
+//! load starts, sized independently of the payload; nothing on the way allocates or locks.
 
 mod lifecycle;
 mod receive;
@@ -118,8 +119,10 @@ struct ClientThread {
 impl ClientThread {
     fn new(plan: &ThreadPlan) -> Result<(Driver, ClientThread), SetupError> {
         let s = &plan.settings;
-        let buf_size = s.record_len.next_power_of_two().clamp(4096, 65536);
-        let in_flight_bytes = plan.conn_ids.len() * s.depth as usize * s.record_len;
+        // Receive buffers for what the connections have in flight, bounded per connection by
+        // the stream window whatever the payload: echoes are consumed a record at a time.
+        let buf_size = s.wire_len.next_power_of_two().clamp(4096, 65536);
+        let in_flight_bytes = plan.conn_ids.len() * s.receive_window();
         let count = (2 * in_flight_bytes / buf_size)
             .next_power_of_two()
             .clamp(64, (64 << 20) / buf_size);
@@ -189,10 +192,10 @@ impl ClientThread {
         ));
         // 3. The load: warm-up, then the measured interval.
         if !self.settings.open_loop {
-            let s = self.settings.clone();
+            let depth = self.settings.depth;
             for conn in self.conns.iter_mut().filter(|c| c.is_established()) {
-                for _ in 0..s.depth {
-                    conn.queue_request(&s, load_start);
+                for _ in 0..depth {
+                    conn.queue_request(load_start);
                 }
             }
         }

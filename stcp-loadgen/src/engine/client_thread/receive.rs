@@ -1,5 +1,6 @@
-//! Receiving: connects completing, the handshake reply, echoes arriving (assembled and opened in
-//! one batch per turn, then checked against their requests), and the server's authenticated Close.
+//! Receiving: connects completing, the handshake reply, echoes arriving (records assembled and
+//! opened in one batch per turn, then checked record by record against their requests), and the
+//! server's authenticated Close.
 
 use super::*;
 
@@ -244,7 +245,7 @@ fn absorb(
             tally.bytes_received(data.len());
             match s.mode {
                 Mode::Stcp => conn
-                    .absorb_records(data, s)
+                    .absorb_records(data, now, s, tally)
                     .map_err(|k| (k, "bad echo record")),
                 Mode::Tcp => conn
                     .absorb_frames(data, now, s, tally)

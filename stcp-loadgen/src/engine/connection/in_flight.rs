@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 /// One request in flight: its sequence number (which fixes its payload), when it was meant to be
-/// sent (open loop) and when it was handed to the kernel.
+/// sent (open loop) and when its first byte was handed to the kernel (until then: `intended`).
 #[derive(Clone, Copy)]
 pub(in crate::engine) struct InFlight {
     pub seq: u64,
@@ -16,6 +16,8 @@ pub(in crate::engine) struct InFlightQueue {
     entries: Box<[InFlight]>,
     head: usize,
     len: usize,
+    /// The oldest `stamped` entries have their send time.
+    stamped: usize,
 }
 
 impl InFlightQueue {
@@ -29,6 +31,7 @@ impl InFlightQueue {
             entries: vec![blank; depth].into_boxed_slice(),
             head: 0,
             len: 0,
+            stamped: 0,
         }
     }
     pub fn len(&self) -> usize {
@@ -50,13 +53,17 @@ impl InFlightQueue {
         let entry = *self.front()?;
         self.head = (self.head + 1) % self.entries.len();
         self.len -= 1;
+        self.stamped = self.stamped.saturating_sub(1);
         Some(entry)
     }
-    /// Sets the send time of the newest `n` entries.
-    pub(super) fn stamp_newest(&mut self, n: usize, sent: Instant) {
-        for k in self.len - n.min(self.len)..self.len {
+    /// Sets the send time of the next `n` entries not stamped yet, oldest first: requests start
+    /// going out in order, so these are the ones whose first byte was just handed to the kernel.
+    pub(super) fn stamp_next(&mut self, n: usize, sent: Instant) {
+        let end = (self.stamped + n).min(self.len);
+        for k in self.stamped..end {
             let at = (self.head + k) % self.entries.len();
             self.entries[at].sent = sent;
         }
+        self.stamped = end;
     }
 }

@@ -1,13 +1,19 @@
-//! One persistent client connection: its state, its buffers (allocated once, never grown), the
-//! requests it has in flight, and the byte-level work of writing requests and checking echoes.
-//! No I/O happens here; the client thread's event loop moves the bytes.
+//! One persistent client connection: its state, its buffers (allocated once, never grown, sized
+//! independently of the payload), the requests it has in flight, and the byte-level work of
+//! writing requests and checking echoes. No I/O happens here; the client thread's event loop
+//! moves the bytes.
+//!
+//! Requests and echoes stream: a request is written into the out buffers a record at a time
+//! (TCP: as many bytes as fit) as the buffers have room, and its echo is verified a record at a
+//! time (TCP: as bytes arrive), so no frame is ever held whole, whatever its size.
 
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
+use stcp_proto::record::FrameRecords;
 use stcp_proto::{
-    ClientHandshake, Codec, Framing, RecordHeader, RecordOpener, RecordSealer, RecordType,
-    FRAME_HEADER_LEN, RECORD_HEADER_LEN, TAG_LEN,
+    frame_records, ClientHandshake, Codec, Framing, RecordHeader, RecordOpener, RecordSealer,
+    RecordType, FRAME_HEADER_LEN, MAX_FRAME_LEN, RECORD_HEADER_LEN, TAG_LEN,
 };
 
 mod in_flight;
@@ -19,6 +25,9 @@ use super::tally::Tally;
 use crate::errors::ErrorKind;
 use crate::payload;
 use stcp_proto::Mode;
+
+/// Bytes of a Close record (no payload).
+const CLOSE_RECORD_LEN: usize = RECORD_HEADER_LEN + TAG_LEN;
 
 /// Where a connection is in its life.
 pub(super) enum State {
@@ -47,6 +56,9 @@ pub(super) struct OutBuf {
     pub sealed: usize,
     /// Bytes the kernel has already taken (while this buffer is being sent).
     pub sent: usize,
+    /// Requests whose first byte is in this buffer: stamped with their send time when the
+    /// buffer is handed to the kernel.
+    starts: usize,
 }
 
 impl OutBuf {
@@ -56,12 +68,42 @@ impl OutBuf {
             len: 0,
             sealed: 0,
             sent: 0,
+            starts: 0,
         }
     }
     fn clear(&mut self) {
         self.len = 0;
         self.sealed = 0;
         self.sent = 0;
+        self.starts = 0;
+    }
+}
+
+/// The request being written into the out buffers. Requests are written strictly in order, one
+/// at a time (the records of two frames never interleave), a piece at a time.
+struct SendCursor {
+    /// Its sequence number; equal to `Connection::next_seq` when every queued request is written.
+    seq: u64,
+    /// STCP: its records not written yet. The next one is written only when it fits whole.
+    records: FrameRecords,
+    /// TCP: bytes of its frame (header and payload) written.
+    written: usize,
+}
+
+impl SendCursor {
+    fn new(payload: usize) -> SendCursor {
+        SendCursor {
+            seq: 0,
+            records: frame_records(payload),
+            written: 0,
+        }
+    }
+
+    /// The request is written whole: on to the next one.
+    fn next_request(&mut self, payload: usize) {
+        self.seq += 1;
+        self.records = frame_records(payload);
+        self.written = 0;
     }
 }
 
@@ -92,16 +134,24 @@ pub(super) struct Connection {
     fill: usize,
     /// Which `out` buffer the kernel is reading, if any (never `fill`).
     pub sending: Option<usize>,
+    /// The request being written out.
+    tx: SendCursor,
     /// Received bytes not yet consumed (STCP records, handshake reply).
     pub inbuf: Box<[u8]>,
     pub in_len: usize,
     /// Bytes at the front of `inbuf` forming whole records, ready to open.
     pub in_complete: usize,
+    /// STCP: the records expected next in the echo stream, from the one at `in_complete` to the
+    /// end of its frame (every echo's records are its request's, header for header).
+    rx_expected: FrameRecords,
+    /// STCP: echo frames whose final record is among those at the front of `inbuf`, not
+    /// verified yet.
+    rx_assembled: usize,
+    /// STCP: payload bytes of the oldest request's echo verified so far.
+    rx_verified: usize,
     frame: FrameProgress,
     pub in_flight: InFlightQueue,
     next_seq: u64,
-    /// Requests queued this turn, to be stamped with the submit time.
-    pub unstamped: usize,
     /// Open loop: this connection's place among the thread's connections (its schedule offset).
     pub open_loop_slot: u64,
     /// Open loop: how many requests this connection has been scheduled so far.
@@ -122,16 +172,6 @@ pub(super) struct Connection {
 
 impl Connection {
     pub fn new(id: u32, open_loop_slot: u64, s: &Settings, now: Instant) -> Connection {
-        let depth = s.depth as usize;
-        let out_capacity =
-            (depth * s.record_len).max(stcp_proto::HANDSHAKE_MAX_LEN + FRAME_HEADER_LEN);
-        // TCP echoes are checked as they stream in; only STCP records (and the handshake reply)
-        // are assembled: at most `depth` of them, and the server's Close record after them.
-        let in_capacity = match s.mode {
-            Mode::Stcp => (depth * s.record_len + RECORD_HEADER_LEN + TAG_LEN)
-                .max(stcp_proto::HANDSHAKE_MAX_LEN + FRAME_HEADER_LEN),
-            Mode::Tcp => 0,
-        };
         Connection {
             id,
             gen: 0,
@@ -141,16 +181,19 @@ impl Connection {
             setup_deadline: now,
             sealer: None,
             opener: None,
-            out: [OutBuf::new(out_capacity), OutBuf::new(out_capacity)],
+            out: [OutBuf::new(s.out_capacity), OutBuf::new(s.out_capacity)],
             fill: 0,
             sending: None,
-            inbuf: vec![0; in_capacity].into_boxed_slice(),
+            tx: SendCursor::new(s.payload),
+            inbuf: vec![0; s.in_capacity].into_boxed_slice(),
             in_len: 0,
             in_complete: 0,
+            rx_expected: frame_records(s.payload),
+            rx_assembled: 0,
+            rx_verified: 0,
             frame: FrameProgress::default(),
-            in_flight: InFlightQueue::new(depth, now),
+            in_flight: InFlightQueue::new(s.depth as usize, now),
             next_seq: 0,
-            unstamped: 0,
             open_loop_slot,
             scheduled: 0,
             wants_open: false,
@@ -188,54 +231,91 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes the next request (header, payload, room for the tag) and puts it in flight.
-    pub fn queue_request(&mut self, s: &Settings, intended: Instant) {
+    /// Puts the next request in flight. Its bytes are written later, as the out buffers have
+    /// room ([`Connection::write_requests`]).
+    pub fn queue_request(&mut self, intended: Instant) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let id = self.id;
-        let out = self.filling();
-        let record = &mut out.buf[out.len..out.len + s.record_len];
-        match s.mode {
-            Mode::Stcp => {
-                stcp_proto::write_record_header(record, RecordType::Data, s.payload);
-                payload::fill(
-                    &mut record[RECORD_HEADER_LEN..RECORD_HEADER_LEN + s.payload],
-                    id,
-                    seq,
-                );
-            }
-            Mode::Tcp => {
-                record[..FRAME_HEADER_LEN].copy_from_slice(&(s.payload as u32).to_be_bytes());
-                payload::fill(&mut record[FRAME_HEADER_LEN..], id, seq);
-            }
-        }
-        out.len += s.record_len;
-        if s.mode == Mode::Tcp {
-            out.sealed = out.len;
-        }
         self.in_flight.push(InFlight {
             seq,
             intended,
             sent: intended,
         });
-        self.unstamped += 1;
         self.wants_send = true;
     }
 
-    /// Queues an authenticated Close record (STCP) so the server sees an orderly end.
+    /// Some queued request is not written whole yet.
+    pub fn writing(&self) -> bool {
+        self.tx.seq < self.next_seq
+    }
+
+    /// Writes the queued requests into the filling buffer as far as it has room, in order: STCP
+    /// a whole record at a time (header, payload, room for the tag; sealed by the turn's batch),
+    /// TCP any number of bytes (ready at once). What does not fit waits until a buffer comes back
+    /// from the kernel.
+    pub fn write_requests(&mut self, s: &Settings) {
+        let id = self.id;
+        let out = &mut self.out[self.fill];
+        let tx = &mut self.tx;
+        while tx.seq < self.next_seq {
+            match s.mode {
+                Mode::Stcp => {
+                    let mut rest = tx.records.clone();
+                    let Some((header, offset)) = rest.next() else {
+                        // Not reached: the cursor moves on at a frame's final record.
+                        tx.next_request(s.payload);
+                        continue;
+                    };
+                    let len = header.record_len();
+                    let Some(record) = out.buf.get_mut(out.len..out.len + len) else {
+                        break;
+                    };
+                    let h = header.write(record);
+                    payload::fill_at(&mut record[h..h + header.payload_len], id, tx.seq, offset);
+                    out.len += len;
+                    if offset == 0 {
+                        out.starts += 1;
+                    }
+                    if header.kind.ends_frame() {
+                        tx.next_request(s.payload);
+                    } else {
+                        tx.records = rest;
+                    }
+                }
+                Mode::Tcp => {
+                    let n = (s.wire_len - tx.written).min(out.buf.len() - out.len);
+                    if n == 0 {
+                        break;
+                    }
+                    let part = &mut out.buf[out.len..out.len + n];
+                    write_frame_part(part, s.payload, id, tx.seq, tx.written);
+                    if tx.written == 0 {
+                        out.starts += 1;
+                    }
+                    out.len += n;
+                    out.sealed = out.len;
+                    tx.written += n;
+                    if tx.written == s.wire_len {
+                        tx.next_request(s.payload);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues an authenticated Close record (STCP) so the server sees an orderly end. Not while a
+    /// request is still being written (a Close may not cut a frame): the connection then just
+    /// ends when its operations are cancelled.
     pub fn queue_close(&mut self) {
-        if self.sealer.is_none() {
+        if self.sealer.is_none() || self.writing() {
             return;
         }
         let out = self.filling();
-        let Some(record) = out
-            .buf
-            .get_mut(out.len..out.len + RECORD_HEADER_LEN + TAG_LEN)
-        else {
+        let Some(record) = out.buf.get_mut(out.len..out.len + CLOSE_RECORD_LEN) else {
             return;
         };
         stcp_proto::write_record_header(record, RecordType::Close, 0);
-        out.len += RECORD_HEADER_LEN + TAG_LEN;
+        out.len += CLOSE_RECORD_LEN;
         self.wants_send = true;
     }
 
@@ -252,19 +332,16 @@ impl Connection {
         out.sealed = out.len;
     }
 
-    /// Stamps this turn's requests with the time they are handed to the kernel.
-    pub fn stamp(&mut self, now: Instant) {
-        self.in_flight.stamp_newest(self.unstamped, now);
-        self.unstamped = 0;
-    }
-
     /// If nothing is being sent and the filling buffer holds only sealed bytes, hands it to the
-    /// kernel (returns the range to send) and fills the other one from now on.
-    pub fn start_send(&mut self) -> Option<(*const u8, u32)> {
-        let out = &self.out[self.fill];
+    /// kernel (returns the range to send) and fills the other one from now on. The requests whose
+    /// first byte is in it are stamped with `now`: their latency starts here (closed loop).
+    pub fn start_send(&mut self, now: Instant) -> Option<(*const u8, u32)> {
+        let out = &mut self.out[self.fill];
         if self.sending.is_some() || out.len == 0 || out.sealed < out.len {
             return None;
         }
+        self.in_flight.stamp_next(out.starts, now);
+        out.starts = 0;
         let range = (out.buf.as_ptr(), out.len as u32);
         self.sending = Some(self.fill);
         self.fill = 1 - self.fill;
@@ -272,8 +349,9 @@ impl Connection {
     }
 
     /// A send completed with `n` bytes taken: returns the remainder still to send (a short send),
-    /// or, once the buffer is through, starts sending the other one if it is ready.
-    pub fn sent(&mut self, n: usize) -> Option<(*const u8, u32)> {
+    /// or, once the buffer is through, starts sending the other one if it is ready. The buffer
+    /// through is free again: a request still being written continues into it (`wants_send`).
+    pub fn sent(&mut self, n: usize, now: Instant) -> Option<(*const u8, u32)> {
         let i = self.sending?;
         let out = &mut self.out[i];
         out.sent += n;
@@ -283,7 +361,10 @@ impl Connection {
         }
         out.clear();
         self.sending = None;
-        self.start_send()
+        if self.writing() {
+            self.wants_send = true;
+        }
+        self.start_send(now)
     }
 
     /// Received bytes of the handshake reply. `Ok(Some(frame_payload_len))` when the whole reply
@@ -309,47 +390,104 @@ impl Connection {
         }
     }
 
-    /// Received bytes of STCP records: buffers them and finds the whole records at the front.
-    /// Bytes beyond the records this connection has in flight (and the server's Close record)
-    /// are refused: an echo server never sends more than it was sent, and the buffer never
-    /// grows. A Close record is assembled and opened like the others, so only an authentic one
-    /// ends the connection cleanly; nothing may follow it.
-    pub fn absorb_records(&mut self, data: &[u8], s: &Settings) -> Result<(), ErrorKind> {
-        let end = self.in_len + data.len();
-        self.inbuf
-            .get_mut(self.in_len..end)
-            .ok_or(ErrorKind::Verify)?
-            .copy_from_slice(data);
-        self.in_len = end;
+    /// Received bytes of STCP records: buffers them and finds the whole records at the front,
+    /// each header checked as soon as it is here ([`Connection::assemble`]). When the buffer is
+    /// full with bytes still to come, the whole records in it are opened and verified at once
+    /// (a batch of one) to make room: the buffer never grows, whatever the frame size. A Close
+    /// record is assembled and opened like the others, so only an authentic one ends the
+    /// connection cleanly; nothing may follow it.
+    pub fn absorb_records(
+        &mut self,
+        mut data: &[u8],
+        now: Instant,
+        s: &Settings,
+        tally: &mut Tally,
+    ) -> Result<(), ErrorKind> {
         if self.opener.is_none() {
             return Err(ErrorKind::Io);
         }
-        // Records of at most one request's payload: a longer one is refused from its header.
-        let codec = Codec::new(Framing::Records, s.payload);
-        let start = self.in_complete;
-        let mut complete = start;
-        for unit in codec.units(&self.inbuf[start..self.in_len]) {
-            let unit = unit.map_err(|_| ErrorKind::Verify)?;
-            let kind = echo_record_kind(&self.inbuf[start + unit.start..], s)?;
-            complete = start + unit.end;
-            if kind == RecordType::Close {
-                self.close_received = true;
-                break;
+        while !data.is_empty() {
+            if self.close_received {
+                // Bytes after the server's Close record: nothing may follow it.
+                return Err(ErrorKind::Verify);
             }
-        }
-        self.in_complete = complete;
-        if !self.close_received && self.in_len - complete >= RECORD_HEADER_LEN {
-            // The next record's header is here: it must announce an echo or a Close.
-            echo_record_kind(&self.inbuf[complete..], s)?;
-        }
-        if self.close_received && self.in_len > self.in_complete {
-            // Bytes after the server's Close record: nothing may follow it.
-            return Err(ErrorKind::Verify);
+            let room = self.inbuf.len() - self.in_len;
+            if room == 0 {
+                // Cannot be without whole records: the buffer holds the largest record.
+                let (opener, job) = self.open_job().ok_or(ErrorKind::Verify)?;
+                opener.open_all(job).map_err(|_| ErrorKind::Verify)?;
+                self.consume_opened(now, s, tally)?;
+                continue;
+            }
+            let n = room.min(data.len());
+            self.inbuf[self.in_len..self.in_len + n].copy_from_slice(&data[..n]);
+            self.in_len += n;
+            data = &data[n..];
+            self.assemble(s)?;
         }
         if self.in_complete > 0 {
             self.wants_open = true;
         }
         Ok(())
+    }
+
+    /// Walks the records after `in_complete`, checking each header against the record the
+    /// request had (same type, same payload length, same frame length for a `Begin`) the moment
+    /// its bytes are here, before the rest of the record is buffered; moves `in_complete` past
+    /// every whole one. An echo record with nothing in flight to answer, any other header, a
+    /// Close inside a frame or anything after a Close is [`ErrorKind::Verify`].
+    fn assemble(&mut self, s: &Settings) -> Result<(), ErrorKind> {
+        loop {
+            let rest = &self.inbuf[self.in_complete..self.in_len];
+            let Some(word) = rest.first_chunk::<RECORD_HEADER_LEN>() else {
+                return Ok(());
+            };
+            let (kind, payload_len) =
+                RecordHeader::peek(*word, s.payload).map_err(|_| ErrorKind::Verify)?;
+            let mut after = self.rx_expected.clone();
+            let Some((expected, offset)) = after.next() else {
+                return Err(ErrorKind::Verify);
+            };
+            if kind == RecordType::Close {
+                if offset != 0 || payload_len != 0 {
+                    // The server's Close may come between echoes only.
+                    return Err(ErrorKind::Verify);
+                }
+                if rest.len() < CLOSE_RECORD_LEN {
+                    return Ok(());
+                }
+                self.in_complete += CLOSE_RECORD_LEN;
+                self.close_received = true;
+                return match rest.len() > CLOSE_RECORD_LEN {
+                    true => Err(ErrorKind::Verify),
+                    false => Ok(()),
+                };
+            }
+            if offset == 0 && self.rx_assembled >= self.in_flight.len() {
+                // The start of an echo with no request left in flight to answer.
+                return Err(ErrorKind::Verify);
+            }
+            if kind != expected.kind || payload_len != expected.payload_len {
+                return Err(ErrorKind::Verify);
+            }
+            if rest.len() < expected.header_len() {
+                return Ok(());
+            }
+            // The whole header (a Begin's frame length too) is here.
+            if RecordHeader::parse(rest, s.payload) != Ok(expected) {
+                return Err(ErrorKind::Verify);
+            }
+            if rest.len() < expected.record_len() {
+                return Ok(());
+            }
+            self.in_complete += expected.record_len();
+            if expected.kind.ends_frame() {
+                self.rx_expected = frame_records(s.payload);
+                self.rx_assembled += 1;
+            } else {
+                self.rx_expected = after;
+            }
+        }
     }
 
     /// The whole records at the front of `inbuf`, for `open_batch`.
@@ -358,8 +496,10 @@ impl Connection {
         (self.in_complete > 0).then(|| (opener, &mut self.inbuf[..self.in_complete]))
     }
 
-    /// After the records at the front were opened in place: checks every echo against its
-    /// request, completes the requests, and moves any partial record to the front.
+    /// After the records at the front were opened in place: checks each record's payload against
+    /// the oldest request at its offset, completes a request at its final record (`Data` or
+    /// `End`), and moves any partial record to the front. The headers were checked as the
+    /// records arrived and are authentic now (they are the records' associated data).
     pub fn consume_opened(
         &mut self,
         now: Instant,
@@ -368,16 +508,31 @@ impl Connection {
     ) -> Result<(), ErrorKind> {
         let mut at = 0;
         while at < self.in_complete {
-            if self.close_received && at + RECORD_HEADER_LEN + TAG_LEN == self.in_complete {
-                // The server's Close record, opened (authenticated) with the records before it.
+            let record = &self.inbuf[at..self.in_complete];
+            let header =
+                RecordHeader::parse(record, MAX_FRAME_LEN).map_err(|_| ErrorKind::Verify)?;
+            at += header.record_len();
+            if header.kind == RecordType::Close {
+                // The server's Close record, opened (authenticated) with the records before it;
+                // `assemble` let nothing follow it.
                 self.server_closed = true;
                 break;
             }
             let front = self.in_flight.front().copied().ok_or(ErrorKind::Verify)?;
-            let payload = &self.inbuf[at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + s.payload];
-            payload::verify(payload, self.id, front.seq).map_err(|_| ErrorKind::Verify)?;
-            at += s.record_len;
-            self.complete_front(now, s, tally);
+            let payload = record
+                .get(header.header_len()..header.header_len() + header.payload_len)
+                .ok_or(ErrorKind::Verify)?;
+            payload::verify_at(payload, self.id, front.seq, self.rx_verified)
+                .map_err(|_| ErrorKind::Verify)?;
+            self.rx_verified += header.payload_len;
+            if header.kind.ends_frame() {
+                if self.rx_verified != s.payload {
+                    return Err(ErrorKind::Verify);
+                }
+                self.rx_verified = 0;
+                self.rx_assembled = self.rx_assembled.saturating_sub(1);
+                self.complete_front(now, s, tally);
+            }
         }
         self.inbuf.copy_within(self.in_complete..self.in_len, 0);
         self.in_len -= self.in_complete;
@@ -402,7 +557,7 @@ impl Connection {
                 f.header_got += n;
                 data = &data[n..];
                 if f.header_got == FRAME_HEADER_LEN
-                    && Codec::new(Framing::Frames, s.payload).unit_len(f.header) != Ok(s.record_len)
+                    && Codec::new(Framing::Frames, s.payload).unit_len(f.header) != Ok(s.wire_len)
                 {
                     return Err(ErrorKind::Verify);
                 }
@@ -435,7 +590,7 @@ impl Connection {
         };
         tally.complete(now.saturating_duration_since(from));
         if !s.open_loop && tally.accepting_requests() {
-            self.queue_request(s, now);
+            self.queue_request(now);
         }
     }
 
@@ -447,22 +602,20 @@ impl Connection {
     }
 }
 
+/// Writes bytes `from..from + part.len()` of request `seq`'s plain frame (the 4-byte length,
+/// then the payload) into `part`.
+fn write_frame_part(part: &mut [u8], payload: usize, id: u32, seq: u64, from: usize) {
+    let header = stcp_proto::frame::frame_header(payload);
+    let in_header = FRAME_HEADER_LEN.saturating_sub(from).min(part.len());
+    let (head, body) = part.split_at_mut(in_header);
+    head.copy_from_slice(&header[from.min(FRAME_HEADER_LEN)..][..in_header]);
+    payload::fill_at(
+        body,
+        id,
+        seq,
+        (from + in_header).saturating_sub(FRAME_HEADER_LEN),
+    );
+}
+
 #[cfg(test)]
 mod tests;
-
-/// The type of the echo record starting at `record[0]`, whose header the codec read: a Data
-/// record must carry exactly one request's payload and a Close record none. Anything else is an
-/// echo that differs from the request.
-fn echo_record_kind(record: &[u8], s: &Settings) -> Result<RecordType, ErrorKind> {
-    let header = record.first_chunk().ok_or(ErrorKind::Verify)?;
-    let header = RecordHeader::parse(*header, s.payload).map_err(|_| ErrorKind::Verify)?;
-    let expected = match header.kind {
-        RecordType::Close => 0,
-        RecordType::Data => s.payload,
-    };
-    if header.payload_len == expected {
-        Ok(header.kind)
-    } else {
-        Err(ErrorKind::Verify)
-    }
-}
