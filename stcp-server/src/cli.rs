@@ -114,6 +114,20 @@ fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
         .map_err(|e| e.to_string())
 }
 
+/// The warning for `--cores` above the cores this process may run on: the workers are pinned
+/// round-robin, so some share a core. None when every worker has a core of its own (or the
+/// cores cannot be counted).
+pub fn cores_warning(workers: usize, available: usize) -> Option<String> {
+    if available == 0 || workers <= available {
+        return None;
+    }
+    let per_core = workers.div_ceil(available);
+    Some(format!(
+        "--cores {workers} but only {available} core(s) are available: starting {workers} workers, \
+         up to {per_core} pinned to each core (workers beyond {available} add no throughput)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +162,20 @@ mod tests {
         assert_eq!(c.crypto, CryptoBackend::RustCrypto);
         assert!(Cli::try_parse_from(["stcp-server", "--io", "kqueue"]).is_err());
         assert!(Cli::try_parse_from(["stcp-server", "--cores", "0"]).is_err());
+    }
+
+    #[test]
+    fn more_workers_than_cores_is_one_warning_line() {
+        assert_eq!(cores_warning(2, 2), None);
+        assert_eq!(cores_warning(1, 8), None);
+        assert_eq!(cores_warning(4, 0), None);
+        assert_eq!(
+            cores_warning(4, 2).as_deref(),
+            Some(
+                "--cores 4 but only 2 core(s) are available: starting 4 workers, up to 2 pinned \
+                 to each core (workers beyond 2 add no throughput)"
+            )
+        );
+        assert!(cores_warning(5, 2).unwrap().contains("up to 3 pinned"));
     }
 }
