@@ -111,7 +111,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
     units::parse_optional_duration(s)
         .map(OptionalDuration)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{e}, or off"))
 }
 
 /// The warning for `--cores` above the cores this process may run on: the workers are pinned
