@@ -60,6 +60,8 @@ impl EmbeddedServer {
         let keypair = StaticKeypair::generate(seed);
         let public_key = keypair.public;
         let mut config = Config::ephemeral(keypair);
+        // Its only clients are this process's connections, which --clients already bounds.
+        config.max_conns = usize::MAX;
         // Workers are pinned to cores 0..n, which is what `split_cores` reserved for them.
         config.cores = server_cores.len().max(1);
         config.pin_cores = true;

@@ -13,10 +13,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            eprintln!(
-                "{}",
-                stcp_server::messages::usage_error("stcp-loadgen", &e)
-            );
+            eprintln!("{}", stcp_server::messages::usage_error("stcp-loadgen", &e));
             return ExitCode::from(run::exit::USAGE as u8);
         }
     };

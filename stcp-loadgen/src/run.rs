@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use clap::Args;
 use stcp_proto::{ClientConfig, CryptoBackend, Mode};
+use stcp_server::fd_limit::{self, FdLimit};
 use stcp_server::IoBackend;
 
+use crate::descriptors::{FdBudget, FdShortage};
 use crate::embedded::{self, EmbeddedServer};
 use crate::engine::{self, EngineConfig, LoadPhase};
 use crate::environment;
@@ -51,6 +53,8 @@ pub enum StartError {
     EmbeddedServer(stcp_server::ServerError),
     #[error("cannot write the report into {0}: {1}")]
     Report(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Descriptors(#[from] FdShortage),
 }
 
 impl StartError {
@@ -182,8 +186,15 @@ impl RunArgs {
 /// Runs a load test (`stcp-loadgen [RUN OPTIONS]`); returns the exit status.
 pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     args.validate().map_err(StartError::Usage)?;
-    prepare_process();
+    let limit = prepare_process();
     let psk = load_psk(args.psk.as_deref())?;
+    let split = embedded::split_cores(environment::cores());
+    check_descriptors(
+        limit,
+        args.clients,
+        args.threads,
+        args.target.is_none().then_some(&split),
+    )?;
 
     // The server: the one given, or an embedded one on its own cores.
     let server = match &args.target {
@@ -229,10 +240,36 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
 }
 
 /// What every command that loads a server does first: Ctrl-C sets a flag (the run then ends
-/// early, partial), and the open-file limit is raised for many connections.
-pub fn prepare_process() {
+/// early, partial), and the soft open-file limit is raised to the hard one for many
+/// connections. Returns the limit now in force (None when it cannot be read).
+pub fn prepare_process() -> Option<FdLimit> {
     crate::interrupt::install();
-    raise_open_file_limit();
+    fd_limit::raise_to_hard().ok()
+}
+
+/// Refuses a run whose connections cannot fit under the open-file `limit`: `clients` sockets,
+/// one ring per client thread (`threads`, default one per core), and with the server embedded
+/// (`embedded`: how the cores are split) its side of every connection and its workers.
+pub fn check_descriptors(
+    limit: Option<FdLimit>,
+    clients: u32,
+    threads: Option<u32>,
+    embedded: Option<&embedded::CoreSplit>,
+) -> Result<(), StartError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let client_threads = threads
+        .map(|t| t as usize)
+        .or(embedded.map(|split| split.client.len()))
+        .unwrap_or_else(environment::cores)
+        .clamp(1, clients.max(1) as usize);
+    let budget = FdBudget {
+        clients: u64::from(clients),
+        threads: client_threads as u64,
+        embedded_workers: embedded.map(|split| split.server.len().max(1) as u64),
+    };
+    Ok(budget.check(limit)?)
 }
 
 /// Reads --psk.
@@ -429,18 +466,4 @@ pub fn exit_status(report: &Report, max_errors: u64) -> i32 {
 
 fn hex(key: [u8; 32]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Raises the soft limit on open files to the hard limit, so thousands of connections (and the
-/// embedded server's side of them) fit; a failure leaves the limit as it was.
-fn raise_open_file_limit() {
-    // SAFETY: getrlimit/setrlimit read and write the `rlimit` on this stack frame only.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

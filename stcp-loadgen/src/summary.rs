@@ -32,6 +32,16 @@ pub fn latency(us: f64) -> String {
     }
 }
 
+/// A figure that means something only when `meaningful`: otherwise `n/a` (a latency or a CPU
+/// cost per request with no request, say), never a 0 that reads like a measurement.
+fn or_na(meaningful: bool, figure: impl FnOnce() -> String) -> String {
+    if meaningful {
+        figure()
+    } else {
+        "n/a".into()
+    }
+}
+
 /// `256 B`, `4 KiB`, `64 KiB`, `1 MiB`: a payload size as the tables show it.
 pub fn payload_label(bytes: u64) -> String {
     let label = size_label(bytes);
@@ -82,6 +92,9 @@ pub fn table(report: &Report) -> String {
         out,
         "|-------------:|--------:|-----------:|----:|------------:|------------:|-------:|"
     );
+    // Latencies of no request, and CPU per request of none, mean nothing: they read n/a.
+    let any = r.latency.count > 0;
+    let lat = |us: f64| or_na(any, || latency(us));
     let _ = writeln!(
         out,
         "| {} | {} | {:.1} MB/s | {} | {} | {} | {} |",
@@ -89,8 +102,8 @@ pub fn table(report: &Report) -> String {
         c.clients,
         r.throughput_mb_per_s,
         rps(r.requests_per_second),
-        latency(r.latency.mean_us),
-        latency(r.latency.p99_us),
+        lat(r.latency.mean_us),
+        lat(r.latency.p99_us),
         r.errors_total
     );
     let l = &r.latency;
@@ -103,21 +116,23 @@ pub fn table(report: &Report) -> String {
         c.depth,
         r.measured_seconds,
         r.requests,
-        latency(l.p50_us),
-        latency(l.p90_us),
-        latency(l.p95_us),
-        latency(l.p99_9_us),
-        latency(l.max_us)
+        lat(l.p50_us),
+        lat(l.p90_us),
+        lat(l.p95_us),
+        lat(l.p99_9_us),
+        lat(l.max_us)
     );
     let h = &r.handshake_latency;
+    let shook = h.count > 0;
+    let hs = |us: f64| or_na(shook, || latency(us));
     let _ = writeln!(
         out,
         "handshakes: {} of {} connections, p50 {}  p99 {}  max {}",
         r.connections.established,
         r.connections.requested,
-        latency(h.p50_us),
-        latency(h.p99_us),
-        latency(h.max_us)
+        hs(h.p50_us),
+        hs(h.p99_us),
+        hs(h.max_us)
     );
     let e = &r.errors;
     let _ = writeln!(
@@ -127,6 +142,9 @@ pub fn table(report: &Report) -> String {
     );
     let ll = &r.littles_law;
     match (ll.clients_times_depth, ll.consistent) {
+        _ if !any => {
+            let _ = writeln!(out, "Little's law: n/a (no request completed)");
+        }
         (Some(n), Some(ok)) => {
             let _ = writeln!(
                 out,
@@ -144,18 +162,19 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
-    let cpu = &r.loadgen_cpu;
-    let _ = writeln!(
-        out,
-        "load generator CPU: {:.2} us per request, {:.2} cores busy (user {:.2} s, system {:.2} s)",
-        cpu.cpu_us_per_request, cpu.cores_busy, cpu.user_seconds, cpu.system_seconds
-    );
+    let timed = r.measured_seconds > 0.0;
+    let cpu_line = |who: &str, cpu: &crate::report::CpuUse| {
+        format!(
+            "{who} CPU: {} us per request, {} cores busy (user {:.2} s, system {:.2} s)",
+            or_na(any, || format!("{:.2}", cpu.cpu_us_per_request)),
+            or_na(timed, || format!("{:.2}", cpu.cores_busy)),
+            cpu.user_seconds,
+            cpu.system_seconds
+        )
+    };
+    let _ = writeln!(out, "{}", cpu_line("load generator", &r.loadgen_cpu));
     if let Some(cpu) = &r.server_cpu {
-        let _ = writeln!(
-            out,
-            "embedded server CPU: {:.2} us per request, {:.2} cores busy (user {:.2} s, system {:.2} s)",
-            cpu.cpu_us_per_request, cpu.cores_busy, cpu.user_seconds, cpu.system_seconds
-        );
+        let _ = writeln!(out, "{}", cpu_line("embedded server", cpu));
     }
     if let Some(reason) = &report.partial_reason {
         let _ = writeln!(out, "PARTIAL RUN: {reason}");
@@ -166,6 +185,90 @@ pub fn table(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report of `requests` requests over `seconds`, one connection set up of `clients`.
+    fn report(requests: u64, seconds: f64) -> Report {
+        use crate::measurement::{Connections, CpuTime, Measurement};
+        use crate::report::{Configuration, Environment, Pinning};
+        let mut m = Measurement::empty();
+        crate::stats::record_ns(&mut m.handshake, 300_000);
+        for _ in 0..requests {
+            crate::stats::record_ns(&mut m.latency, 50_000);
+        }
+        m.measured_seconds = seconds;
+        m.connections = Connections {
+            requested: 2,
+            established: 1,
+            lost: 1,
+        };
+        m.cpu = CpuTime {
+            user_seconds: 0.1,
+            system_seconds: 0.1,
+        };
+        m.server_cpu = Some(CpuTime::default());
+        let configuration = Configuration {
+            mode: stcp_proto::Mode::Tcp,
+            target: "127.0.0.1:7444".into(),
+            embedded_server: true,
+            payload_bytes: 64,
+            clients: 2,
+            depth: 1,
+            threads: 1,
+            rate_per_second: None,
+            duration_seconds: 1.0,
+            warmup_seconds: 0.0,
+            connect_rate_per_second: None,
+            timeout_seconds: 5.0,
+            max_errors: 0,
+            psk: false,
+            server_public_key: None,
+            suite_cell: None,
+        };
+        let environment = Environment {
+            hostname: "h".into(),
+            kernel: "k".into(),
+            cpu_model: "c".into(),
+            cores: 2,
+            io_backend: "io_uring".into(),
+            server_io_backend: Some("io_uring".into()),
+            crypto_backend: None,
+            server_crypto_backend: None,
+            pinning: Pinning {
+                client_cores: vec![Some(1)],
+                server_cores: Some(vec![0]),
+            },
+            tool_version: "0".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:01Z".into(),
+        };
+        Report::build(configuration, environment, &m, None, Vec::new())
+    }
+
+    #[test]
+    fn figures_of_no_request_read_n_a_not_zero() {
+        let table = table(&report(0, 1.0));
+        assert!(
+            table.contains("embedded server CPU: n/a us per request, 0.00 cores busy")
+                && table.contains("load generator CPU: n/a us per request, 0.20 cores busy")
+                && table.contains("p50 n/a")
+                && table.contains("| n/a | n/a |")
+                && table.contains("Little's law: n/a")
+                && table.contains("handshakes: 1 of 2 connections, p50 300.0 us"),
+            "{table}"
+        );
+        assert!(!table.contains(" 0.0 us"), "{table}");
+        let table = summary_of_no_time();
+        assert!(table.contains("n/a cores busy"), "{table}");
+        let table = super::table(&report(10, 1.0));
+        assert!(
+            !table.contains("n/a") && table.contains("20000.00 us per request"),
+            "{table}"
+        );
+    }
+
+    fn summary_of_no_time() -> String {
+        table(&report(0, 0.0))
+    }
 
     #[test]
     fn latencies_pick_a_readable_unit() {
