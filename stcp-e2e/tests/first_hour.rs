@@ -225,3 +225,77 @@ fn read_until(server: &mut Server, marker: &str) -> String {
         }
     }
 }
+
+// ---- 5. A refused or absent server ------------------------------------------------------------
+
+/// A loopback port nothing listens on (bound, then closed).
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_refused_server_is_one_line_and_no_table_of_zeros() {
+    if !common::uring_available() {
+        return;
+    }
+    let target = format!("127.0.0.1:{}", closed_port());
+    let key = "11".repeat(32);
+    for (mode, json) in [("tcp", false), ("stcp", true)] {
+        let out = fresh_dir("refused");
+        let mut cmd = loadgen();
+        cmd.env_remove("RUST_LOG")
+            .args(["--target", &target, "--mode", mode, "--clients", "20"])
+            .args([
+                "--threads",
+                "2",
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+                "--out",
+            ])
+            .arg(&out);
+        if mode == "stcp" {
+            cmd.args(["--server-key", &key]);
+        }
+        if json {
+            cmd.arg("--json");
+        }
+        let output = run_bounded(&mut cmd);
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(exit::PARTIAL), "{stderr}");
+        let expected =
+            format!("stcp-loadgen: connection refused by {target}: is stcp-server running there?");
+        assert_eq!(
+            stderr
+                .lines()
+                .filter(|l| l.contains("connection refused"))
+                .collect::<Vec<_>>(),
+            [expected.as_str()],
+            "the cause once, nothing per connection:\n{stderr}"
+        );
+        assert!(!stderr.contains("WARN"), "{stderr}");
+        let human = if json { &stderr } else { &stdout };
+        assert!(
+            !human.contains("| Payload") && !human.contains("0.0 us"),
+            "no table of zeros:\n{human}"
+        );
+        assert!(
+            human.contains("PARTIAL RUN: no connection could be set up"),
+            "{human}"
+        );
+        let report = only_report(&out).expect("the partial report is still written");
+        assert!(report.partial);
+        assert_eq!(report.results.errors.connect, 20);
+        assert_eq!(report.results.connections.established, 0);
+        if json {
+            let printed: stcp_loadgen::report::Report =
+                serde_json::from_str(&stdout).expect("the JSON report on stdout");
+            assert_eq!(printed, report);
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! load test against a server already running, giving its report.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -345,15 +346,15 @@ pub fn measure(
     };
     if !args.quiet {
         eprintln!(
-            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s), {}warm-up {:?}, measuring {:?}",
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s), {}warm-up {}, measuring {}",
             args.mode.name(),
             report::size_label(args.payload as u64),
             args.clients,
             args.depth,
             engine_config.thread_count(),
             args.rate.map(|r| format!("open loop {r} req/s, ")).unwrap_or_default(),
-            args.warmup,
-            args.duration
+            summary::duration_label(args.warmup),
+            summary::duration_label(args.duration)
         );
     }
 
@@ -380,9 +381,15 @@ pub fn measure(
         std::sync::Arc::new(crate::interrupt::interrupted),
         &mut live,
     );
+    let mut shown = Vec::new();
     for why in &outcome.setup_errors {
-        eprintln!("stcp-loadgen: {why}");
+        let line = why.to_string();
+        if !shown.contains(&line) {
+            eprintln!("stcp-loadgen: {line}");
+            shown.push(line);
+        }
     }
+    report_setup_failures(&outcome, args, &[target]);
 
     let (finished_secs, finished_nanos) = environment::now_unix();
     let uname = environment::uname();
@@ -438,9 +445,51 @@ pub fn measure(
     })
 }
 
-/// Prints the summary (stdout, or stderr when stdout carries the JSON) and the report.
+/// Prints each cause of connections that could not be set up once, with what to check: alone
+/// when no connection was set up (the run has nothing else to say), else with how many failed.
+fn report_setup_failures(outcome: &engine::EngineOutcome, args: &RunArgs, tried: &[SocketAddr]) {
+    let Some(&target) = tried.last() else {
+        return;
+    };
+    let established = outcome.measurement.connections.established;
+    for cause in outcome.setup_failures.sorted() {
+        let line = summary::setup_cause(cause, target, args.timeout);
+        if established == 0 {
+            match tried {
+                [_] => eprintln!("stcp-loadgen: {line}"),
+                _ => eprintln!(
+                    "stcp-loadgen: {line} (tried {})",
+                    tried
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        } else {
+            eprintln!(
+                "stcp-loadgen: {} of {} connections could not be set up: {line}",
+                cause.count, args.clients
+            );
+        }
+    }
+}
+
+/// Prints the summary (stdout, or stderr when stdout carries the JSON) and the report. With no
+/// connection set up there are no figures, only the partial report.
 pub fn print_outcome(report: &Report, path: &Path, json: bool) {
-    let table = summary::table(report);
+    let connections = &report.results.connections;
+    let table = if connections.established == 0 && connections.requested > 0 {
+        format!(
+            "PARTIAL RUN: {}\n",
+            report
+                .partial_reason
+                .as_deref()
+                .unwrap_or("no connection could be set up")
+        )
+    } else {
+        summary::table(report)
+    };
     if json {
         eprint!("{table}");
         eprintln!("report: {}", path.display());

@@ -2,7 +2,10 @@
 //! the seed's table columns (Payload, Clients, Throughput, RPS, Avg latency, p99 latency, Errors).
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
 
+use crate::errors::{ErrorKind, SetupFailure};
 use crate::report::{size_label, Report};
 
 /// One live line: `[ 12s] 98213 req/s  50.28 MB/s  p99 81.4 us  errors 0`.
@@ -39,6 +42,51 @@ fn or_na(meaningful: bool, figure: impl FnOnce() -> String) -> String {
         figure()
     } else {
         "n/a".into()
+    }
+}
+
+/// A duration as typed on the command line: `0s`, `5s`, `500ms`, `1.250s`.
+pub fn duration_label(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// One line for connections that could not be set up for cause `f` against `target`: what
+/// happened and what to check (`timeout` is --timeout).
+pub fn setup_cause(f: &SetupFailure, target: SocketAddr, timeout: Duration) -> String {
+    let t = duration_label(timeout);
+    match (f.kind, f.errno) {
+        (ErrorKind::Connect, Some(libc::ECONNREFUSED)) => {
+            format!("connection refused by {target}: is stcp-server running there?")
+        }
+        (ErrorKind::Connect, Some(libc::ETIMEDOUT)) => format!(
+            "no answer from {target} within --timeout {t}: is the address right, and is nothing \
+             (a firewall) dropping the connection?"
+        ),
+        (ErrorKind::Connect, Some(libc::EHOSTUNREACH | libc::ENETUNREACH)) => {
+            format!("{target} is unreachable: check the address and the route to it")
+        }
+        (ErrorKind::Connect, Some(libc::EMFILE | libc::ENFILE)) => "cannot open more sockets: \
+             too many open files: raise the limit (ulimit -n) or use fewer --clients"
+            .into(),
+        (ErrorKind::Connect, Some(libc::EADDRNOTAVAIL)) => format!(
+            "no local port left to connect to {target}: use fewer --clients, or widen \
+             net.ipv4.ip_local_port_range"
+        ),
+        (ErrorKind::Connect, Some(libc::EAFNOSUPPORT)) => {
+            format!("cannot connect to {target}: this machine does not support its address family")
+        }
+        (ErrorKind::Connect, _) => format!("cannot connect to {target}: {}", f.why),
+        (ErrorKind::Handshake, Some(libc::ETIMEDOUT)) => format!(
+            "the STCP handshake with {target} did not finish within --timeout {t}: is that an \
+             stcp-server's STCP port (not its TCP one)?"
+        ),
+        (_, _) => format!("the STCP handshake with {target} failed: {}", f.why),
     }
 }
 
@@ -288,6 +336,71 @@ mod tests {
         assert_eq!(littles_law_verdict(true, 4.9, 5.0), "consistent");
         assert!(littles_law_verdict(false, 4.0, 5.0).contains("20% of the time"));
         assert!(littles_law_verdict(false, 42.5, 5.0).contains("more in flight"));
+    }
+
+    #[test]
+    fn durations_read_as_typed() {
+        assert_eq!(duration_label(Duration::ZERO), "0s");
+        assert_eq!(duration_label(Duration::from_secs(5)), "5s");
+        assert_eq!(duration_label(Duration::from_millis(500)), "500ms");
+        assert_eq!(duration_label(Duration::from_millis(1250)), "1.250s");
+    }
+
+    #[test]
+    fn setup_causes_name_the_target_and_what_to_check() {
+        let target: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let failure = |kind, errno, why: &str| SetupFailure {
+            kind,
+            errno,
+            why: why.into(),
+            count: 1,
+        };
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            setup_cause(
+                &failure(
+                    ErrorKind::Connect,
+                    Some(libc::ECONNREFUSED),
+                    "connection refused"
+                ),
+                target,
+                t
+            ),
+            "connection refused by 127.0.0.1:1: is stcp-server running there?"
+        );
+        let timed_out = setup_cause(
+            &failure(
+                ErrorKind::Connect,
+                Some(libc::ETIMEDOUT),
+                "connect timed out",
+            ),
+            target,
+            t,
+        );
+        assert!(timed_out.contains("within --timeout 5s"), "{timed_out}");
+        let fds = setup_cause(
+            &failure(
+                ErrorKind::Connect,
+                Some(libc::EMFILE),
+                "too many open files",
+            ),
+            target,
+            t,
+        );
+        assert!(fds.contains("ulimit -n"), "{fds}");
+        let hs = setup_cause(
+            &failure(
+                ErrorKind::Handshake,
+                None,
+                "the server closed the connection",
+            ),
+            target,
+            t,
+        );
+        assert_eq!(
+            hs,
+            "the STCP handshake with 127.0.0.1:1 failed: the server closed the connection"
+        );
     }
 
     #[test]
