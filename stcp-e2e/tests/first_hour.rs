@@ -299,3 +299,156 @@ fn a_refused_server_is_one_line_and_no_table_of_zeros() {
         }
     }
 }
+
+// ---- 3. Host names and IPv6 -------------------------------------------------------------------
+
+/// Whether this machine has an IPv6 loopback; says why the test skips when it has not.
+fn ipv6_loopback(test: &str) -> bool {
+    match std::net::TcpListener::bind("[::1]:0") {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("SKIPPED: {test}: no IPv6 loopback here: cannot bind [::1]: {e}");
+            false
+        }
+    }
+}
+
+/// The address after `label` in a line.
+fn addr_after(line: &str, label: &str) -> Option<std::net::SocketAddr> {
+    let rest = &line[line.find(label)? + label.len()..];
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[test]
+fn ipv6_loopback_end_to_end() {
+    if !ipv6_loopback("ipv6_loopback_end_to_end") || !common::uring_available() {
+        return;
+    }
+    // A server process on [::1] only, and a load against it in both modes.
+    let dir = fresh_dir("ipv6");
+    let key = dir.join("server.key");
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--listen", "[::1]:0", "--tcp-listen", "[::1]:0"])
+        .args(["--cores", "1", "--no-stats"])
+        .arg("--key")
+        .arg(&key)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Server(cmd.spawn().expect("spawn stcp-server"));
+    let started = read_until(&mut server, "workers on");
+    let line = started.lines().find(|l| l.contains("workers on")).unwrap();
+    let (stcp, tcp) = (
+        addr_after(line, "STCP ").expect("STCP address"),
+        addr_after(line, "| TCP ").expect("TCP address"),
+    );
+    assert!(stcp.is_ipv6() && tcp.is_ipv6(), "{line}");
+    let public = dir.join("server.key.pub");
+    for (mode, target) in [("stcp", stcp), ("tcp", tcp)] {
+        let out = fresh_dir("ipv6-load");
+        let mut cmd = loadgen();
+        cmd.args(["--target", &target.to_string(), "--mode", mode])
+            .args(["--clients", "2", "--threads", "1", "--duration", "500ms"])
+            .args(["--warmup", "0s", "--quiet", "--out"])
+            .arg(&out);
+        if mode == "stcp" {
+            cmd.arg("--server-key").arg(&public);
+        }
+        let output = run_bounded(&mut cmd);
+        assert_eq!(
+            output.status.code(),
+            Some(exit::OK),
+            "{mode}: {}",
+            text(&output.stderr)
+        );
+        let report = only_report(&out).unwrap();
+        assert_eq!(report.configuration.target, target.to_string());
+        assert_eq!(report.results.errors_total, 0);
+        assert!(report.results.requests > 0);
+    }
+
+    // The embedded server on ::1 (--listen), in STCP mode.
+    let out = fresh_dir("ipv6-embedded");
+    let output = run_bounded(
+        loadgen()
+            .args(["--listen", "::1", "--clients", "2", "--duration", "500ms"])
+            .args(["--warmup", "0s", "--quiet", "--out"])
+            .arg(&out),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(exit::OK),
+        "{}",
+        text(&output.stderr)
+    );
+    let report = only_report(&out).unwrap();
+    let target: std::net::SocketAddr = report.configuration.target.parse().unwrap();
+    assert!(target.ip().is_loopback() && target.is_ipv6(), "{target}");
+    assert_eq!(report.results.errors_total, 0);
+    assert!(report.results.requests > 0);
+}
+
+#[test]
+fn a_host_name_is_tried_at_each_of_its_addresses() {
+    // The name must resolve to an IPv6 and an IPv4 loopback address for this to say anything.
+    let test = "a_host_name_is_tried_at_each_of_its_addresses";
+    if !ipv6_loopback(test) || !common::uring_available() {
+        return;
+    }
+    use std::net::ToSocketAddrs;
+    let Some(name) = ["localhost", "ip6-localhost", "localhost6"]
+        .into_iter()
+        .find(|n| {
+            let addrs: Vec<_> = format!("{n}:1")
+                .to_socket_addrs()
+                .map(|a| a.collect())
+                .unwrap_or_default();
+            addrs.iter().any(|a| a.is_ipv6() && a.ip().is_loopback())
+                && addrs.iter().any(|a| a.is_ipv4() && a.ip().is_loopback())
+        })
+    else {
+        eprintln!(
+            "SKIPPED: {test}: no host name here resolves to both ::1 and 127.0.0.1 \
+             (stcp-loadgen's tests/addresses.rs covers the fallback with addresses)"
+        );
+        return;
+    };
+    // A server on [::1] only: whichever family the name lists first, the run gets through.
+    let dir = fresh_dir("hostname");
+    let mut cmd = Command::new(server_bin());
+    cmd.args([
+        "--listen",
+        "none",
+        "--tcp-listen",
+        "[::1]:0",
+        "--cores",
+        "1",
+    ])
+    .args(["--no-stats", "--key"])
+    .arg(dir.join("server.key"))
+    .env("RUST_LOG", "error")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut server = Server(cmd.spawn().expect("spawn stcp-server"));
+    let started = read_until(&mut server, "workers on");
+    let line = started.lines().find(|l| l.contains("workers on")).unwrap();
+    let port = addr_after(line, "| TCP ").expect("TCP address").port();
+    let out = fresh_dir("hostname-load");
+    let output = run_bounded(
+        loadgen()
+            .args(["--target", &format!("{name}:{port}"), "--mode", "tcp"])
+            .args(["--clients", "2", "--threads", "1", "--duration", "500ms"])
+            .args(["--warmup", "0s", "--quiet", "--out"])
+            .arg(&out),
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(exit::OK),
+        "{}",
+        text(&output.stderr)
+    );
+    let report = only_report(&out).unwrap();
+    assert_eq!(report.configuration.target, format!("[::1]:{port}"));
+}

@@ -4,7 +4,7 @@
 //! load test against a server already running, giving its report.
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,7 +23,9 @@ use crate::server_under_test::{
     load_server_key, resolve, ExternalServer, ServerUnderTest, TargetError,
 };
 use crate::summary;
-use crate::values::{crypto_parser, io_parser, mode_parser, parse_duration, parse_size};
+use crate::values::{
+    crypto_parser, io_parser, mode_parser, parse_duration, parse_listen_ip, parse_size,
+};
 
 pub use crate::server_under_test::DEFAULT_SERVER_KEY_FILE;
 
@@ -73,9 +75,13 @@ pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
 /// The run options: `stcp-loadgen [RUN OPTIONS]`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server address HOST:PORT; without it an embedded stcp-server is started on 127.0.0.1.
+    /// Server address HOST:PORT (every address a host name resolves to is tried in turn);
+    /// without it an embedded stcp-server is started (see --listen).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
+    /// Address the embedded server listens on, ports chosen by the system: 127.0.0.1, ::1, ...
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", value_parser = parse_listen_ip, conflicts_with = "target")]
+    pub listen: IpAddr,
     /// Protocol: encrypted STCP or plain framed TCP.
     #[arg(long, value_parser = mode_parser(), default_value = "stcp")]
     pub mode: Mode,
@@ -200,10 +206,10 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     // The server: the one given, or an embedded one on its own cores.
     let server = match &args.target {
         Some(t) => {
-            let addr = resolve(t)?;
+            let addrs = resolve(t)?;
             let (stcp, tcp) = match args.mode {
-                Mode::Stcp => (Some(addr), None),
-                Mode::Tcp => (None, Some(addr)),
+                Mode::Stcp => (addrs, Vec::new()),
+                Mode::Tcp => (Vec::new(), addrs),
             };
             let public_key = match args.mode {
                 Mode::Stcp => Some(load_server_key(args.server_key.as_deref())?),
@@ -216,7 +222,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             })
         }
         None => {
-            let server = start_embedded(args.crypto, args.io, psk)?;
+            let server = start_embedded_on(args.listen, args.crypto, args.io, psk)?;
             eprintln!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
@@ -285,9 +291,26 @@ pub fn start_embedded(
     io: stcp_server::IoBackend,
     psk: Option<[u8; 32]>,
 ) -> Result<EmbeddedServer, StartError> {
+    start_embedded_on(embedded::DEFAULT_LISTEN, crypto, io, psk)
+}
+
+/// [`start_embedded`] listening on `listen` (--listen).
+pub fn start_embedded_on(
+    listen: IpAddr,
+    crypto: CryptoBackend,
+    io: stcp_server::IoBackend,
+    psk: Option<[u8; 32]>,
+) -> Result<EmbeddedServer, StartError> {
     let split = embedded::split_cores(environment::cores());
-    EmbeddedServer::start(&split, crypto, io, psk, crate::entropy::random_seed())
-        .map_err(StartError::EmbeddedServer)
+    EmbeddedServer::start_on(
+        listen,
+        &split,
+        crypto,
+        io,
+        psk,
+        crate::entropy::random_seed(),
+    )
+    .map_err(StartError::EmbeddedServer)
 }
 
 /// A finished load test: its report (not yet written) and when it started.
@@ -306,11 +329,12 @@ pub fn measure(
     psk: Option<[u8; 32]>,
     suite_cell: Option<SuiteCell>,
 ) -> Result<Measured, StartError> {
-    let (started_secs, started_nanos) = environment::now_unix();
+    let (mut started_secs, mut started_nanos) = environment::now_unix();
     let cores = environment::cores();
     let backend = args.crypto;
-    let target = server
-        .addr(args.mode)
+    let targets = server.addrs(args.mode);
+    let target = *targets
+        .first()
         .ok_or(StartError::NoAddress(args.mode.name()))?;
     let embedded = server.embedded();
     let server_public = match args.mode {
@@ -376,11 +400,38 @@ pub fn measure(
             summary::live_line(&label, rps, mb, p99, interval.errors)
         );
     };
-    let outcome = engine::run(
-        &engine_config,
-        std::sync::Arc::new(crate::interrupt::interrupted),
-        &mut live,
-    );
+    // The target's addresses in turn: the next one only when no connection got through to the
+    // one before (a host name whose first address has no server, e.g. localhost's ::1 against a
+    // server on 127.0.0.1).
+    let mut engine_config = engine_config;
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let outcome = loop {
+        let outcome = engine::run(
+            &engine_config,
+            std::sync::Arc::new(crate::interrupt::interrupted),
+            &mut live,
+        );
+        let next = targets.get(tried.len() + 1).copied();
+        let cause = outcome.setup_failures.sorted().first().copied().cloned();
+        match (next, cause) {
+            (Some(next), Some(cause))
+                if outcome.measurement.connections.established == 0
+                    && outcome.setup_failures.only_connect()
+                    && !crate::interrupt::interrupted() =>
+            {
+                eprintln!(
+                    "stcp-loadgen: {}: {}; trying {next}",
+                    engine_config.target, cause.why
+                );
+                tried.push(engine_config.target);
+                engine_config.target = next;
+                (started_secs, started_nanos) = environment::now_unix();
+            }
+            _ => break outcome,
+        }
+    };
+    let target = engine_config.target;
+    tried.push(target);
     let mut shown = Vec::new();
     for why in &outcome.setup_errors {
         let line = why.to_string();
@@ -389,7 +440,7 @@ pub fn measure(
             shown.push(line);
         }
     }
-    report_setup_failures(&outcome, args, &[target]);
+    report_setup_failures(&outcome, args, &tried);
 
     let (finished_secs, finished_nanos) = environment::now_unix();
     let uname = environment::uname();
@@ -445,33 +496,17 @@ pub fn measure(
     })
 }
 
-/// Prints each cause of connections that could not be set up once, with what to check: alone
-/// when no connection was set up (the run has nothing else to say), else with how many failed.
+/// Prints each cause of connections that could not be set up once (see
+/// [`summary::setup_failure_lines`]).
 fn report_setup_failures(outcome: &engine::EngineOutcome, args: &RunArgs, tried: &[SocketAddr]) {
-    let Some(&target) = tried.last() else {
-        return;
-    };
-    let established = outcome.measurement.connections.established;
-    for cause in outcome.setup_failures.sorted() {
-        let line = summary::setup_cause(cause, target, args.timeout);
-        if established == 0 {
-            match tried {
-                [_] => eprintln!("stcp-loadgen: {line}"),
-                _ => eprintln!(
-                    "stcp-loadgen: {line} (tried {})",
-                    tried
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }
-        } else {
-            eprintln!(
-                "stcp-loadgen: {} of {} connections could not be set up: {line}",
-                cause.count, args.clients
-            );
-        }
+    for line in summary::setup_failure_lines(
+        &outcome.setup_failures,
+        outcome.measurement.connections.established,
+        args.clients,
+        args.timeout,
+        tried,
+    ) {
+        eprintln!("stcp-loadgen: {line}");
     }
 }
 

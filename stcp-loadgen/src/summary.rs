@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::errors::{ErrorKind, SetupFailure};
+use crate::errors::{ErrorKind, SetupFailure, SetupFailures};
 use crate::report::{size_label, Report};
 
 /// One live line: `[ 12s] 98213 req/s  50.28 MB/s  p99 81.4 us  errors 0`.
@@ -88,6 +88,41 @@ pub fn setup_cause(f: &SetupFailure, target: SocketAddr, timeout: Duration) -> S
         ),
         (_, _) => format!("the STCP handshake with {target} failed: {}", f.why),
     }
+}
+
+/// One line per cause of connections that could not be set up against the addresses `tried`
+/// (the last one is the run's): alone when no connection was `established` (with every address
+/// tried when there were several), else with how many of the `clients` failed so.
+pub fn setup_failure_lines(
+    failures: &SetupFailures,
+    established: u64,
+    clients: u32,
+    timeout: Duration,
+    tried: &[SocketAddr],
+) -> Vec<String> {
+    let Some(&target) = tried.last() else {
+        return Vec::new();
+    };
+    let every = tried
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    failures
+        .sorted()
+        .into_iter()
+        .map(|cause| {
+            let line = setup_cause(cause, target, timeout);
+            match (established, tried.len()) {
+                (0, 1) => line,
+                (0, _) => format!("{line} (tried {every})"),
+                _ => format!(
+                    "{} of {clients} connections could not be set up: {line}",
+                    cause.count
+                ),
+            }
+        })
+        .collect()
 }
 
 /// `256 B`, `4 KiB`, `64 KiB`, `1 MiB`: a payload size as the tables show it.
@@ -401,6 +436,40 @@ mod tests {
             hs,
             "the STCP handshake with 127.0.0.1:1 failed: the server closed the connection"
         );
+    }
+
+    #[test]
+    fn setup_failures_read_once_per_cause_with_the_addresses_tried() {
+        let mut failures = SetupFailures::default();
+        for _ in 0..3 {
+            failures.record(
+                ErrorKind::Connect,
+                Some(libc::ECONNREFUSED),
+                "connection refused",
+            );
+        }
+        let v6: SocketAddr = "[::1]:7444".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:7444".parse().unwrap();
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            setup_failure_lines(&failures, 0, 3, t, &[v4]),
+            ["connection refused by 127.0.0.1:7444: is stcp-server running there?"]
+        );
+        assert_eq!(
+            setup_failure_lines(&failures, 0, 3, t, &[v6, v4]),
+            [
+                "connection refused by 127.0.0.1:7444: is stcp-server running there? \
+                 (tried [::1]:7444, 127.0.0.1:7444)"
+            ]
+        );
+        assert_eq!(
+            setup_failure_lines(&failures, 7, 10, t, &[v4]),
+            [
+                "3 of 10 connections could not be set up: connection refused by \
+                 127.0.0.1:7444: is stcp-server running there?"
+            ]
+        );
+        assert!(setup_failure_lines(&SetupFailures::default(), 0, 3, t, &[v4]).is_empty());
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     let mut stop: Option<Stop> = None;
     let width = planned.to_string().len().max(2);
     for combination in &combinations {
-        let server = match start_server(*combination, external, psk) {
+        let server = match start_server(*combination, external.as_ref(), psk) {
             Ok(s) => s,
             Err(e) => {
                 stop = Some(Stop {
