@@ -5,7 +5,11 @@
 mod cli;
 mod failure;
 
-use std::{io::IsTerminal, process::ExitCode, time::Duration};
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::Parser;
 use stcp_proto::{keys, load_or_create_keypair, load_psk, public_key_path};
@@ -143,12 +147,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                     continue;
                 }
+                // Not eprintln!: with stderr gone (a closed pipe) it would panic and end this
+                // thread, and the signals, still blocked, would never stop the server.
+                let mut stderr = std::io::stderr();
                 if stopping {
-                    eprintln!("stcp-server: second signal, exiting now");
+                    let _ = writeln!(stderr, "stcp-server: second signal, exiting now");
                     std::process::exit(i32::from(exit::FAILED));
                 }
                 stopping = true;
-                eprintln!("stcp-server: signal {sig}: closing connections");
+                let _ = writeln!(stderr, "stcp-server: signal {sig}: closing connections");
                 stopper.stop();
             }
         })
