@@ -5,6 +5,7 @@
 mod common;
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -451,4 +452,207 @@ fn a_host_name_is_tried_at_each_of_its_addresses() {
     );
     let report = only_report(&out).unwrap();
     assert_eq!(report.configuration.target, format!("[::1]:{port}"));
+}
+
+// ---- 2. Colour only on a terminal -------------------------------------------------------------
+
+/// A pseudo-terminal: the child writes to `follower` (its stderr), the test reads `leader`.
+struct Pty {
+    leader: std::fs::File,
+    follower: std::fs::File,
+}
+
+fn open_pty() -> std::io::Result<Pty> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: posix_openpt returns a new descriptor (or -1) that we own from here on; grantpt,
+    // unlockpt and ptsname_r only act on it and write into `name`, a buffer of the length given.
+    unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let leader = std::fs::File::from_raw_fd(fd);
+        let mut name = [0 as libc::c_char; 128];
+        if libc::grantpt(fd) != 0
+            || libc::unlockpt(fd) != 0
+            || libc::ptsname_r(fd, name.as_mut_ptr(), name.len()) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        let follower = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)?;
+        Ok(Pty { leader, follower })
+    }
+}
+
+/// Runs `cmd` with its stderr on a terminal until a line contains `marker` (or it exits); kills
+/// it and returns what it wrote there.
+fn stderr_on_a_terminal(cmd: &mut Command, marker: &str) -> String {
+    let pty = open_pty().expect("a pseudo-terminal");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.follower))
+        .spawn()
+        .expect("spawn");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut leader = pty.leader;
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        // EIO once every writer is gone.
+        while let Ok(n) = leader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !text(&seen).contains(marker) && Instant::now() < deadline {
+        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(50)) {
+            seen.extend(bytes);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = text(&seen);
+    assert!(
+        seen.contains(marker),
+        "no {marker:?} on the terminal:\n{seen}"
+    );
+    seen
+}
+
+#[test]
+fn logs_are_coloured_only_on_a_terminal_and_never_with_no_color() {
+    if open_pty().is_err() {
+        eprintln!("SKIPPED: logs_are_coloured_only_on_a_terminal_and_never_with_no_color: no pty");
+        return;
+    }
+    let dir = fresh_dir("colour");
+    let server = || {
+        let mut cmd = Command::new(server_bin());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tcp-listen",
+            "none",
+            "--cores",
+            "1",
+        ])
+        .args(["--no-stats", "--io", "epoll", "--key"])
+        .arg(dir.join("server.key"))
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR");
+        cmd
+    };
+    // An INFO line on a terminal is coloured...
+    let on_terminal = stderr_on_a_terminal(&mut server(), "workers on");
+    assert!(on_terminal.contains("\x1b["), "{on_terminal:?}");
+    // ...not with NO_COLOR set...
+    let no_color = stderr_on_a_terminal(server().env("NO_COLOR", "1"), "workers on");
+    assert!(no_color.contains("INFO"), "{no_color:?}");
+    assert!(!no_color.contains('\x1b'), "{no_color:?}");
+    // ...and not into a pipe.
+    let mut cmd = server();
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut piped = Server(cmd.spawn().unwrap());
+    let into_pipe = read_until(&mut piped, "workers on");
+    assert!(
+        into_pipe.contains("INFO") && !into_pipe.contains('\x1b'),
+        "{into_pipe:?}"
+    );
+
+    // The load generator the same way (its embedded server logs at INFO).
+    if !common::uring_available() {
+        return;
+    }
+    let out = fresh_dir("colour-loadgen");
+    let load = || {
+        let mut cmd = loadgen();
+        cmd.args(["--mode", "tcp", "--duration", "200ms", "--warmup", "0s"])
+            .args(["--quiet", "--out"])
+            .arg(&out)
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR");
+        cmd
+    };
+    let on_terminal = stderr_on_a_terminal(&mut load(), "stcp-server started");
+    assert!(on_terminal.contains("\x1b["), "{on_terminal:?}");
+    let no_color = stderr_on_a_terminal(load().env("NO_COLOR", "1"), "stcp-server started");
+    assert!(!no_color.contains('\x1b'), "{no_color:?}");
+    let into_pipe = run_bounded(&mut load());
+    let stderr = text(&into_pipe.stderr);
+    assert!(
+        stderr.contains("stcp-server started") && !stderr.contains('\x1b'),
+        "{stderr:?}"
+    );
+}
+
+// ---- 4. More workers than cores ---------------------------------------------------------------
+
+/// The cores this process may run on (its affinity mask).
+fn allowed_cores() -> usize {
+    // SAFETY: sched_getaffinity writes the cpu_set_t on this stack frame, of the size given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 0;
+        }
+        libc::CPU_COUNT(&set) as usize
+    }
+}
+
+#[test]
+fn more_workers_than_cores_is_said_in_one_warning_line() {
+    let cores = allowed_cores();
+    assert!(cores > 0);
+    let dir = fresh_dir("cores");
+    let start = |workers: usize| {
+        let mut cmd = Command::new(server_bin());
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tcp-listen",
+            "none",
+            "--no-stats",
+        ])
+        .args(["--io", "epoll", "--cores", &workers.to_string(), "--key"])
+        .arg(dir.join("server.key"))
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        let mut server = Server(cmd.spawn().expect("spawn stcp-server"));
+        read_until(&mut server, "workers on")
+    };
+    let over = start(cores * 2);
+    let warnings = lines_of(&over, "stcp-server: warning:");
+    assert_eq!(
+        warnings,
+        [format!(
+            "stcp-server: warning: --cores {} but only {cores} core(s) are available: starting {} \
+             workers, up to 2 pinned to each core (workers beyond {cores} add no throughput)",
+            cores * 2,
+            cores * 2
+        )],
+        "{over}"
+    );
+    assert!(
+        over.contains(&format!("{} workers on epoll", cores * 2)),
+        "{over}"
+    );
+    let fits = start(cores);
+    assert!(
+        lines_of(&fits, "stcp-server: warning:").is_empty(),
+        "{fits}"
+    );
 }
