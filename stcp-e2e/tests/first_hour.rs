@@ -454,6 +454,112 @@ fn a_host_name_is_tried_at_each_of_its_addresses() {
     assert_eq!(report.configuration.target, format!("[::1]:{port}"));
 }
 
+// ---- 6. io_uring refused by a seccomp profile --------------------------------------------------
+
+/// Starts the child under a seccomp filter that answers `io_uring_setup` with EPERM, as a
+/// container runtime's default profile does; every other system call is allowed.
+fn without_io_uring(cmd: &mut Command) -> &mut Command {
+    // SAFETY: the closure runs in the child between fork and exec; it builds the filter on its
+    // own stack and makes two prctl calls, both async-signal-safe, allocating nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+            const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+            const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+            let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+            let mut filter = [
+                op(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
+                op(JEQ_K, 0, 1, libc::SYS_io_uring_setup as u32),
+                op(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+                op(RET_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+            ];
+            let program = libc::sock_fprog {
+                len: filter.len() as libc::c_ushort,
+                filter: filter.as_mut_ptr(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Whether a seccomp filter can be installed here; says why the test skips when it cannot.
+fn seccomp_works(test: &str) -> bool {
+    match without_io_uring(&mut Command::new("/bin/true")).status() {
+        Ok(s) if s.success() => true,
+        other => {
+            eprintln!("SKIPPED: {test}: cannot install a seccomp filter here: {other:?}");
+            false
+        }
+    }
+}
+
+#[test]
+fn io_uring_refused_by_seccomp_names_the_cause_and_the_way_out() {
+    if !seccomp_works("io_uring_refused_by_seccomp_names_the_cause_and_the_way_out") {
+        return;
+    }
+    let dir = fresh_dir("seccomp");
+    let server = |io: &str| {
+        let mut cmd = Command::new(server_bin());
+        without_io_uring(&mut cmd)
+            .args(["--listen", "127.0.0.1:0", "--tcp-listen", "none"])
+            .args(["--cores", "1", "--no-stats", "--io", io, "--key"])
+            .arg(dir.join("server.key"))
+            .env_remove("RUST_LOG");
+        cmd
+    };
+    // --io uring: refused at start, one line, exit 4.
+    let output = run_bounded(&mut server("uring"));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let errors = lines_of(&stderr, "stcp-server: error:");
+    assert_eq!(errors.len(), 1, "{stderr}");
+    for part in ["EPERM", "seccomp", "--io epoll"] {
+        assert!(errors[0].contains(part), "{part:?} not in {}", errors[0]);
+    }
+    // --io auto: one warning, then it serves on epoll.
+    let mut cmd = server("auto");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut running = Server(cmd.spawn().expect("spawn stcp-server"));
+    let started = read_until(&mut running, "workers on");
+    assert!(
+        started.contains("falling back to epoll") && started.contains("workers on epoll"),
+        "{started}"
+    );
+    drop(running);
+    // The load generator needs io_uring: refused before anything starts, one line, exit 4.
+    let out = fresh_dir("seccomp-loadgen");
+    let output = run_bounded(
+        without_io_uring(&mut loadgen())
+            .args(["--mode", "tcp", "--duration", "1s", "--out"])
+            .arg(&out),
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(exit::CANNOT_START), "{stderr}");
+    assert_eq!(
+        lines_of(&stderr, "stcp-loadgen:"),
+        [
+            "stcp-loadgen: io_uring is unavailable here: io_uring_setup was refused with EPERM \
+             (a seccomp profile, e.g. a container's, blocks io_uring); the load generator needs \
+             it: run on the host, or in a container whose seccomp profile allows the io_uring \
+             syscalls"
+        ],
+        "{stderr}"
+    );
+    no_report_in(&out);
+}
+
 // ---- 2. Colour only on a terminal -------------------------------------------------------------
 
 /// A pseudo-terminal: the child writes to `follower` (its stderr), the test reads `leader`.
@@ -655,4 +761,256 @@ fn more_workers_than_cores_is_said_in_one_warning_line() {
         lines_of(&fits, "stcp-server: warning:").is_empty(),
         "{fits}"
     );
+}
+
+// ---- 6. Every message class: one line, the cause, the way out, the documented status -----------
+
+/// Runs `cmd`, expects exit status `status` and exactly one line of its own on stderr (starting
+/// with `prefix`) holding every one of `parts`; returns the line.
+fn one_line(cmd: &mut Command, status: i32, prefix: &str, parts: &[&str]) -> String {
+    let output = run_bounded(cmd);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(status), "{cmd:?}: {stderr}");
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("stcp-server: public key"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{cmd:?}: one line wanted:\n{stderr}");
+    let line = ours[0];
+    assert!(line.starts_with(prefix), "{line}");
+    for part in parts {
+        assert!(line.contains(part), "{part:?} not in {line}");
+    }
+    line.to_string()
+}
+
+fn server_cmd(dir: &Path) -> Command {
+    let mut cmd = Command::new(server_bin());
+    cmd.args(["--no-stats", "--io", "epoll", "--cores", "1"])
+        .current_dir(dir)
+        .env("RUST_LOG", "error");
+    cmd
+}
+
+#[test]
+fn bad_sizes_and_durations_are_usage_errors() {
+    let dir = fresh_dir("usage");
+    for (args, parts) in [
+        (
+            &["--payload", "12q"][..],
+            &["'12q' for '--payload <SIZE>'", "b, k, m or g", "64k"][..],
+        ),
+        (
+            &["--duration", "soon"],
+            &["\"soon\" is not a duration", "500ms, 10s, 2m"],
+        ),
+        (&["--payload", "1.3"], &["not a whole number of bytes"]),
+        (&["--clients", "0"], &["'0' for '--clients <N>'"]),
+        (
+            &["--clent", "3"],
+            &["a similar argument exists: '--clients'"],
+        ),
+        (&["--rate=-5"], &["--rate -5: give a positive number"]),
+        (
+            &["--listen", "::1", "--target", "[::1]:1"],
+            &["cannot be used with"],
+        ),
+    ] {
+        let mut parts = parts.to_vec();
+        if args[0] != "--rate=-5" {
+            parts.push("; see stcp-loadgen --help");
+        }
+        one_line(
+            loadgen().args(args).current_dir(&dir),
+            exit::USAGE,
+            "stcp-loadgen: ",
+            &parts,
+        );
+    }
+    for (args, parts) in [
+        (
+            &["--max-frame", "12q"][..],
+            &["'12q' for '--max-frame <SIZE>'", "b, k, m or g"][..],
+        ),
+        (
+            &["--idle-timeout", "soon"],
+            &["\"soon\" is not a duration", "or off"],
+        ),
+        (&["--listen", "127.0.0.1"], &["expected IP:PORT or none"]),
+        (
+            &["--listen", "none", "--tcp-listen", "none"],
+            &["nothing to serve"],
+        ),
+    ] {
+        one_line(server_cmd(&dir).args(args), 2, "stcp-server: ", parts);
+    }
+}
+
+#[test]
+fn key_file_errors_name_the_file_and_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("keys");
+    let open_psk = dir.join("open.psk");
+    std::fs::write(&open_psk, format!("{}\n", "ab".repeat(32))).unwrap();
+    std::fs::set_permissions(&open_psk, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let garbage = dir.join("garbage.key");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let garbage_pub = dir.join("garbage.pub");
+    std::fs::write(&garbage_pub, "not a key\n").unwrap();
+
+    // The server: status 4, could not start.
+    for (args, parts) in [
+        (
+            &["--psk", "missing.psk"][..],
+            &["--psk missing.psk: no such file", "stcp-server genpsk"][..],
+        ),
+        (
+            &["--psk", "open.psk"],
+            &["permissions 0644", "chmod 600 open.psk"],
+        ),
+        (
+            &["--key", "garbage.key"],
+            &["--key garbage.key: not a key file", "stcp-server keygen"],
+        ),
+        (
+            &["--key", "no/such/dir/server.key"],
+            &["its directory does not exist"],
+        ),
+    ] {
+        one_line(
+            server_cmd(&dir).args(args),
+            4,
+            "stcp-server: error: ",
+            parts,
+        );
+    }
+    // A public key file given as the private key.
+    let made = run_bounded(
+        Command::new(server_bin())
+            .arg("keygen")
+            .arg(dir.join("s.key")),
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    one_line(
+        server_cmd(&dir).args(["--key", "s.key.pub"]),
+        4,
+        "stcp-server: error: ",
+        &["looks like a public key file", "without .pub"],
+    );
+    one_line(
+        Command::new(server_bin())
+            .arg("keygen")
+            .arg(dir.join("s.key"))
+            .env("RUST_LOG", "error"),
+        4,
+        "stcp-server: error: ",
+        &["already exists", "never overwritten"],
+    );
+
+    // The load generator: status 4, could not start, no report.
+    let out = dir.join("out");
+    for (args, parts) in [
+        (
+            &["--target", "127.0.0.1:1", "--server-key", "missing.pub"][..],
+            &[
+                "--server-key missing.pub: neither a file nor 64 hex digits",
+                "<key>.pub",
+            ][..],
+        ),
+        (
+            &["--target", "127.0.0.1:1", "--server-key", "garbage.pub"],
+            &["--server-key garbage.pub: not a key file"],
+        ),
+        (
+            &["--psk", "open.psk"],
+            &["--psk open.psk: permissions 0644", "chmod 600 open.psk"],
+        ),
+        (
+            &["--target", "127.0.0.1", "--mode", "tcp"],
+            &["not HOST:PORT", "[::1]:7443"],
+        ),
+    ] {
+        one_line(
+            loadgen()
+                .args(args)
+                .arg("--out")
+                .arg(&out)
+                .current_dir(&dir),
+            exit::CANNOT_START,
+            "stcp-loadgen: ",
+            parts,
+        );
+    }
+    no_report_in(&out);
+}
+
+#[test]
+fn a_port_in_use_names_the_option_and_the_way_out() {
+    let dir = fresh_dir("port");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    one_line(
+        server_cmd(&dir).args(["--listen", "127.0.0.1:0", "--tcp-listen", &addr]),
+        4,
+        "stcp-server: error: ",
+        &[
+            &format!("cannot listen on {addr} (--tcp-listen): the address is in use"),
+            "give --tcp-listen another port (or none)",
+        ],
+    );
+    one_line(
+        server_cmd(&dir).args(["--listen", &addr, "--tcp-listen", "none"]),
+        4,
+        "stcp-server: error: ",
+        &["(--listen): the address is in use"],
+    );
+}
+
+#[test]
+fn a_report_directory_that_cannot_be_written_is_refused_before_the_run() {
+    if !common::uring_available() {
+        return;
+    }
+    let dir = fresh_dir("out");
+    let file = dir.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let line = one_line(
+        loadgen()
+            .args(["--mode", "tcp", "--duration", "1s", "--out"])
+            .arg(file.join("reports")),
+        exit::CANNOT_START,
+        "stcp-loadgen: ",
+        &["cannot write the report into", "give --out a directory"],
+    );
+    assert!(!line.contains("embedded"), "{line}");
+}
+
+#[test]
+fn every_help_shows_and_the_main_ones_list_the_exit_statuses() {
+    for (bin, sub) in [
+        (server_bin(), None),
+        (server_bin(), Some("keygen")),
+        (server_bin(), Some("genpsk")),
+        (common::loadgen_bin(), None),
+        (common::loadgen_bin(), Some("merge")),
+        (common::loadgen_bin(), Some("suite")),
+        (common::loadgen_bin(), Some("report")),
+        (common::loadgen_bin(), Some("stream")),
+    ] {
+        let mut cmd = Command::new(&bin);
+        cmd.args(sub).arg("--help");
+        let output = run_bounded(&mut cmd);
+        assert!(output.status.success(), "{cmd:?}");
+        let help = text(&output.stdout);
+        assert!(help.contains("Usage:"), "{cmd:?}:\n{help}");
+        if sub.is_none() {
+            assert!(
+                help.contains("Exit status: 0")
+                    && help.contains("4 when it")
+                    && help.contains("NO_COLOR"),
+                "{cmd:?}:\n{help}"
+            );
+        }
+    }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Args;
 use stcp_proto::{ClientConfig, CryptoBackend, Mode};
 use stcp_server::fd_limit::{self, FdLimit};
+use stcp_server::messages::{self, KeyRole};
 use stcp_server::IoBackend;
 
 use crate::descriptors::{FdBudget, FdShortage};
@@ -29,12 +30,19 @@ use crate::values::{
 
 pub use crate::server_under_test::DEFAULT_SERVER_KEY_FILE;
 
-/// Exit statuses (also listed in `--help`).
+/// Exit statuses (also listed in `--help` and the README).
 pub mod exit {
+    /// The run was whole and its errors within --max-errors.
     pub const OK: i32 = 0;
+    /// More errors than --max-errors.
     pub const TOO_MANY_ERRORS: i32 = 1;
+    /// Bad usage: an unknown option, a malformed value, options that contradict each other.
     pub const USAGE: i32 = 2;
+    /// Cut short or never under way: Ctrl-C, every connection lost, no connection set up. The
+    /// report is written, marked partial.
     pub const PARTIAL: i32 = 3;
+    /// Could not start: a key file, the target, io_uring, the open-file limit, the report
+    /// directory. No report.
     pub const CANNOT_START: i32 = 4;
 }
 
@@ -50,12 +58,21 @@ pub enum StartError {
     Target(#[from] TargetError),
     #[error("the server does not serve {0} mode: give its address")]
     NoAddress(&'static str),
-    #[error("--psk {0}: {1}")]
+    #[error("{}", messages::key_file("--psk", KeyRole::Psk, .1))]
     Psk(PathBuf, stcp_proto::KeyFileError),
     #[error("cannot start the embedded server: {0}")]
     EmbeddedServer(stcp_server::ServerError),
-    #[error("cannot write the report into {0}: {1}")]
+    #[error(
+        "cannot write the report into {dir}: {1}: give --out a directory this user can write to",
+        dir = .0.display()
+    )]
     Report(PathBuf, std::io::Error),
+    #[error(
+        "io_uring is unavailable here: {cause}; the load generator needs it: {remedy}",
+        cause = .0,
+        remedy = messages::uring_remedy(.0)
+    )]
+    Uring(stcp_engine::Unavailable),
     #[error("{0}")]
     Descriptors(#[from] FdShortage),
 }
@@ -79,7 +96,8 @@ pub struct RunArgs {
     /// without it an embedded stcp-server is started (see --listen).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
-    /// Address the embedded server listens on, ports chosen by the system: 127.0.0.1, ::1, ...
+    /// Address the embedded server listens on: an IP of this machine (127.0.0.1, ::1 for IPv6);
+    /// its ports are chosen by the system.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1", value_parser = parse_listen_ip, conflicts_with = "target")]
     pub listen: IpAddr,
     /// Protocol: encrypted STCP or plain framed TCP.
@@ -98,20 +116,20 @@ pub struct RunArgs {
     /// io backend of the embedded server (no effect with --target).
     #[arg(long, value_parser = io_parser(), default_value = "auto")]
     pub io: IoBackend,
-    /// Request payload size (bytes; k, m suffixes are KiB, MiB).
+    /// Request payload size: 256, 4k, 64k, 1m (k and m are KiB and MiB).
     #[arg(long, value_parser = parse_size, default_value = "256", value_name = "SIZE")]
     pub payload: usize,
-    /// Persistent connections.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Persistent connections; each is an open file (two with the embedded server).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
     /// Requests in flight per connection.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub depth: u32,
     /// Client threads (default: every core the embedded server does not use, else every core).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Open loop: R requests/s in total; latency is measured from each request's intended send time.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Measured interval.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
@@ -120,13 +138,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub warmup: Duration,
     /// New connections per second while connecting (default: as fast as possible).
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_name = "PER_SECOND", allow_negative_numbers = true)]
     pub connect_rate: Option<f64>,
     /// Longest wait for a connect, a handshake or one echo.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub timeout: Duration,
     /// Errors tolerated before the exit status says failure.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
     /// Directory for the JSON report.
     #[arg(long, default_value = "results", value_name = "DIR")]
@@ -194,6 +212,9 @@ impl RunArgs {
 pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     args.validate().map_err(StartError::Usage)?;
     let limit = prepare_process();
+    // Everything that can stop the run is checked before the first connection.
+    stcp_engine::probe().map_err(StartError::Uring)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| StartError::Report(args.out.clone(), e))?;
     let psk = load_psk(args.psk.as_deref())?;
     let split = embedded::split_cores(environment::cores());
     check_descriptors(

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::embedded::EmbeddedServer;
 use stcp_proto::{KeyFileError, Mode};
+use stcp_server::messages::{self, KeyRole};
 
 /// The public key file a local `stcp-server` writes next to its key, used when neither
 /// --server-key nor the embedded server gives one.
@@ -39,7 +40,7 @@ pub enum TargetError {
     Resolve { target: String, cause: String },
     #[error("no server key: give --server-key FILE|HEX, or run where stcp-server wrote {DEFAULT_SERVER_KEY_FILE}")]
     NoServerKey,
-    #[error("--server-key {0}: {1}")]
+    #[error("{}", messages::key_file("--server-key", KeyRole::PinnedKey, .1))]
     ServerKey(String, KeyFileError),
 }
 

@@ -96,7 +96,7 @@ impl Failure {
 fn start_message(e: &ServerError, listen: Listeners) -> String {
     match e {
         ServerError::UringUnavailable(cause) => format!(
-            "io_uring is unavailable here ({cause}): use --io epoll (or --io auto, which falls back \
+            "io_uring is unavailable here: {cause}; use --io epoll (or --io auto, which falls back \
              to it), or {}",
             messages::uring_remedy(cause)
         ),

@@ -149,7 +149,15 @@ pub fn usage_error(bin: &str, e: &clap::Error) -> String {
         }
         parts.push(trimmed.strip_prefix("error: ").unwrap_or(trimmed));
     }
-    format!("{bin}: {}; see {bin} --help", parts.join("; "))
+    // A part ending in ':' introduces the next one ("required arguments were not provided:").
+    let mut line = String::new();
+    for part in parts {
+        if !line.is_empty() {
+            line.push_str(if line.ends_with(':') { " " } else { "; " });
+        }
+        line.push_str(part);
+    }
+    format!("{bin}: {line}; see {bin} --help")
 }
 
 #[cfg(test)]
@@ -257,5 +265,17 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains('\n'));
+        #[derive(Parser, Debug)]
+        #[command(name = "tool")]
+        struct Needs {
+            #[arg(long)]
+            target: String,
+        }
+        let e = Needs::try_parse_from(["tool"]).unwrap_err();
+        assert_eq!(
+            usage_error("tool", &e),
+            "tool: the following required arguments were not provided: --target <TARGET>; see \
+             tool --help"
+        );
     }
 }
