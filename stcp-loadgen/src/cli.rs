@@ -20,13 +20,23 @@ Examples:
       the same measurement over raw framed TCP
   stcp-loadgen --target 10.0.0.2:7443 --server-key stcp-server.key.pub --payload 4k --clients 20
       against a running stcp-server, pinning its public key
+  stcp-loadgen --target localhost:7444 --mode tcp --clients 10
+      each address localhost resolves to (::1, 127.0.0.1) is tried in turn until one accepts
+  stcp-loadgen --listen ::1 --clients 10
+      the embedded server on the IPv6 loopback
   stcp-loadgen --payload 256 --clients 10 --rate 20000 --duration 30s
       open loop at 20 000 requests/s in total, latency from each request's intended send time
   stcp-loadgen merge results/a.json results/b.json --out results/
       combine reports from several client machines, with exact percentiles
 
-Exit status: 0 when errors stay within --max-errors, 1 when they do not, 2 on bad usage,
-3 when the run was cut short (Ctrl-C, every connection lost), 4 when it could not start.";
+Every connection is an open file, two with the embedded server: the soft limit is raised to the
+hard one at start, and a run that still cannot fit is refused with the numbers. RUST_LOG sets the
+log level (default warn); logs are coloured only on a terminal, never with NO_COLOR set.
+
+Exit status: 0 when errors stay within --max-errors, 1 when they do not, 2 on bad usage, 3 when
+the run was cut short or never got going (Ctrl-C, every connection lost, no connection set up;
+the report is written, marked partial), 4 when it could not start (key or PSK file, target,
+io_uring, open-file limit, report directory; no report), 130 on a second Ctrl-C.";
 
 /// Matched io_uring load generator for STCP and raw TCP echo.
 #[derive(Debug, Parser)]

@@ -1,8 +1,9 @@
 //! The embedded server: with no --target, an stcp-server is started in this process on
-//! 127.0.0.1 ephemeral ports, its workers pinned to the first cores and the client threads to the
-//! rest, so one command measures a whole loopback setup.
+//! ephemeral ports of 127.0.0.1 (or the address --listen gives, e.g. ::1), its workers pinned to
+//! the first cores and the client threads to the rest, so one command measures a whole loopback
+//! setup.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use stcp_proto::{CryptoBackend, StaticKeypair};
 use stcp_server::{Config, IoBackend, Server, ServerError, ServerHandle};
@@ -46,6 +47,9 @@ pub fn split_cores(cores: usize) -> CoreSplit {
     }
 }
 
+/// Where the embedded server listens unless told otherwise.
+pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
 impl EmbeddedServer {
     /// Starts the server on 127.0.0.1 ephemeral ports with a fresh keypair, its workers on
     /// `split.server`, with the io backend `io` (`Auto`: io_uring, else epoll with a warning),
@@ -58,10 +62,28 @@ impl EmbeddedServer {
         max_frame: usize,
         seed: [u8; 32],
     ) -> Result<EmbeddedServer, ServerError> {
+        EmbeddedServer::start_on(DEFAULT_LISTEN, split, crypto, io, psk, max_frame, seed)
+    }
+
+    /// [`EmbeddedServer::start`] on ephemeral ports of `listen` (an IPv4 or IPv6 address).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_on(
+        listen: IpAddr,
+        split: &CoreSplit,
+        crypto: CryptoBackend,
+        io: IoBackend,
+        psk: Option<[u8; 32]>,
+        max_frame: usize,
+        seed: [u8; 32],
+    ) -> Result<EmbeddedServer, ServerError> {
         let server_cores = &split.server;
         let keypair = StaticKeypair::generate(seed);
         let public_key = keypair.public;
         let mut config = Config::ephemeral(keypair);
+        config.stcp_listen = Some(SocketAddr::new(listen, 0));
+        config.tcp_listen = Some(SocketAddr::new(listen, 0));
+        // Its only clients are this process's connections, which --clients already bounds.
+        config.max_conns = usize::MAX;
         // Workers are pinned to cores 0..n, which is what `split_cores` reserved for them.
         config.cores = server_cores.len().max(1);
         config.pin_cores = true;

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod cpu_time;
+pub mod descriptors;
 pub mod embedded;
 pub mod engine;
 pub mod entropy;

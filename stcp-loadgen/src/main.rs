@@ -8,13 +8,15 @@ use stcp_loadgen::cli::{Cli, Command};
 use stcp_loadgen::{merge, render, report, run, stream, suite};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
-    let cli = Cli::parse();
+    stcp_server::messages::init_logging("warn");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("{}", stcp_server::messages::usage_error("stcp-loadgen", &e));
+            return ExitCode::from(run::exit::USAGE as u8);
+        }
+    };
     let status = match cli.command {
         Some(Command::Merge(args)) => merge_command(&args),
         Some(Command::Suite(args)) => suite::run(&args),

@@ -4,13 +4,17 @@
 //! load test against a server already running, giving its report.
 
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
 use stcp_proto::{ClientConfig, CryptoBackend, Mode};
+use stcp_server::fd_limit::{self, FdLimit};
+use stcp_server::messages::{self, KeyRole};
 use stcp_server::IoBackend;
 
+use crate::descriptors::{FdBudget, FdShortage};
 use crate::embedded::{self, EmbeddedServer};
 use crate::engine::{self, EngineConfig, LoadPhase};
 use crate::environment;
@@ -20,16 +24,25 @@ use crate::server_under_test::{
     load_server_key, resolve, ExternalServer, ServerUnderTest, TargetError,
 };
 use crate::summary;
-use crate::values::{crypto_parser, io_parser, mode_parser, parse_duration, parse_size};
+use crate::values::{
+    crypto_parser, io_parser, mode_parser, parse_duration, parse_listen_ip, parse_size,
+};
 
 pub use crate::server_under_test::DEFAULT_SERVER_KEY_FILE;
 
-/// Exit statuses (also listed in `--help`).
+/// Exit statuses (also listed in `--help` and the README).
 pub mod exit {
+    /// The run was whole and its errors within --max-errors.
     pub const OK: i32 = 0;
+    /// More errors than --max-errors.
     pub const TOO_MANY_ERRORS: i32 = 1;
+    /// Bad usage: an unknown option, a malformed value, options that contradict each other.
     pub const USAGE: i32 = 2;
+    /// Cut short or never under way: Ctrl-C, every connection lost, no connection set up. The
+    /// report is written, marked partial.
     pub const PARTIAL: i32 = 3;
+    /// Could not start: a key file, the target, io_uring, the open-file limit, the report
+    /// directory. No report.
     pub const CANNOT_START: i32 = 4;
 }
 
@@ -45,12 +58,23 @@ pub enum StartError {
     Target(#[from] TargetError),
     #[error("the server does not serve {0} mode: give its address")]
     NoAddress(&'static str),
-    #[error("--psk {0}: {1}")]
+    #[error("{}", messages::key_file("--psk", KeyRole::Psk, .1))]
     Psk(PathBuf, stcp_proto::KeyFileError),
     #[error("cannot start the embedded server: {0}")]
     EmbeddedServer(stcp_server::ServerError),
-    #[error("cannot write the report into {0}: {1}")]
+    #[error(
+        "cannot write the report into {dir}: {1}: give --out a directory this user can write to",
+        dir = .0.display()
+    )]
     Report(PathBuf, std::io::Error),
+    #[error(
+        "io_uring is unavailable here: {cause}; the load generator needs it: {remedy}",
+        cause = .0,
+        remedy = messages::uring_remedy(.0)
+    )]
+    Uring(stcp_engine::Unavailable),
+    #[error("{0}")]
+    Descriptors(#[from] FdShortage),
 }
 
 impl StartError {
@@ -68,9 +92,14 @@ pub const MAX_BUFFER_BYTES: u64 = 4 << 30;
 /// The run options: `stcp-loadgen [RUN OPTIONS]`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Server address HOST:PORT; without it an embedded stcp-server is started on 127.0.0.1.
+    /// Server address HOST:PORT (every address a host name resolves to is tried in turn);
+    /// without it an embedded stcp-server is started (see --listen).
     #[arg(long, value_name = "HOST:PORT")]
     pub target: Option<String>,
+    /// Address the embedded server listens on: an IP of this machine (127.0.0.1, ::1 for IPv6);
+    /// its ports are chosen by the system.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1", value_parser = parse_listen_ip, conflicts_with = "target")]
+    pub listen: IpAddr,
     /// Protocol: encrypted STCP or plain framed TCP.
     #[arg(long, value_parser = mode_parser(), default_value = "stcp")]
     pub mode: Mode,
@@ -87,7 +116,7 @@ pub struct RunArgs {
     /// io backend of the embedded server (no effect with --target).
     #[arg(long, value_parser = io_parser(), default_value = "auto")]
     pub io: IoBackend,
-    /// Request payload size (bytes; k, m, g suffixes are KiB, MiB, GiB).
+    /// Request payload size: 256, 4k, 64k, 1m, 1g (k, m and g are KiB, MiB and GiB).
     #[arg(long, value_parser = parse_size, default_value = "256", value_name = "SIZE")]
     pub payload: usize,
     /// Largest frame payload: the embedded server accepts frames up to it, and the client accepts
@@ -95,17 +124,17 @@ pub struct RunArgs {
     /// --payload; at most 4 GiB - 1.
     #[arg(long, value_parser = parse_size, default_value = "16m", value_name = "SIZE")]
     pub max_frame: usize,
-    /// Persistent connections.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Persistent connections; each is an open file (two with the embedded server).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
     /// Requests in flight per connection.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub depth: u32,
     /// Client threads (default: every core the embedded server does not use, else every core).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Open loop: R requests/s in total; latency is measured from each request's intended send time.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub rate: Option<f64>,
     /// Measured interval.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
@@ -114,13 +143,13 @@ pub struct RunArgs {
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub warmup: Duration,
     /// New connections per second while connecting (default: as fast as possible).
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_name = "PER_SECOND", allow_negative_numbers = true)]
     pub connect_rate: Option<f64>,
     /// Longest wait for a connect, a handshake or one echo.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub timeout: Duration,
     /// Errors tolerated before the exit status says failure.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
     /// Directory for the JSON report.
     #[arg(long, default_value = "results", value_name = "DIR")]
@@ -195,16 +224,26 @@ impl RunArgs {
 /// Runs a load test (`stcp-loadgen [RUN OPTIONS]`); returns the exit status.
 pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     args.validate().map_err(StartError::Usage)?;
-    prepare_process();
+    let limit = prepare_process();
+    // Everything that can stop the run is checked before the first connection.
+    stcp_engine::probe().map_err(StartError::Uring)?;
+    std::fs::create_dir_all(&args.out).map_err(|e| StartError::Report(args.out.clone(), e))?;
     let psk = load_psk(args.psk.as_deref())?;
+    let split = embedded::split_cores(environment::cores());
+    check_descriptors(
+        limit,
+        args.clients,
+        args.threads,
+        args.target.is_none().then_some(&split),
+    )?;
 
     // The server: the one given, or an embedded one on its own cores.
     let server = match &args.target {
         Some(t) => {
-            let addr = resolve(t)?;
+            let addrs = resolve(t)?;
             let (stcp, tcp) = match args.mode {
-                Mode::Stcp => (Some(addr), None),
-                Mode::Tcp => (None, Some(addr)),
+                Mode::Stcp => (addrs, Vec::new()),
+                Mode::Tcp => (Vec::new(), addrs),
             };
             let public_key = match args.mode {
                 Mode::Stcp => Some(load_server_key(args.server_key.as_deref())?),
@@ -217,7 +256,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             })
         }
         None => {
-            let server = start_embedded(args.crypto, args.io, psk, args.max_frame)?;
+            let server = start_embedded_on(args.listen, args.crypto, args.io, psk, args.max_frame)?;
             eprintln!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
@@ -242,10 +281,36 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
 }
 
 /// What every command that loads a server does first: Ctrl-C sets a flag (the run then ends
-/// early, partial), and the open-file limit is raised for many connections.
-pub fn prepare_process() {
+/// early, partial), and the soft open-file limit is raised to the hard one for many
+/// connections. Returns the limit now in force (None when it cannot be read).
+pub fn prepare_process() -> Option<FdLimit> {
     crate::interrupt::install();
-    raise_open_file_limit();
+    fd_limit::raise_to_hard().ok()
+}
+
+/// Refuses a run whose connections cannot fit under the open-file `limit`: `clients` sockets,
+/// one ring per client thread (`threads`, default one per core), and with the server embedded
+/// (`embedded`: how the cores are split) its side of every connection and its workers.
+pub fn check_descriptors(
+    limit: Option<FdLimit>,
+    clients: u32,
+    threads: Option<u32>,
+    embedded: Option<&embedded::CoreSplit>,
+) -> Result<(), StartError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let client_threads = threads
+        .map(|t| t as usize)
+        .or(embedded.map(|split| split.client.len()))
+        .unwrap_or_else(environment::cores)
+        .clamp(1, clients.max(1) as usize);
+    let budget = FdBudget {
+        clients: u64::from(clients),
+        threads: client_threads as u64,
+        embedded_workers: embedded.map(|split| split.server.len().max(1) as u64),
+    };
+    Ok(budget.check(limit)?)
 }
 
 /// Reads --psk.
@@ -262,10 +327,28 @@ pub fn start_embedded(
     psk: Option<[u8; 32]>,
     max_frame: usize,
 ) -> Result<EmbeddedServer, StartError> {
+    start_embedded_on(embedded::DEFAULT_LISTEN, crypto, io, psk, max_frame)
+}
+
+/// [`start_embedded`] listening on `listen` (--listen).
+pub fn start_embedded_on(
+    listen: IpAddr,
+    crypto: CryptoBackend,
+    io: stcp_server::IoBackend,
+    psk: Option<[u8; 32]>,
+    max_frame: usize,
+) -> Result<EmbeddedServer, StartError> {
     let split = embedded::split_cores(environment::cores());
-    let seed = crate::entropy::random_seed();
-    EmbeddedServer::start(&split, crypto, io, psk, max_frame, seed)
-        .map_err(StartError::EmbeddedServer)
+    EmbeddedServer::start_on(
+        listen,
+        &split,
+        crypto,
+        io,
+        psk,
+        max_frame,
+        crate::entropy::random_seed(),
+    )
+    .map_err(StartError::EmbeddedServer)
 }
 
 /// A finished load test: its report (not yet written) and when it started.
@@ -284,11 +367,12 @@ pub fn measure(
     psk: Option<[u8; 32]>,
     suite_cell: Option<SuiteCell>,
 ) -> Result<Measured, StartError> {
-    let (started_secs, started_nanos) = environment::now_unix();
+    let (mut started_secs, mut started_nanos) = environment::now_unix();
     let cores = environment::cores();
     let backend = args.crypto;
-    let target = server
-        .addr(args.mode)
+    let targets = server.addrs(args.mode);
+    let target = *targets
+        .first()
         .ok_or(StartError::NoAddress(args.mode.name()))?;
     let embedded = server.embedded();
     let server_public = match args.mode {
@@ -325,15 +409,15 @@ pub fn measure(
     };
     if !args.quiet {
         eprintln!(
-            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s), {}warm-up {:?}, measuring {:?}",
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s), {}warm-up {}, measuring {}",
             args.mode.name(),
             report::size_label(args.payload as u64),
             args.clients,
             args.depth,
             engine_config.thread_count(),
             args.rate.map(|r| format!("open loop {r} req/s, ")).unwrap_or_default(),
-            args.warmup,
-            args.duration
+            summary::duration_label(args.warmup),
+            summary::duration_label(args.duration)
         );
     }
 
@@ -355,14 +439,47 @@ pub fn measure(
             summary::live_line(&label, rps, mb, p99, interval.errors)
         );
     };
-    let outcome = engine::run(
-        &engine_config,
-        std::sync::Arc::new(crate::interrupt::interrupted),
-        &mut live,
-    );
+    // The target's addresses in turn: the next one only when no connection got through to the
+    // one before (a host name whose first address has no server, e.g. localhost's ::1 against a
+    // server on 127.0.0.1).
+    let mut engine_config = engine_config;
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let outcome = loop {
+        let outcome = engine::run(
+            &engine_config,
+            std::sync::Arc::new(crate::interrupt::interrupted),
+            &mut live,
+        );
+        let next = targets.get(tried.len() + 1).copied();
+        let cause = outcome.setup_failures.sorted().first().copied().cloned();
+        match (next, cause) {
+            (Some(next), Some(cause))
+                if outcome.measurement.connections.established == 0
+                    && outcome.setup_failures.only_connect()
+                    && !crate::interrupt::interrupted() =>
+            {
+                eprintln!(
+                    "stcp-loadgen: {}: {}; trying {next}",
+                    engine_config.target, cause.why
+                );
+                tried.push(engine_config.target);
+                engine_config.target = next;
+                (started_secs, started_nanos) = environment::now_unix();
+            }
+            _ => break outcome,
+        }
+    };
+    let target = engine_config.target;
+    tried.push(target);
+    let mut shown = Vec::new();
     for why in &outcome.setup_errors {
-        eprintln!("stcp-loadgen: {why}");
+        let line = why.to_string();
+        if !shown.contains(&line) {
+            eprintln!("stcp-loadgen: {line}");
+            shown.push(line);
+        }
     }
+    report_setup_failures(&outcome, args, &tried);
 
     let (finished_secs, finished_nanos) = environment::now_unix();
     let uname = environment::uname();
@@ -418,9 +535,35 @@ pub fn measure(
     })
 }
 
-/// Prints the summary (stdout, or stderr when stdout carries the JSON) and the report.
+/// Prints each cause of connections that could not be set up once (see
+/// [`summary::setup_failure_lines`]).
+fn report_setup_failures(outcome: &engine::EngineOutcome, args: &RunArgs, tried: &[SocketAddr]) {
+    for line in summary::setup_failure_lines(
+        &outcome.setup_failures,
+        outcome.measurement.connections.established,
+        args.clients,
+        args.timeout,
+        tried,
+    ) {
+        eprintln!("stcp-loadgen: {line}");
+    }
+}
+
+/// Prints the summary (stdout, or stderr when stdout carries the JSON) and the report. With no
+/// connection set up there are no figures, only the partial report.
 pub fn print_outcome(report: &Report, path: &Path, json: bool) {
-    let table = summary::table(report);
+    let connections = &report.results.connections;
+    let table = if connections.established == 0 && connections.requested > 0 {
+        format!(
+            "PARTIAL RUN: {}\n",
+            report
+                .partial_reason
+                .as_deref()
+                .unwrap_or("no connection could be set up")
+        )
+    } else {
+        summary::table(report)
+    };
     if json {
         eprint!("{table}");
         eprintln!("report: {}", path.display());
@@ -446,18 +589,4 @@ pub fn exit_status(report: &Report, max_errors: u64) -> i32 {
 
 fn hex(key: [u8; 32]) -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Raises the soft limit on open files to the hard limit, so thousands of connections (and the
-/// embedded server's side of them) fit; a failure leaves the limit as it was.
-fn raise_open_file_limit() {
-    // SAFETY: getrlimit/setrlimit read and write the `rlimit` on this stack frame only.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
 }

@@ -7,7 +7,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
 use crate::embedded::EmbeddedServer;
-use stcp_proto::Mode;
+use stcp_proto::{KeyFileError, Mode};
+use stcp_server::messages::{self, KeyRole};
 
 /// The public key file a local `stcp-server` writes next to its key, used when neither
 /// --server-key nor the embedded server gives one.
@@ -21,35 +22,44 @@ pub enum ServerUnderTest {
     External(ExternalServer),
 }
 
-/// A server started elsewhere: its address per mode (None: that mode is not served) and the key
-/// to pin (None: STCP runs cannot start).
+/// A server started elsewhere: the addresses its name resolved to per mode, tried in turn until
+/// one accepts (empty: that mode is not served), and the key to pin (None: STCP runs cannot
+/// start).
 pub struct ExternalServer {
-    pub stcp: Option<SocketAddr>,
-    pub tcp: Option<SocketAddr>,
+    pub stcp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
     pub public_key: Option<[u8; 32]>,
 }
 
 /// Why a server cannot be named or its key loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("cannot resolve {0}: {1}")]
-    Resolve(String, String),
+    #[error("{0}: not HOST:PORT: give e.g. 127.0.0.1:7443, [::1]:7443 or localhost:7443")]
+    NoPort(String),
+    #[error("cannot resolve {target}: {cause}: check the host name, or give an IP address")]
+    Resolve { target: String, cause: String },
     #[error("no server key: give --server-key FILE|HEX, or run where stcp-server wrote {DEFAULT_SERVER_KEY_FILE}")]
     NoServerKey,
-    #[error("--server-key {0}: {1}")]
-    ServerKey(String, stcp_proto::KeyFileError),
+    #[error("{}", messages::key_file("--server-key", KeyRole::PinnedKey, .1))]
+    ServerKey(String, KeyFileError),
 }
 
 impl ServerUnderTest {
-    /// The address to load in `mode`; None when the server does not serve that mode.
-    pub fn addr(&self, mode: Mode) -> Option<SocketAddr> {
+    /// The addresses to load in `mode`, to try in turn; empty when the server does not serve
+    /// that mode.
+    pub fn addrs(&self, mode: Mode) -> Vec<SocketAddr> {
         match self {
-            ServerUnderTest::Embedded(server) => Some(server.addr(mode)),
+            ServerUnderTest::Embedded(server) => vec![server.addr(mode)],
             ServerUnderTest::External(server) => match mode {
-                Mode::Stcp => server.stcp,
-                Mode::Tcp => server.tcp,
+                Mode::Stcp => server.stcp.clone(),
+                Mode::Tcp => server.tcp.clone(),
             },
         }
+    }
+
+    /// The first address to load in `mode`; None when the server does not serve that mode.
+    pub fn addr(&self, mode: Mode) -> Option<SocketAddr> {
+        self.addrs(mode).first().copied()
     }
 
     /// The server's static public key, to pin in STCP mode.
@@ -84,13 +94,35 @@ impl ServerUnderTest {
     }
 }
 
-/// Resolves HOST:PORT to its first address.
-pub fn resolve(target: &str) -> Result<SocketAddr, TargetError> {
-    target
+/// Resolves HOST:PORT to every address it names, in the resolver's order (IPv6 and IPv4 alike),
+/// without repeats: a run tries them in turn until one accepts.
+pub fn resolve(target: &str) -> Result<Vec<SocketAddr>, TargetError> {
+    let has_port = target.rsplit_once(':').is_some_and(|(host, port)| {
+        // An IPv6 address goes in brackets, or its last group would read as the port.
+        let host_ok = !host.is_empty()
+            && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
+        host_ok && port.parse::<u16>().is_ok()
+    });
+    if !has_port {
+        return Err(TargetError::NoPort(target.into()));
+    }
+    let resolve_error = |cause: String| TargetError::Resolve {
+        target: target.into(),
+        cause,
+    };
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for addr in target
         .to_socket_addrs()
-        .map_err(|e| TargetError::Resolve(target.into(), e.to_string()))?
-        .next()
-        .ok_or_else(|| TargetError::Resolve(target.into(), "no address".into()))
+        .map_err(|e| resolve_error(e.to_string()))?
+    {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    if addrs.is_empty() {
+        return Err(resolve_error("no address".into()));
+    }
+    Ok(addrs)
 }
 
 /// The key to pin for an external server: --server-key (a file holding hex, or hex), else the
@@ -139,13 +171,30 @@ mod tests {
     #[test]
     fn an_external_server_serves_only_the_modes_it_names() {
         let server = ServerUnderTest::External(ExternalServer {
-            stcp: Some("127.0.0.1:7443".parse().unwrap()),
-            tcp: None,
+            stcp: vec!["127.0.0.1:7443".parse().unwrap()],
+            tcp: Vec::new(),
             public_key: None,
         });
         assert!(server.addr(Mode::Stcp).is_some());
         assert!(server.addr(Mode::Tcp).is_none());
         assert!(server.public_key().is_none());
         assert!(server.embedded().is_none());
+    }
+
+    #[test]
+    fn resolve_gives_every_address_and_wants_a_port() {
+        assert_eq!(
+            resolve("[::1]:7443").unwrap(),
+            vec!["[::1]:7443".parse::<SocketAddr>().unwrap()]
+        );
+        let local = resolve("localhost:7443").unwrap();
+        assert!(!local.is_empty() && local.iter().all(|a| a.ip().is_loopback()));
+        for bad in ["127.0.0.1", "localhost", ":7443", "127.0.0.1:port", "::1"] {
+            let e = resolve(bad).unwrap_err();
+            assert!(
+                matches!(e, TargetError::NoPort(_)) && e.to_string().contains("[::1]:7443"),
+                "{bad}: {e}"
+            );
+        }
     }
 }

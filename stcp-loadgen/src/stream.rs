@@ -83,6 +83,18 @@ pub struct StreamArgs {
 pub fn command(args: &StreamArgs) -> i32 {
     interrupt::install();
     let cores = allowed_cores();
+    for (option, core) in [
+        ("--receiver-core", args.receiver_core),
+        ("--sender-core", args.sender_core),
+    ] {
+        if let Some(core) = core.filter(|c| !cores.contains(c)) {
+            eprintln!(
+                "stcp-loadgen stream: {option} {core}: not a core this process may run on; give \
+                 one of {cores:?}"
+            );
+            return exit::USAGE;
+        }
+    }
     let receiver_core = args.receiver_core.or(cores.first().copied());
     let sender_core = args.sender_core.or(cores.last().copied());
     let quiet = args.quiet;

@@ -2,7 +2,10 @@
 //! the seed's table columns (Payload, Clients, Throughput, RPS, Avg latency, p99 latency, Errors).
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
 
+use crate::errors::{ErrorKind, SetupFailure, SetupFailures};
 use crate::report::{size_label, Report};
 
 /// One live line: `[ 12s] 98213 req/s  50.28 MB/s  p99 81.4 us  errors 0`.
@@ -30,6 +33,96 @@ pub fn latency(us: f64) -> String {
     } else {
         format!("{us:.1} us")
     }
+}
+
+/// A figure that means something only when `meaningful`: otherwise `n/a` (a latency or a CPU
+/// cost per request with no request, say), never a 0 that reads like a measurement.
+fn or_na(meaningful: bool, figure: impl FnOnce() -> String) -> String {
+    if meaningful {
+        figure()
+    } else {
+        "n/a".into()
+    }
+}
+
+/// A duration as typed on the command line: `0s`, `5s`, `500ms`, `1.250s`.
+pub fn duration_label(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// One line for connections that could not be set up for cause `f` against `target`: what
+/// happened and what to check (`timeout` is --timeout).
+pub fn setup_cause(f: &SetupFailure, target: SocketAddr, timeout: Duration) -> String {
+    let t = duration_label(timeout);
+    match (f.kind, f.errno) {
+        (ErrorKind::Connect, Some(libc::ECONNREFUSED)) => {
+            format!("connection refused by {target}: is stcp-server running there?")
+        }
+        (ErrorKind::Connect, Some(libc::ETIMEDOUT)) => format!(
+            "no answer from {target} within --timeout {t}: is the address right, and is nothing \
+             (a firewall) dropping the connection?"
+        ),
+        (ErrorKind::Connect, Some(libc::EHOSTUNREACH | libc::ENETUNREACH)) => {
+            format!("{target} is unreachable: check the address and the route to it")
+        }
+        (ErrorKind::Connect, Some(libc::EMFILE | libc::ENFILE)) => "cannot open more sockets: \
+             too many open files: raise the limit (ulimit -n) or use fewer --clients"
+            .into(),
+        (ErrorKind::Connect, Some(libc::EADDRNOTAVAIL)) => format!(
+            "no local port left to connect to {target}: use fewer --clients, or widen \
+             net.ipv4.ip_local_port_range"
+        ),
+        (ErrorKind::Connect, Some(libc::EAFNOSUPPORT)) => {
+            format!("cannot connect to {target}: this machine does not support its address family")
+        }
+        (ErrorKind::Connect, _) => format!("cannot connect to {target}: {}", f.why),
+        (ErrorKind::Handshake, Some(libc::ETIMEDOUT)) => format!(
+            "the STCP handshake with {target} did not finish within --timeout {t}: is that an \
+             stcp-server's STCP port (not its TCP one)?"
+        ),
+        (_, _) => format!("the STCP handshake with {target} failed: {}", f.why),
+    }
+}
+
+/// One line per cause of connections that could not be set up against the addresses `tried`
+/// (the last one is the run's): alone when no connection was `established` (with every address
+/// tried when there were several), else with how many of the `clients` failed so.
+pub fn setup_failure_lines(
+    failures: &SetupFailures,
+    established: u64,
+    clients: u32,
+    timeout: Duration,
+    tried: &[SocketAddr],
+) -> Vec<String> {
+    let Some(&target) = tried.last() else {
+        return Vec::new();
+    };
+    let every = tried
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    failures
+        .sorted()
+        .into_iter()
+        .map(|cause| {
+            let line = setup_cause(cause, target, timeout);
+            match (established, tried.len()) {
+                (0, 1) => line,
+                (0, _) => format!("{line} (tried {every})"),
+                _ => format!(
+                    "{} of {clients} connections could not be set up: {line}",
+                    cause.count
+                ),
+            }
+        })
+        .collect()
 }
 
 /// `256 B`, `4 KiB`, `64 KiB`, `1 MiB`: a payload size as the tables show it.
@@ -82,6 +175,9 @@ pub fn table(report: &Report) -> String {
         out,
         "|-------------:|--------:|-----------:|----:|------------:|------------:|-------:|"
     );
+    // Latencies of no request, and CPU per request of none, mean nothing: they read n/a.
+    let any = r.latency.count > 0;
+    let lat = |us: f64| or_na(any, || latency(us));
     let _ = writeln!(
         out,
         "| {} | {} | {:.1} MB/s | {} | {} | {} | {} |",
@@ -89,8 +185,8 @@ pub fn table(report: &Report) -> String {
         c.clients,
         r.throughput_mb_per_s,
         rps(r.requests_per_second),
-        latency(r.latency.mean_us),
-        latency(r.latency.p99_us),
+        lat(r.latency.mean_us),
+        lat(r.latency.p99_us),
         r.errors_total
     );
     let l = &r.latency;
@@ -103,21 +199,23 @@ pub fn table(report: &Report) -> String {
         c.depth,
         r.measured_seconds,
         r.requests,
-        latency(l.p50_us),
-        latency(l.p90_us),
-        latency(l.p95_us),
-        latency(l.p99_9_us),
-        latency(l.max_us)
+        lat(l.p50_us),
+        lat(l.p90_us),
+        lat(l.p95_us),
+        lat(l.p99_9_us),
+        lat(l.max_us)
     );
     let h = &r.handshake_latency;
+    let shook = h.count > 0;
+    let hs = |us: f64| or_na(shook, || latency(us));
     let _ = writeln!(
         out,
         "handshakes: {} of {} connections, p50 {}  p99 {}  max {}",
         r.connections.established,
         r.connections.requested,
-        latency(h.p50_us),
-        latency(h.p99_us),
-        latency(h.max_us)
+        hs(h.p50_us),
+        hs(h.p99_us),
+        hs(h.max_us)
     );
     let e = &r.errors;
     let _ = writeln!(
@@ -127,6 +225,9 @@ pub fn table(report: &Report) -> String {
     );
     let ll = &r.littles_law;
     match (ll.clients_times_depth, ll.consistent) {
+        _ if !any => {
+            let _ = writeln!(out, "Little's law: n/a (no request completed)");
+        }
         (Some(n), Some(ok)) => {
             let _ = writeln!(
                 out,
@@ -144,18 +245,19 @@ pub fn table(report: &Report) -> String {
             );
         }
     }
-    let cpu = &r.loadgen_cpu;
-    let _ = writeln!(
-        out,
-        "load generator CPU: {:.2} us per request, {:.2} cores busy (user {:.2} s, system {:.2} s)",
-        cpu.cpu_us_per_request, cpu.cores_busy, cpu.user_seconds, cpu.system_seconds
-    );
+    let timed = r.measured_seconds > 0.0;
+    let cpu_line = |who: &str, cpu: &crate::report::CpuUse| {
+        format!(
+            "{who} CPU: {} us per request, {} cores busy (user {:.2} s, system {:.2} s)",
+            or_na(any, || format!("{:.2}", cpu.cpu_us_per_request)),
+            or_na(timed, || format!("{:.2}", cpu.cores_busy)),
+            cpu.user_seconds,
+            cpu.system_seconds
+        )
+    };
+    let _ = writeln!(out, "{}", cpu_line("load generator", &r.loadgen_cpu));
     if let Some(cpu) = &r.server_cpu {
-        let _ = writeln!(
-            out,
-            "embedded server CPU: {:.2} us per request, {:.2} cores busy (user {:.2} s, system {:.2} s)",
-            cpu.cpu_us_per_request, cpu.cores_busy, cpu.user_seconds, cpu.system_seconds
-        );
+        let _ = writeln!(out, "{}", cpu_line("embedded server", cpu));
     }
     if let Some(reason) = &report.partial_reason {
         let _ = writeln!(out, "PARTIAL RUN: {reason}");
@@ -166,6 +268,90 @@ pub fn table(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A report of `requests` requests over `seconds`, one connection set up of `clients`.
+    fn report(requests: u64, seconds: f64) -> Report {
+        use crate::measurement::{Connections, CpuTime, Measurement};
+        use crate::report::{Configuration, Environment, Pinning};
+        let mut m = Measurement::empty();
+        crate::stats::record_ns(&mut m.handshake, 300_000);
+        for _ in 0..requests {
+            crate::stats::record_ns(&mut m.latency, 50_000);
+        }
+        m.measured_seconds = seconds;
+        m.connections = Connections {
+            requested: 2,
+            established: 1,
+            lost: 1,
+        };
+        m.cpu = CpuTime {
+            user_seconds: 0.1,
+            system_seconds: 0.1,
+        };
+        m.server_cpu = Some(CpuTime::default());
+        let configuration = Configuration {
+            mode: stcp_proto::Mode::Tcp,
+            target: "127.0.0.1:7444".into(),
+            embedded_server: true,
+            payload_bytes: 64,
+            clients: 2,
+            depth: 1,
+            threads: 1,
+            rate_per_second: None,
+            duration_seconds: 1.0,
+            warmup_seconds: 0.0,
+            connect_rate_per_second: None,
+            timeout_seconds: 5.0,
+            max_errors: 0,
+            psk: false,
+            server_public_key: None,
+            suite_cell: None,
+        };
+        let environment = Environment {
+            hostname: "h".into(),
+            kernel: "k".into(),
+            cpu_model: "c".into(),
+            cores: 2,
+            io_backend: "io_uring".into(),
+            server_io_backend: Some("io_uring".into()),
+            crypto_backend: None,
+            server_crypto_backend: None,
+            pinning: Pinning {
+                client_cores: vec![Some(1)],
+                server_cores: Some(vec![0]),
+            },
+            tool_version: "0".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: "2026-01-01T00:00:01Z".into(),
+        };
+        Report::build(configuration, environment, &m, None, Vec::new())
+    }
+
+    #[test]
+    fn figures_of_no_request_read_n_a_not_zero() {
+        let table = table(&report(0, 1.0));
+        assert!(
+            table.contains("embedded server CPU: n/a us per request, 0.00 cores busy")
+                && table.contains("load generator CPU: n/a us per request, 0.20 cores busy")
+                && table.contains("p50 n/a")
+                && table.contains("| n/a | n/a |")
+                && table.contains("Little's law: n/a")
+                && table.contains("handshakes: 1 of 2 connections, p50 300.0 us"),
+            "{table}"
+        );
+        assert!(!table.contains(" 0.0 us"), "{table}");
+        let table = summary_of_no_time();
+        assert!(table.contains("n/a cores busy"), "{table}");
+        let table = super::table(&report(10, 1.0));
+        assert!(
+            !table.contains("n/a") && table.contains("20000.00 us per request"),
+            "{table}"
+        );
+    }
+
+    fn summary_of_no_time() -> String {
+        table(&report(0, 0.0))
+    }
 
     #[test]
     fn latencies_pick_a_readable_unit() {
@@ -185,6 +371,105 @@ mod tests {
         assert_eq!(littles_law_verdict(true, 4.9, 5.0), "consistent");
         assert!(littles_law_verdict(false, 4.0, 5.0).contains("20% of the time"));
         assert!(littles_law_verdict(false, 42.5, 5.0).contains("more in flight"));
+    }
+
+    #[test]
+    fn durations_read_as_typed() {
+        assert_eq!(duration_label(Duration::ZERO), "0s");
+        assert_eq!(duration_label(Duration::from_secs(5)), "5s");
+        assert_eq!(duration_label(Duration::from_millis(500)), "500ms");
+        assert_eq!(duration_label(Duration::from_millis(1250)), "1.250s");
+    }
+
+    #[test]
+    fn setup_causes_name_the_target_and_what_to_check() {
+        let target: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let failure = |kind, errno, why: &str| SetupFailure {
+            kind,
+            errno,
+            why: why.into(),
+            count: 1,
+        };
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            setup_cause(
+                &failure(
+                    ErrorKind::Connect,
+                    Some(libc::ECONNREFUSED),
+                    "connection refused"
+                ),
+                target,
+                t
+            ),
+            "connection refused by 127.0.0.1:1: is stcp-server running there?"
+        );
+        let timed_out = setup_cause(
+            &failure(
+                ErrorKind::Connect,
+                Some(libc::ETIMEDOUT),
+                "connect timed out",
+            ),
+            target,
+            t,
+        );
+        assert!(timed_out.contains("within --timeout 5s"), "{timed_out}");
+        let fds = setup_cause(
+            &failure(
+                ErrorKind::Connect,
+                Some(libc::EMFILE),
+                "too many open files",
+            ),
+            target,
+            t,
+        );
+        assert!(fds.contains("ulimit -n"), "{fds}");
+        let hs = setup_cause(
+            &failure(
+                ErrorKind::Handshake,
+                None,
+                "the server closed the connection",
+            ),
+            target,
+            t,
+        );
+        assert_eq!(
+            hs,
+            "the STCP handshake with 127.0.0.1:1 failed: the server closed the connection"
+        );
+    }
+
+    #[test]
+    fn setup_failures_read_once_per_cause_with_the_addresses_tried() {
+        let mut failures = SetupFailures::default();
+        for _ in 0..3 {
+            failures.record(
+                ErrorKind::Connect,
+                Some(libc::ECONNREFUSED),
+                "connection refused",
+            );
+        }
+        let v6: SocketAddr = "[::1]:7444".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:7444".parse().unwrap();
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            setup_failure_lines(&failures, 0, 3, t, &[v4]),
+            ["connection refused by 127.0.0.1:7444: is stcp-server running there?"]
+        );
+        assert_eq!(
+            setup_failure_lines(&failures, 0, 3, t, &[v6, v4]),
+            [
+                "connection refused by 127.0.0.1:7444: is stcp-server running there? \
+                 (tried [::1]:7444, 127.0.0.1:7444)"
+            ]
+        );
+        assert_eq!(
+            setup_failure_lines(&failures, 7, 10, t, &[v4]),
+            [
+                "3 of 10 connections could not be set up: connection refused by \
+                 127.0.0.1:7444: is stcp-server running there?"
+            ]
+        );
+        assert!(setup_failure_lines(&SetupFailures::default(), 0, 3, t, &[v4]).is_empty());
     }
 
     #[test]

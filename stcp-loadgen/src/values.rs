@@ -43,6 +43,17 @@ where
     PossibleValuesParser::new(values).try_map(|name| name.parse::<T>())
 }
 
+/// `--listen`: an IP address, IPv6 with or without brackets (`::1`, `[::1]`).
+pub(crate) fn parse_listen_ip(text: &str) -> Result<std::net::IpAddr, String> {
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse().map_err(|_| {
+        format!("{text:?} is not an IP address: give one of this machine's, e.g. 127.0.0.1 or ::1")
+    })
+}
+
 pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     units::parse_size(text).map_err(|e| e.to_string())
 }

@@ -11,6 +11,7 @@ Examples:
   stcp-server                                  STCP on 127.0.0.1:7443, raw TCP on 127.0.0.1:7444, every core
   stcp-server --cores 2 --stats                two pinned workers, a stats line every second
   stcp-server --listen 0.0.0.0:7443 --tcp-listen none --key /etc/stcp/server.key
+  stcp-server --listen [::1]:7443 --tcp-listen [::1]:7444   the IPv6 loopback
   stcp-server --psk ./stcp.psk --max-frame 1m --idle-timeout 2m
   stcp-server --io epoll --crypto rustcrypto   force the epoll backend and the RustCrypto AES-GCM
   stcp-server keygen ./server.key              new keypair (0600) + ./server.key.pub; prints the public key
@@ -18,7 +19,13 @@ Examples:
 
 The public key is printed at start and written to <key>.pub, so a local client can pin it
 with the file instead of the hex. SIGINT/SIGTERM: stop accepting, send an authenticated close
-on every STCP connection, exit 0.";
+on every STCP connection, exit 0. Every connection is an open file: the soft limit is raised to
+the hard one at start, with a warning when it cannot hold --max-conns. RUST_LOG sets the log
+level (default info); logs are coloured only on a terminal, never with NO_COLOR set.
+
+Exit status: 0 after SIGINT/SIGTERM (and for keygen, genpsk), 1 when a worker fails while
+serving or a second signal cuts the drain short, 2 on bad usage, 4 when it cannot start (key
+or PSK file, listen address, io_uring with --io uring).";
 
 /// Thread-per-core io_uring echo server for STCP and raw framed TCP.
 #[derive(Parser, Debug)]
@@ -26,13 +33,14 @@ on every STCP connection, exit 0.";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
-    /// STCP listen address, or `none`.
+    /// STCP listen address IP:PORT ([::1]:7443 for IPv6), or `none`.
     #[arg(long, value_name = "ADDR|none", default_value = "127.0.0.1:7443", value_parser = parse_listen)]
     pub listen: Listen,
-    /// Raw framed TCP listen address, or `none`.
+    /// Raw framed TCP listen address IP:PORT, or `none`.
     #[arg(long, value_name = "ADDR|none", default_value = "127.0.0.1:7444", value_parser = parse_listen)]
     pub tcp_listen: Listen,
-    /// Worker threads, one pinned per core (default: every core).
+    /// Worker threads, one pinned per core (default: every core; more than the cores available
+    /// share them, with a warning).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub cores: Option<u16>,
     /// Private key file; created (mode 0600) with `<key>.pub` beside it when absent.
@@ -41,7 +49,8 @@ pub struct Cli {
     /// Pre-shared key file: only clients with the same PSK complete the handshake.
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
-    /// Most connections open at once; more are accepted, closed at once and counted.
+    /// Most connections open at once; more are accepted, closed at once and counted. Each is
+    /// an open file (see `ulimit -n`).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_conns: usize,
     /// Largest frame payload a client may send (64k, 1m, ...).
@@ -111,7 +120,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
     units::parse_optional_duration(s)
         .map(OptionalDuration)
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("{e}, or off"))
+}
+
+/// The warning for `--cores` above the cores this process may run on: the workers are pinned
+/// round-robin, so some share a core. None when every worker has a core of its own (or the
+/// cores cannot be counted).
+pub fn cores_warning(workers: usize, available: usize) -> Option<String> {
+    if available == 0 || workers <= available {
+        return None;
+    }
+    let per_core = workers.div_ceil(available);
+    Some(format!(
+        "--cores {workers} but only {available} core(s) are available: starting {workers} workers, \
+         up to {per_core} pinned to each core (workers beyond {available} add no throughput)"
+    ))
 }
 
 #[cfg(test)]
@@ -148,5 +171,20 @@ mod tests {
         assert_eq!(c.crypto, CryptoBackend::RustCrypto);
         assert!(Cli::try_parse_from(["stcp-server", "--io", "kqueue"]).is_err());
         assert!(Cli::try_parse_from(["stcp-server", "--cores", "0"]).is_err());
+    }
+
+    #[test]
+    fn more_workers_than_cores_is_one_warning_line() {
+        assert_eq!(cores_warning(2, 2), None);
+        assert_eq!(cores_warning(1, 8), None);
+        assert_eq!(cores_warning(4, 0), None);
+        assert_eq!(
+            cores_warning(4, 2).as_deref(),
+            Some(
+                "--cores 4 but only 2 core(s) are available: starting 4 workers, up to 2 pinned \
+                 to each core (workers beyond 2 add no throughput)"
+            )
+        );
+        assert!(cores_warning(5, 2).unwrap().contains("up to 3 pinned"));
     }
 }

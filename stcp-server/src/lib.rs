@@ -15,13 +15,16 @@
 //! ```
 //!
 //! The io_uring worker is a handler of the `stcp-engine` driver (shared with the load generator);
-//! [`units`] parses human sizes and durations for both command lines.
+//! [`units`] parses human sizes and durations for both command lines, [`messages`] words what
+//! they tell a user, and [`fd_limit`] checks the open-file limit against the connections wanted.
 
 pub mod config;
 mod echo;
 mod engine;
 pub mod errors;
+pub mod fd_limit;
 pub mod listener;
+pub mod messages;
 mod ratelog;
 pub mod server;
 pub mod stats;

@@ -1,45 +1,56 @@
 //! The `stcp-server` binary: parse the command line, load keys, start the server, stop it on
-//! SIGINT/SIGTERM, print a summary.
+//! SIGINT/SIGTERM, print a summary. Every error ends it with one line on stderr and the exit
+//! status of its class ([`failure::exit`]).
 
 mod cli;
+mod failure;
 
-use std::{io::IsTerminal, process::ExitCode, time::Duration};
+use std::{
+    io::{IsTerminal, Write},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::Parser;
 use stcp_proto::{keys, load_or_create_keypair, load_psk, public_key_path};
-use stcp_server::{Config, Server};
+use stcp_server::{fd_limit, messages, Config, Server};
 
 use crate::cli::{Cli, Command};
+use crate::failure::{exit, Failure, Listeners};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            eprintln!("{}", messages::usage_error("stcp-server", &e));
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    messages::init_logging("info");
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             eprintln!("stcp-server: error: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_status())
         }
     }
 }
 
-fn seed() -> Result<[u8; 32], String> {
+fn seed() -> Result<[u8; 32], Failure> {
     let mut s = [0u8; 32];
-    getrandom::getrandom(&mut s).map_err(|e| format!("OS random number generator: {e}"))?;
+    getrandom::getrandom(&mut s).map_err(Failure::Random)?;
     Ok(s)
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Some(Command::Keygen { path }) => {
-            let kp = keys::write_new_keypair(&path, seed()?).map_err(|e| e.to_string())?;
+            let kp = keys::write_new_keypair(&path, seed()?).map_err(|source| Failure::Write {
+                command: "keygen",
+                role: messages::KeyRole::ServerKey,
+                source,
+            })?;
             println!("{}", kp.public_hex());
             eprintln!(
                 "wrote {} (0600) and {}",
@@ -49,16 +60,25 @@ fn run(cli: Cli) -> Result<(), String> {
             return Ok(());
         }
         Some(Command::Genpsk { path }) => {
-            keys::write_new_psk(&path, seed()?).map_err(|e| e.to_string())?;
+            keys::write_new_psk(&path, seed()?).map_err(|source| Failure::Write {
+                command: "genpsk",
+                role: messages::KeyRole::Psk,
+                source,
+            })?;
             eprintln!("wrote {} (0600)", path.display());
             return Ok(());
         }
         None => {}
     }
+    let listen = Listeners {
+        stcp: cli.listen.0,
+        tcp: cli.tcp_listen.0,
+    };
+    check_listeners(listen)?;
 
-    let (keypair, created) = load_or_create_keypair(&cli.key).map_err(|e| e.to_string())?;
+    let (keypair, created) = load_or_create_keypair(&cli.key).map_err(Failure::server_key)?;
     let psk = match &cli.psk {
-        Some(p) => Some(load_psk(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(load_psk(p).map_err(Failure::psk)?),
         None => None,
     };
     eprintln!(
@@ -68,14 +88,28 @@ fn run(cli: Cli) -> Result<(), String> {
         cli.key.display(),
         public_key_path(&cli.key).display()
     );
+    let workers = worker_count(cli.cores);
+    if let Some(n) = cli.cores {
+        let available = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
+        if let Some(warning) = cli::cores_warning(usize::from(n), available) {
+            eprintln!("stcp-server: warning: {warning}");
+        }
+    }
+    // Every connection is a descriptor: raise the soft limit as far as allowed, and say so if
+    // it still cannot hold --max-conns.
+    if let Ok(limit) = fd_limit::raise_to_hard() {
+        if let Some(warning) = fd_limit::server_warning(cli.max_conns, workers, limit) {
+            eprintln!("stcp-server: warning: {warning}");
+        }
+    }
     let stats = if cli.no_stats {
         false
     } else {
         cli.stats || std::io::stderr().is_terminal()
     };
     let config = Config {
-        stcp_listen: cli.listen.0,
-        tcp_listen: cli.tcp_listen.0,
+        stcp_listen: listen.stcp,
+        tcp_listen: listen.tcp,
         cores: cli.cores.map_or(0, usize::from),
         psk,
         crypto: cli.crypto,
@@ -94,10 +128,10 @@ fn run(cli: Cli) -> Result<(), String> {
     // SAFETY: `set` is a valid, initialised sigset_t; blocking signals is per-thread state.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
-    let server = Server::start(config).map_err(|e| e.to_string())?;
+    let server = Server::start(config).map_err(|error| Failure::Start { error, listen })?;
     eprintln!(
         "stcp-server: {} workers on {}: STCP {} | TCP {}",
-        worker_count(cli.cores),
+        workers,
         server.backend().name(),
         server.stcp_addr().map_or("off".into(), |a| a.to_string()),
         server.tcp_addr().map_or("off".into(), |a| a.to_string()),
@@ -113,27 +147,44 @@ fn run(cli: Cli) -> Result<(), String> {
                 if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
                     continue;
                 }
+                // Not eprintln!: with stderr gone (a closed pipe) it would panic and end this
+                // thread, and the signals, still blocked, would never stop the server.
+                let mut stderr = std::io::stderr();
                 if stopping {
-                    eprintln!("stcp-server: second signal, exiting now");
-                    std::process::exit(1);
+                    let _ = writeln!(stderr, "stcp-server: second signal, exiting now");
+                    std::process::exit(i32::from(exit::FAILED));
                 }
                 stopping = true;
-                eprintln!("stcp-server: signal {sig}: closing connections");
+                let _ = writeln!(stderr, "stcp-server: signal {sig}: closing connections");
                 stopper.stop();
             }
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(Failure::Signals)?;
     let uptime = server.uptime();
     let started = std::time::Instant::now() - uptime;
-    let totals = server.join().map_err(|e| e.to_string())?;
+    let totals = server.join().map_err(Failure::Run)?;
     eprintln!("stcp-server: {}", totals.summary(started.elapsed()));
     Ok(())
 }
 
-fn worker_count(cores: Option<u16>) -> u64 {
+/// Listener options that parse but cannot work together.
+fn check_listeners(listen: Listeners) -> Result<(), Failure> {
+    match (listen.stcp, listen.tcp) {
+        (None, None) => Err(Failure::Usage(
+            "--listen and --tcp-listen are both none: nothing to serve; give at least one address"
+                .into(),
+        )),
+        (Some(a), Some(b)) if a == b && a.port() != 0 => Err(Failure::Usage(format!(
+            "--listen and --tcp-listen are both {a}: give each its own port"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn worker_count(cores: Option<u16>) -> usize {
     cores.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
-        u64::from,
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        usize::from,
     )
 }
 

@@ -192,3 +192,47 @@ fn help_shows_examples_and_bad_flags_fail() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
 }
+
+#[test]
+fn sigterm_stops_the_server_even_when_its_stderr_is_gone() {
+    let dir = tmp_dir("stderr-gone");
+    let child = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tcp-listen",
+            "none",
+            "--cores",
+            "1",
+        ])
+        .args(["--no-stats", "--io", "epoll", "--key"])
+        .arg(dir.join("server.key"))
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stcp-server");
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("workers on") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no start line");
+    }
+    // Nobody reads the server's stderr any more: its next line meets a closed pipe.
+    drop(stderr);
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(guard.0.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let t0 = Instant::now();
+    while guard.0.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "SIGTERM did not stop a server whose stderr is closed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

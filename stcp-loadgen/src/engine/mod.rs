@@ -21,6 +21,7 @@ use stcp_proto::{ClientConfig, Mode};
 pub use tally::LoadPhase;
 
 use crate::cpu_time::ThreadCpu;
+use crate::errors::SetupFailures;
 use crate::measurement::{CpuTime, Interval, Measurement};
 use client_thread::ThreadPlan;
 use settings::Settings;
@@ -99,6 +100,8 @@ pub struct EngineOutcome {
     pub partial_reason: Option<String>,
     /// Threads that could not run at all, with the cause.
     pub setup_errors: Vec<SetupError>,
+    /// Connections that could not be set up (connect or handshake failed), by cause.
+    pub setup_failures: SetupFailures,
     /// Connections the server ended with its authenticated Close record (a stopping server):
     /// clean ends, not errors.
     pub closed_by_server: u64,
@@ -260,6 +263,7 @@ pub fn run(
         None
     };
     let setup_errors = std::mem::take(&mut collector.setup_errors);
+    let setup_failures = std::mem::take(&mut collector.setup_failures);
     let (closed_by_server, unanswered_at_close) =
         (collector.closed_by_server, collector.unanswered);
     let mut measurement = collector.into_measurement(measured);
@@ -271,6 +275,7 @@ pub fn run(
         measurement,
         partial_reason,
         setup_errors,
+        setup_failures,
         closed_by_server,
         unanswered_at_close,
     }
@@ -286,6 +291,7 @@ struct Collector {
     closed_by_server: u64,
     unanswered: u64,
     setup_errors: Vec<SetupError>,
+    setup_failures: SetupFailures,
 }
 
 fn phase_key(phase: LoadPhase) -> u8 {
@@ -306,6 +312,7 @@ impl Collector {
             closed_by_server: 0,
             unanswered: 0,
             setup_errors: Vec::new(),
+            setup_failures: SetupFailures::default(),
         }
     }
 
@@ -333,6 +340,7 @@ impl Collector {
         if let Some(why) = summary.setup_error.take() {
             self.setup_errors.push(why);
         }
+        self.setup_failures.add(&summary.setup_failures);
         self.summaries.push(summary);
     }
 

@@ -68,6 +68,10 @@ pub(super) fn errno_name(errno: i32) -> &'static str {
         libc::ETIMEDOUT => "timed out",
         libc::EHOSTUNREACH | libc::ENETUNREACH => "unreachable",
         libc::ECANCELED => "cancelled",
+        libc::EMFILE | libc::ENFILE => "too many open files",
+        libc::EADDRNOTAVAIL => "no local address or port left",
+        libc::EAFNOSUPPORT => "address family not supported",
+        libc::ENOBUFS | libc::ENOMEM => "out of kernel memory for sockets",
         _ => "socket error",
     }
 }

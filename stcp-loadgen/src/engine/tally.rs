@@ -6,7 +6,7 @@ use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use crate::cpu_time::ThreadCpu;
-use crate::errors::ErrorCounts;
+use crate::errors::{ErrorCounts, SetupFailures};
 use crate::measurement::Interval;
 use crate::stats::{self, LatencyHistogram};
 
@@ -44,6 +44,8 @@ pub struct ThreadSummary {
     pub cpu: ThreadCpu,
     /// Why the thread could not run at all (io_uring unavailable, ...).
     pub setup_error: Option<super::SetupError>,
+    /// Why connections could not be set up, by cause.
+    pub setup_failures: SetupFailures,
 }
 
 impl ThreadSummary {
@@ -58,6 +60,7 @@ impl ThreadSummary {
             unanswered: 0,
             cpu: ThreadCpu::default(),
             setup_error: Some(why),
+            setup_failures: SetupFailures::default(),
         }
     }
 }

@@ -15,6 +15,16 @@ fn latency(us: f64) -> String {
     crate::summary::latency(us).replace(" us", " µs")
 }
 
+/// A figure of latency summary `of`: `n/a` when it holds no request (not a 0 that reads like a
+/// measurement).
+fn latency_of(of: &crate::stats::LatencySummary, us: f64) -> String {
+    if of.count == 0 {
+        "n/a".into()
+    } else {
+        latency(us)
+    }
+}
+
 /// Requests/s with three significant digits: `950`, `1.75k`, `6.80k`, `95.1k`, `123k`.
 pub fn rps(value: f64) -> String {
     if value >= 100_000.0 {
@@ -180,8 +190,8 @@ fn main_table(out: &mut String, rows: &[&RowSummary]) {
                 row.clients,
                 m.throughput_mb_per_s,
                 rps(m.requests_per_second),
-                latency(m.latency.mean_us),
-                latency(m.latency.p99_us),
+                latency_of(&m.latency, m.latency.mean_us),
+                latency_of(&m.latency, m.latency.p99_us),
                 errors_cell(m),
             );
         }
@@ -210,20 +220,27 @@ fn detail_table(out: &mut String, rows: &[&RowSummary]) {
             let l = &m.latency;
             let _ = writeln!(
                 out,
-                "| {} | {} | {name} | {} | {} | {} | {} | {} | {} | {:.2} µs | {} |",
+                "| {} | {} | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 payload_label(row.payload_bytes),
                 row.clients,
                 m.requests,
-                latency(l.p50_us),
-                latency(l.p90_us),
-                latency(l.p99_us),
-                latency(l.p99_9_us),
-                latency(l.max_us),
-                m.loadgen_cpu_us_per_request,
-                m.server_cpu_us_per_request
-                    .map_or("n/a".to_string(), |c| format!("{c:.2} µs")),
+                latency_of(l, l.p50_us),
+                latency_of(l, l.p90_us),
+                latency_of(l, l.p99_us),
+                latency_of(l, l.p99_9_us),
+                latency_of(l, l.max_us),
+                per_request(m, Some(m.loadgen_cpu_us_per_request)),
+                per_request(m, m.server_cpu_us_per_request),
             );
         }
+    }
+}
+
+/// CPU per request: `n/a` with no request, or no figure (an external server's).
+fn per_request(m: &ModeSummary, us: Option<f64>) -> String {
+    match us {
+        Some(us) if m.requests > 0 => format!("{us:.2} µs"),
+        _ => "n/a".into(),
     }
 }
 
@@ -331,6 +348,28 @@ mod tests {
         );
         assert!(md.contains("- **Warning:** a warning"));
         assert!(md.contains("2 s warm-up, then 70 s measured"), "{md}");
+    }
+
+    #[test]
+    fn a_mode_without_requests_reads_n_a_not_zero() {
+        let mut empty = mode(0.0, 1);
+        empty.requests = 0;
+        empty.latency = LatencySummary::of(&new_histogram());
+        empty.loadgen_cpu_us_per_request = 0.0;
+        let mut r = row(50);
+        r.stcp = Some(empty);
+        let mut out = String::new();
+        main_table(&mut out, &[&r]);
+        detail_table(&mut out, &[&r]);
+        assert!(
+            out.contains("| 256 B | 50 | STCP | 0.0 MB/s | 0 | n/a | n/a |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| STCP | 0 | n/a | n/a | n/a | n/a | n/a | n/a | n/a |"),
+            "{out}"
+        );
+        assert!(!out.contains("0.0 µs"), "{out}");
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub(super) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
 
 pub(super) fn start_server(
     combination: Combination,
-    external: Option<(SocketAddr, SocketAddr, [u8; 32])>,
+    external: Option<&(Vec<SocketAddr>, Vec<SocketAddr>, [u8; 32])>,
     psk: Option<[u8; 32]>,
 ) -> Result<ServerUnderTest, StartError> {
     match (combination, external) {
@@ -74,9 +74,9 @@ pub(super) fn start_server(
         )),
         (Combination::External { .. }, Some((stcp, tcp, key))) => {
             Ok(ServerUnderTest::External(ExternalServer {
-                stcp: Some(stcp),
-                tcp: Some(tcp),
-                public_key: Some(key),
+                stcp: stcp.clone(),
+                tcp: tcp.clone(),
+                public_key: Some(*key),
             }))
         }
         (Combination::External { .. }, None) => Err(StartError::Usage(
@@ -96,13 +96,19 @@ pub(super) fn describe_server(server: &ServerUnderTest, (crypto, io): &(String, 
             s.client_cores
         ),
         ServerUnderTest::External(s) => {
-            let show =
-                |a: Option<std::net::SocketAddr>| a.map_or("-".to_string(), |a| a.to_string());
+            let show = |a: &[std::net::SocketAddr]| match a {
+                [] => "-".to_string(),
+                a => a
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+            };
             eprintln!(
                 "stcp-loadgen suite: {crypto} (client) against the server at STCP {}, TCP {}, \
                  client threads on core(s) {:?}",
-                show(s.stcp),
-                show(s.tcp),
+                show(&s.stcp),
+                show(&s.tcp),
                 server.client_cores()
             )
         }

@@ -139,8 +139,16 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
                 .map_err(|e| SuiteError::Usage(format!("row {row}: {e}")))?;
         }
     }
-    run::prepare_process();
+    let limit = run::prepare_process();
     let psk = run::load_psk(args.psk.as_deref())?;
+    let most_clients = args.rows.iter().map(|r| r.clients).max().unwrap_or(1);
+    let split = crate::embedded::split_cores(environment::cores());
+    run::check_descriptors(
+        limit,
+        most_clients,
+        args.threads,
+        args.target.is_none().then_some(&split),
+    )?;
     let external = match (&args.target, &args.tcp_target) {
         (Some(stcp), Some(tcp)) => Some((
             resolve(stcp).map_err(StartError::from)?,
@@ -180,7 +188,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     let mut stop: Option<Stop> = None;
     let width = planned.to_string().len().max(2);
     for combination in &combinations {
-        let server = match start_server(*combination, external, psk) {
+        let server = match start_server(*combination, external.as_ref(), psk) {
             Ok(s) => s,
             Err(e) => {
                 stop = Some(Stop {

@@ -35,6 +35,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
     let stcp = mode == Mode::Stcp;
     RunArgs {
         target: args.target.clone(),
+        listen: crate::embedded::DEFAULT_LISTEN,
         mode,
         server_key: None,
         psk: args.psk.clone().filter(|_| stcp),

@@ -44,7 +44,10 @@ impl ClientThread {
         // SAFETY: plain socket(2); the returned descriptor is owned by the OwnedFd below.
         let fd = unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
-            self.fail(d, slot, ErrorKind::Connect, "socket() failed");
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            self.fail_connect(d, slot, errno);
             return;
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
@@ -93,21 +96,25 @@ impl ClientThread {
         for slot in 0..self.conns.len() {
             let conn = &self.conns[slot];
             let failure = match &conn.state {
-                State::Connecting if now > conn.setup_deadline => {
-                    Some((ErrorKind::Connect, "connect timed out"))
-                }
-                State::Handshaking(_) if now > conn.setup_deadline => {
-                    Some((ErrorKind::Handshake, "handshake timed out"))
-                }
+                State::Connecting if now > conn.setup_deadline => Some((
+                    ErrorKind::Connect,
+                    Some(libc::ETIMEDOUT),
+                    "connect timed out",
+                )),
+                State::Handshaking(_) if now > conn.setup_deadline => Some((
+                    ErrorKind::Handshake,
+                    Some(libc::ETIMEDOUT),
+                    "handshake timed out",
+                )),
                 State::Established => conn
                     .in_flight
                     .front()
                     .filter(|f| now.saturating_duration_since(f.sent) > timeout)
-                    .map(|_| (ErrorKind::Timeout, "echo did not come back in time")),
+                    .map(|_| (ErrorKind::Timeout, None, "echo did not come back in time")),
                 _ => None,
             };
-            if let Some((kind, why)) = failure {
-                self.fail(d, slot, kind, why);
+            if let Some((kind, errno, why)) = failure {
+                self.fail_setup(d, slot, kind, errno, why);
             }
         }
     }
@@ -119,9 +126,27 @@ impl ClientThread {
         self.cancel(d, slot);
     }
 
+    /// A connect that failed with `errno` (or a socket that could not be created).
+    pub(super) fn fail_connect(&mut self, d: &mut Driver, slot: usize, errno: i32) {
+        self.fail_setup(d, slot, ErrorKind::Connect, Some(errno), errno_name(errno));
+    }
+
     /// Counts a connection's failure once, logs the first few of each kind, and cancels its
     /// operations; the connection takes no further part in the run.
     pub(super) fn fail(&mut self, d: &mut Driver, slot: usize, kind: ErrorKind, why: &str) {
+        self.fail_setup(d, slot, kind, None, why);
+    }
+
+    /// [`Self::fail`] with the OS error when there is one. A connect or handshake failure is
+    /// counted by cause and not logged here: the run prints each cause once, with its count.
+    pub(super) fn fail_setup(
+        &mut self,
+        d: &mut Driver,
+        slot: usize,
+        kind: ErrorKind,
+        errno: Option<i32>,
+        why: &str,
+    ) {
         let conn = &mut self.conns[slot];
         if conn.has_ended() {
             return;
@@ -146,7 +171,10 @@ impl ClientThread {
             ErrorKind::Timeout => self.errors.timeout,
             ErrorKind::Verify => self.errors.verify,
         };
-        if count <= LOGGED_FAILURES_PER_KIND {
+        if matches!(kind, ErrorKind::Connect | ErrorKind::Handshake) {
+            self.setup_failures.record(kind, errno, why);
+            tracing::debug!(connection = conn.id, kind = kind.name(), "{why}");
+        } else if count <= LOGGED_FAILURES_PER_KIND {
             tracing::warn!(connection = conn.id, kind = kind.name(), "{why}");
             if count == LOGGED_FAILURES_PER_KIND {
                 tracing::warn!(

@@ -28,7 +28,7 @@ use super::start_line::StartLine;
 use super::tally::{Tally, ThreadMessage, ThreadSummary};
 use super::{SetupError, StopHandle};
 use crate::cpu_time::ThreadCpu;
-use crate::errors::{ErrorCounts, ErrorKind};
+use crate::errors::{ErrorCounts, ErrorKind, SetupFailures};
 use crate::stats::{self, LatencyHistogram};
 use stcp_proto::Mode;
 
@@ -99,6 +99,8 @@ struct ClientThread {
     batch_slots: Vec<u32>,
     batch_failures: Vec<usize>,
     errors: ErrorCounts,
+    /// Connections that could not be set up, by cause (logged once by the run, not per thread).
+    setup_failures: SetupFailures,
     handshake: LatencyHistogram,
     established: u64,
     lost: u64,
@@ -147,6 +149,7 @@ impl ClientThread {
             batch_slots: Vec::with_capacity(n),
             batch_failures: Vec::with_capacity(n),
             errors: ErrorCounts::default(),
+            setup_failures: SetupFailures::default(),
             handshake: stats::new_histogram(),
             established: 0,
             lost: 0,
@@ -241,6 +244,7 @@ impl ClientThread {
             unanswered: self.unanswered,
             cpu: self.tally.as_ref().map_or(ThreadCpu::default(), |t| t.cpu),
             setup_error: None,
+            setup_failures: std::mem::take(&mut self.setup_failures),
         }
     }
 

@@ -10,7 +10,7 @@ impl ClientThread {
             return;
         }
         if result < 0 {
-            self.fail(d, slot, ErrorKind::Connect, errno_name(-result));
+            self.fail_connect(d, slot, -result);
             return;
         }
         self.arm_recv(d, slot);
