@@ -7,7 +7,7 @@ use std::{io::IsTerminal, process::ExitCode, time::Duration};
 
 use clap::Parser;
 use stcp_proto::{keys, load_or_create_keypair, load_psk, public_key_path};
-use stcp_server::{Config, Server};
+use stcp_server::{Backend, Config, Server};
 
 use crate::cli::{Cli, Command};
 
@@ -85,6 +85,7 @@ fn run(cli: Cli) -> Result<(), String> {
         handshake_timeout: cli.handshake_timeout,
         idle_timeout: cli.idle_timeout.0,
         stats_interval: stats.then_some(Duration::from_secs(1)),
+        busy_poll: cli.busy_poll,
         ..Config::new(keypair)
     };
 
@@ -95,8 +96,13 @@ fn run(cli: Cli) -> Result<(), String> {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
     let server = Server::start(config).map_err(|e| e.to_string())?;
+    let busy_poll = match (cli.busy_poll.is_zero(), server.backend()) {
+        (true, _) => String::new(),
+        (false, Backend::Uring) => format!(", busy poll {:?}", cli.busy_poll),
+        (false, Backend::Epoll) => " (--busy-poll is ignored by epoll)".into(),
+    };
     eprintln!(
-        "stcp-server: {} workers on {}: STCP {} | TCP {}",
+        "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {}",
         worker_count(cli.cores),
         server.backend().name(),
         server.stcp_addr().map_or("off".into(), |a| a.to_string()),
