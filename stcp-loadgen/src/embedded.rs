@@ -3,9 +3,10 @@
 //! rest, so one command measures a whole loopback setup.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use stcp_proto::{CryptoBackend, StaticKeypair};
-use stcp_server::{Config, IoBackend, Server, ServerError, ServerHandle};
+use stcp_server::{Backend, Config, IoBackend, Server, ServerError, ServerHandle};
 
 use stcp_proto::Mode;
 
@@ -20,6 +21,9 @@ pub struct EmbeddedServer {
     pub client_cores: Vec<usize>,
     /// The AES-GCM implementation the server seals and opens records with.
     pub crypto: CryptoBackend,
+    /// The busy poll its workers were given (the epoll backend has none: see
+    /// [`EmbeddedServer::busy_poll_in_force`]).
+    pub busy_poll: Duration,
 }
 
 /// How the machine's cores are split between the embedded server and the client threads.
@@ -49,13 +53,15 @@ pub fn split_cores(cores: usize) -> CoreSplit {
 impl EmbeddedServer {
     /// Starts the server on 127.0.0.1 ephemeral ports with a fresh keypair, its workers on
     /// `split.server`, with the io backend `io` (`Auto`: io_uring, else epoll with a warning),
-    /// accepting frames of up to `max_frame` payload bytes.
+    /// accepting frames of up to `max_frame` payload bytes, and `busy_poll` for its io_uring
+    /// workers.
     pub fn start(
         split: &CoreSplit,
         crypto: CryptoBackend,
         io: IoBackend,
         psk: Option<[u8; 32]>,
         max_frame: usize,
+        busy_poll: Duration,
         seed: [u8; 32],
     ) -> Result<EmbeddedServer, ServerError> {
         let server_cores = &split.server;
@@ -69,6 +75,7 @@ impl EmbeddedServer {
         config.psk = psk;
         config.io = io;
         config.max_frame = max_frame;
+        config.busy_poll = busy_poll;
         let handle = Server::start(config)?;
         Ok(EmbeddedServer {
             handle,
@@ -76,7 +83,16 @@ impl EmbeddedServer {
             cores: (0..server_cores.len().max(1)).collect(),
             client_cores: split.client.clone(),
             crypto,
+            busy_poll,
         })
+    }
+
+    /// The busy poll the workers really use: zero on the epoll backend, which ignores it.
+    pub fn busy_poll_in_force(&self) -> Duration {
+        match self.handle.backend() {
+            Backend::Uring => self.busy_poll,
+            Backend::Epoll => Duration::ZERO,
+        }
     }
 
     /// The address to load in `mode`.

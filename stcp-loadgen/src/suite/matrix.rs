@@ -2,6 +2,7 @@
 //! external server) run, in which order, and the server each one runs against.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use stcp_proto::{CryptoBackend, Mode};
 use stcp_server::IoBackend;
@@ -67,10 +68,11 @@ pub(super) fn start_server(
     combination: Combination,
     external: Option<(SocketAddr, SocketAddr, [u8; 32])>,
     psk: Option<[u8; 32]>,
+    busy_poll: Duration,
 ) -> Result<ServerUnderTest, StartError> {
     match (combination, external) {
         (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(
-            run::start_embedded(crypto, io, psk, stcp_proto::DEFAULT_MAX_FRAME)?,
+            run::start_embedded(crypto, io, psk, stcp_proto::DEFAULT_MAX_FRAME, busy_poll)?,
         )),
         (Combination::External { .. }, Some((stcp, tcp, key))) => {
             Ok(ServerUnderTest::External(ExternalServer {
@@ -88,8 +90,9 @@ pub(super) fn start_server(
 pub(super) fn describe_server(server: &ServerUnderTest, (crypto, io): &(String, String)) {
     match server {
         ServerUnderTest::Embedded(s) => eprintln!(
-            "stcp-loadgen suite: {crypto} / {io}: embedded stcp-server, STCP on {}, TCP on {}, \
+            "stcp-loadgen suite: {crypto} / {io}: embedded stcp-server{}, STCP on {}, TCP on {}, \
              server on core(s) {:?}, client threads on core(s) {:?}",
+            run::busy_poll_label(s.busy_poll_in_force()),
             s.addr(Mode::Stcp),
             s.addr(Mode::Tcp),
             s.cores,

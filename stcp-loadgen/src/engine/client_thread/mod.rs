@@ -39,6 +39,8 @@ pub(super) struct ThreadPlan {
     pub core: Option<core_affinity::CoreId>,
     pub settings: Settings,
     pub target: SocketAddr,
+    /// Spin on the completion queue for up to this long before sleeping (zero: off).
+    pub busy_poll: Duration,
     pub client_config: Option<Arc<ClientConfig>>,
     /// Connection number `g` starts connecting at `connect_epoch + g × connect_spacing`.
     pub connect_epoch: Instant,
@@ -129,6 +131,7 @@ impl ClientThread {
         let driver = Driver::new(&DriverOptions {
             buffers: count as u16,
             buffer_size: buf_size as u32,
+            busy_poll: plan.busy_poll,
             ..DriverOptions::default()
         })?;
         let now = Instant::now();
