@@ -327,8 +327,8 @@ impl Driver {
     }
 
     /// Whether a completion is in the completion queue, after having the kernel run the task
-    /// work it flagged (`IORING_SQ_TASKRUN`) or flush an overflow. No system call otherwise: two
-    /// loads for the queue, one for the flags.
+    /// work it flagged (`IORING_SQ_TASKRUN`) or flush an overflow. No system call otherwise, only
+    /// a few loads of the rings' heads, tail and flags.
     fn completion_ready(&mut self) -> io::Result<bool> {
         if !self.ring.completion().is_empty() {
             return Ok(true);
