@@ -70,6 +70,7 @@ pub(super) fn run(plan: ThreadPlan, start: Arc<StartLine>, tx: Sender<ThreadMess
     match ClientThread::new(&plan) {
         Ok((mut driver, mut thread)) => {
             let summary = thread.run(&mut driver, &plan, &start, &tx);
+            tracing::debug!(waits = ?driver.wait_counts(), "client thread done");
             // The connections (sockets, send buffers) are freed only once the kernel holds none of
             // their operations; the driver leaks them otherwise.
             let conns = std::mem::take(&mut thread.conns);

@@ -92,6 +92,7 @@ pub fn run_worker(
         }
     };
     let result = worker.run(&mut driver);
+    tracing::debug!(worker = index, waits = ?driver.wait_counts(), "io_uring worker done");
     worker.finish(&mut driver);
     result
 }
