@@ -11,6 +11,8 @@
 # Markdown table: per row and mode, old and new req/s (median over ROUNDS) and server CPU
 # per request, and new/old. Loopback only; every run is bounded by SECONDS_PER_RUN.
 # AB_ROWS ("256x50 65536x5") and AB_MODES ("stcp") narrow the rows and modes.
+# AB_OLD_FLAGS and AB_NEW_FLAGS are extra flags for both binaries of that side, to compare a
+# setting with one build: AB_NEW_FLAGS="--busy-poll 50us" scripts/ab-bench.sh DIR DIR.
 set -euo pipefail
 
 old=${1:?usage: scripts/ab-bench.sh OLD_BIN_DIR NEW_BIN_DIR [SECONDS] [ROUNDS]}
@@ -39,7 +41,11 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 run() {
     local version=$1 dir=$2 mode=$3 payload=$4 clients=$5
     local key="$work/$version.key" out="$work/$version-$mode-$payload-$clients-$RANDOM"
-    taskset -c 0 "$dir/stcp-server" --cores 1 --key "$key" --no-stats \
+    local flags=${AB_OLD_FLAGS:-}
+    [[ $version == new ]] && flags=${AB_NEW_FLAGS:-}
+    local -a extra=()
+    read -r -a extra <<<"$flags"
+    taskset -c 0 "$dir/stcp-server" --cores 1 --key "$key" --no-stats "${extra[@]}" \
         --listen 127.0.0.1:17443 --tcp-listen 127.0.0.1:17444 2>"$work/server.log" &
     server_pid=$!
     for _ in $(seq 100); do [[ -f $key.pub ]] && break; sleep 0.05; done
@@ -48,7 +54,7 @@ run() {
     [[ $mode == tcp ]] && target=(--target 127.0.0.1:17444)
     local before after
     before=$(cpu_ticks "$server_pid")
-    taskset -c 1 "$dir/stcp-loadgen" "${target[@]}" --mode "$mode" \
+    taskset -c 1 "$dir/stcp-loadgen" "${target[@]}" "${extra[@]}" --mode "$mode" \
         --payload "$payload" --clients "$clients" --threads 1 \
         --warmup 1s --duration "${seconds}s" --quiet --out "$out" >/dev/null
     after=$(cpu_ticks "$server_pid")

@@ -13,6 +13,13 @@
 //! The driver queues its token; once at least an eighth of the buffers are back, it asks the
 //! handler, oldest first, whether each connection still wants to receive
 //! ([`Handler::resume_receive`]) and re-arms those that do. Re-arming at once would only spin.
+//!
+//! Busy poll ([`DriverOptions::busy_poll`], off by default): before blocking in the kernel,
+//! [`Driver::wait`] submits, then spins on the completion queue in user space for up to that long
+//! and returns as soon as a completion is there. The ring is then built with TASKRUN_FLAG, so the
+//! kernel says (`IORING_SQ_TASKRUN`) when it holds completions back as deferred task work; only
+//! then does the spin enter the kernel, to run that work. It trades a core's idle time for the
+//! wake-up of a sleeping thread; [`Driver::wait_counts`] tells which waits it ended.
 
 use std::{
     collections::VecDeque,
@@ -25,8 +32,8 @@ use std::{
 use io_uring::{cqueue, IoUring};
 
 use crate::{
-    build_ring, ops, push, submit_and_wait, AppliedFlags, BufRing, Op, RingBuf, RingOptions, Sqe,
-    Token, Unavailable,
+    build_ring, ops, push, submit_and_reap, submit_and_wait, AppliedFlags, BufRing, Op, RingBuf,
+    RingOptions, Sqe, Token, Unavailable,
 };
 
 /// Receives re-armed after ENOBUFS only once this fraction (1/N) of the buffers is back.
@@ -37,6 +44,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 const DROP_GRACE: Duration = Duration::from_secs(2);
 /// Slot of the driver's own cancel-everything request.
 const DRIVER_SLOT: u32 = u32::MAX;
+/// A busy-polling wait reads the clock once per this many spins.
+const SPINS_PER_CLOCK_READ: u32 = 64;
 
 /// What a driver is built with.
 #[derive(Clone, Debug)]
@@ -49,6 +58,11 @@ pub struct DriverOptions {
     pub buffer_size: u32,
     /// Buffer group id of the ring.
     pub buffer_group: u16,
+    /// Busy poll: spin on the completion queue for up to this long before blocking in the kernel
+    /// in [`Driver::wait`] (and so [`Driver::turn`]). Zero (the default) is off. It keeps the
+    /// thread's core busy while there is nothing to do, so a completion is picked up without the
+    /// wake-up of a sleeping thread; the ring then gets `IORING_SETUP_TASKRUN_FLAG` as well.
+    pub busy_poll: Duration,
 }
 
 impl Default for DriverOptions {
@@ -58,8 +72,22 @@ impl Default for DriverOptions {
             buffers: 1024,
             buffer_size: 16 * 1024,
             buffer_group: 0,
+            busy_poll: Duration::ZERO,
         }
     }
+}
+
+/// How the waits of a driver ended, counted by [`Driver::wait`] (see [`Driver::wait_counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WaitCounts {
+    /// Busy poll on: a completion was there right after submitting (no spin, no sleep).
+    pub ready: u64,
+    /// Busy poll on: a completion arrived while spinning; the thread did not sleep.
+    pub spun: u64,
+    /// Waits that went to the kernel's blocking wait: every wait with busy poll off (or with
+    /// nothing in flight), and those whose spin ended with no completion. Such a wait sleeps
+    /// unless a completion arrives before it does.
+    pub blocked: u64,
 }
 
 /// Why a driver could not be built.
@@ -148,15 +176,33 @@ pub struct Driver {
     in_flight: usize,
     completions: Vec<Completion>,
     starved: VecDeque<Token>,
+    /// Longest spin of a wait before blocking (zero: no busy poll).
+    busy_poll: Duration,
+    waits: WaitCounts,
     /// The memory is leaked on drop (a shutdown could not reap everything).
     leak: bool,
 }
 
 impl Driver {
     /// Builds a ring (with as many of the requested flags as the kernel accepts) and registers a
-    /// provided-buffer ring with it. Call on the thread that will use it.
+    /// provided-buffer ring with it. Call on the thread that will use it. With busy poll, the ring
+    /// also gets TASKRUN_FLAG; if the kernel left the ring unable to tell a poller about
+    /// completions held back, busy poll stays off ([`Driver::busy_poll`] says).
     pub fn new(options: &DriverOptions) -> Result<Driver, DriverError> {
-        let (ring, flags) = build_ring(&options.ring)?;
+        let busy = !options.busy_poll.is_zero();
+        let (ring, flags) = build_ring(&RingOptions {
+            taskrun_flag: options.ring.taskrun_flag || busy,
+            ..options.ring.clone()
+        })?;
+        let busy_poll = if busy && !flags.completions_pollable() {
+            tracing::warn!(
+                ?flags,
+                "busy poll is off: this ring holds completions back without telling a poller"
+            );
+            Duration::ZERO
+        } else {
+            options.busy_poll
+        };
         let mut bufs = BufRing::new(options.buffers, options.buffer_size, options.buffer_group)
             .map_err(DriverError::Buffers)?;
         // SAFETY: the buffer ring is owned by this driver and only freed in `Drop`, after it was
@@ -169,8 +215,20 @@ impl Driver {
             in_flight: 0,
             completions: Vec::with_capacity(1024),
             starved: VecDeque::new(),
+            busy_poll,
+            waits: WaitCounts::default(),
             leak: false,
         })
+    }
+
+    /// The busy poll in force (zero: off).
+    pub fn busy_poll(&self) -> Duration {
+        self.busy_poll
+    }
+
+    /// How the waits so far ended: found a completion at once, by spinning, or went to block.
+    pub fn wait_counts(&self) -> WaitCounts {
+        self.waits
     }
 
     /// The setup flags the kernel accepted.
@@ -229,8 +287,59 @@ impl Driver {
 
     /// The first half of [`Driver::turn`]: submits what is queued and waits for at least one
     /// completion or `timeout` (for a handler that reads the clock between waiting and handling).
+    /// With busy poll, it spins for up to the busy poll (never past `timeout`) before blocking.
     pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
-        submit_and_wait(&self.ring, 1, Some(timeout))
+        // With nothing in flight no completion can come: spinning would only burn the core.
+        if self.busy_poll.is_zero() || self.in_flight == 0 {
+            self.waits.blocked += 1;
+            return submit_and_wait(&self.ring, 1, Some(timeout));
+        }
+        self.busy_wait(timeout)
+    }
+
+    /// [`Driver::wait`] with busy poll: submit and reap without waiting, spin on the completion
+    /// queue, and block for what is left of `timeout` only when the spin saw nothing.
+    fn busy_wait(&mut self, timeout: Duration) -> io::Result<()> {
+        let start = Instant::now();
+        submit_and_reap(&mut self.ring)?;
+        if self.completion_ready()? {
+            self.waits.ready += 1;
+            return Ok(());
+        }
+        let spin = self.busy_poll.min(timeout);
+        let mut spins: u32 = 0;
+        loop {
+            std::hint::spin_loop();
+            if self.completion_ready()? {
+                self.waits.spun += 1;
+                return Ok(());
+            }
+            spins = spins.wrapping_add(1);
+            if spins % SPINS_PER_CLOCK_READ == 0 && start.elapsed() >= spin {
+                break;
+            }
+        }
+        self.waits.blocked += 1;
+        match timeout.checked_sub(start.elapsed()) {
+            Some(left) if !left.is_zero() => submit_and_wait(&self.ring, 1, Some(left)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a completion is in the completion queue, after having the kernel run the task
+    /// work it flagged (`IORING_SQ_TASKRUN`) or flush an overflow. No system call otherwise, only
+    /// a few loads of the rings' heads, tail and flags.
+    fn completion_ready(&mut self) -> io::Result<bool> {
+        if !self.ring.completion().is_empty() {
+            return Ok(true);
+        }
+        let sq = self.ring.submission();
+        if !(sq.taskrun() || sq.cq_overflow()) {
+            return Ok(false);
+        }
+        drop(sq);
+        submit_and_reap(&mut self.ring)?;
+        Ok(!self.ring.completion().is_empty())
     }
 
     /// The second half of [`Driver::turn`]: hands every completion waiting to `handler`.

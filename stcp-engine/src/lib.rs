@@ -14,7 +14,10 @@
 //! - [`build_ring`]`(&`[`RingOptions`]`)`: one ring per thread, with SINGLE_ISSUER, DEFER_TASKRUN
 //!   and COOP_TASKRUN when accepted (dropped one at a time on EINVAL); returns the
 //!   [`AppliedFlags`]. With DEFER_TASKRUN the ring must be created on the thread that uses it, and
-//!   completions only appear while that thread waits, so always reap through [`submit_and_wait`].
+//!   completions only appear while that thread enters the kernel with GETEVENTS, so always reap
+//!   through [`submit_and_wait`] or [`submit_and_reap`] (which does not wait). Asked for
+//!   (`RingOptions::taskrun_flag`, which busy poll sets), TASKRUN_FLAG makes the kernel flag
+//!   completions it holds back, so a thread polling the completion queue knows when to enter.
 //! - [`Token`]: the typed `user_data` ([`Op`] kind + slab slot + 24-bit generation).
 //! - [`ops`]: SQE constructors taking a [`Token`] and returning an [`Sqe`]; the ones pointing the
 //!   kernel at caller memory are `unsafe fn` with the lifetime contract written down. [`push`]
@@ -47,12 +50,14 @@ mod ring;
 mod token;
 
 pub use buf_ring::{BufRing, RingBuf};
-pub use driver::{Completion, Drained, Driver, DriverError, DriverOptions, Handler, Receive};
+pub use driver::{
+    Completion, Drained, Driver, DriverError, DriverOptions, Handler, Receive, WaitCounts,
+};
 pub use ops::Sqe;
 pub use probe::{
     classify_setup_error, io_uring_disabled_sysctl, io_uring_or_skip, probe, Support, Unavailable,
 };
-pub use ring::{build_ring, push, submit_and_wait, AppliedFlags, RingOptions};
+pub use ring::{build_ring, push, submit_and_reap, submit_and_wait, AppliedFlags, RingOptions};
 pub use token::{next_gen, Op, Token, GEN_MASK};
 
 /// The io-uring crate this engine is built on, re-exported so users name the same version.

@@ -4,7 +4,7 @@
 
 use std::{io, time::Duration};
 
-use io_uring::{types, IoUring};
+use io_uring::{types, EnterFlags, IoUring};
 
 use crate::ops::Sqe;
 use crate::probe::{classify_setup_error, io_uring_disabled_sysctl, Unavailable};
@@ -23,6 +23,11 @@ pub struct RingOptions {
     pub defer_taskrun: bool,
     /// `IORING_SETUP_COOP_TASKRUN`: no IPI to interrupt the thread for task work.
     pub coop_taskrun: bool,
+    /// `IORING_SETUP_TASKRUN_FLAG`: the kernel sets `IORING_SQ_TASKRUN` in the SQ ring's flags
+    /// while it holds completions back as task work (DEFER_TASKRUN, COOP_TASKRUN), so a thread
+    /// that polls the completion queue knows when to enter the kernel. Only applied together with
+    /// one of those two (the kernel refuses it alone, and with SQPOLL); off by default.
+    pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL` with this idle time; off by default.
     pub sqpoll_idle: Option<Duration>,
 }
@@ -35,6 +40,7 @@ impl Default for RingOptions {
             single_issuer: true,
             defer_taskrun: true,
             coop_taskrun: true,
+            taskrun_flag: false,
             sqpoll_idle: None,
         }
     }
@@ -49,21 +55,37 @@ pub struct AppliedFlags {
     pub defer_taskrun: bool,
     /// `IORING_SETUP_COOP_TASKRUN` is set.
     pub coop_taskrun: bool,
+    /// `IORING_SETUP_TASKRUN_FLAG` is set.
+    pub taskrun_flag: bool,
     /// `IORING_SETUP_SQPOLL` is set.
     pub sqpoll: bool,
 }
 
+impl AppliedFlags {
+    /// Whether a completion can show up in the completion queue without this thread entering the
+    /// kernel, or the kernel says when it must enter (`IORING_SQ_TASKRUN`). False for a ring that
+    /// holds completions back as task work (DEFER_TASKRUN, COOP_TASKRUN) without TASKRUN_FLAG:
+    /// polling its completion queue from user space alone could miss them for good.
+    pub fn completions_pollable(&self) -> bool {
+        self.taskrun_flag || !(self.defer_taskrun || self.coop_taskrun)
+    }
+}
+
 /// Builds a ring with as many of the requested flags as the kernel accepts. The flags are dropped
 /// in this order when the kernel answers EINVAL: DEFER_TASKRUN, SINGLE_ISSUER, COOP_TASKRUN,
-/// SQPOLL. EPERM/ENOSYS are reported as their [`Unavailable`] cause.
+/// SQPOLL (TASKRUN_FLAG goes when neither DEFER_TASKRUN nor COOP_TASKRUN is left). EPERM/ENOSYS
+/// are reported as their [`Unavailable`] cause.
 pub fn build_ring(opts: &RingOptions) -> Result<(IoUring, AppliedFlags), Unavailable> {
     let mut want = AppliedFlags {
         single_issuer: opts.single_issuer,
         defer_taskrun: opts.defer_taskrun && opts.single_issuer,
         coop_taskrun: opts.coop_taskrun,
+        taskrun_flag: opts.taskrun_flag && opts.sqpoll_idle.is_none(),
         sqpoll: opts.sqpoll_idle.is_some(),
     };
     loop {
+        // The kernel accepts TASKRUN_FLAG only beside one of the two task-work modes.
+        want.taskrun_flag &= want.defer_taskrun || want.coop_taskrun;
         let mut b = IoUring::builder();
         if opts.cq_entries > 0 {
             b.setup_cqsize(opts.cq_entries);
@@ -76,6 +98,9 @@ pub fn build_ring(opts: &RingOptions) -> Result<(IoUring, AppliedFlags), Unavail
         }
         if want.coop_taskrun {
             b.setup_coop_taskrun();
+        }
+        if want.taskrun_flag {
+            b.setup_taskrun_flag();
         }
         if want.sqpoll {
             let idle = opts
@@ -125,6 +150,34 @@ pub fn push(ring: &mut IoUring, sqe: &Sqe) -> io::Result<()> {
     }
 }
 
+/// Submits everything queued and, without waiting, has the kernel post the completions it holds
+/// back: it runs deferred task work (DEFER_TASKRUN only does so for an enter with GETEVENTS) and
+/// flushes a CQ overflow. One `io_uring_enter`; EINTR and EBUSY are not errors.
+pub fn submit_and_reap(ring: &mut IoUring) -> io::Result<()> {
+    if ring.params().is_setup_sqpoll() {
+        // The SQ thread submits and completes by itself; the crate wakes it when it sleeps.
+        return ring.submit().map(drop).or_else(ignore_transient);
+    }
+    let queued = ring.submission().len() as u32;
+    // SAFETY: a plain io_uring_enter with no argument (a null sigset and no EXT_ARG); every entry
+    // it submits was queued through `push`, whose contract keeps the memory each points at alive
+    // until its completion is reaped. `min_complete` 0 makes GETEVENTS return without waiting.
+    let r = unsafe {
+        ring.submitter()
+            .enter::<libc::sigset_t>(queued, 0, EnterFlags::GETEVENTS.bits(), None)
+    };
+    r.map(drop).or_else(ignore_transient)
+}
+
+/// Interrupts, expired timeouts and a full CQ (EBUSY: the caller must reap first) end a wait
+/// without being errors.
+fn ignore_transient(e: io::Error) -> io::Result<()> {
+    match e.raw_os_error() {
+        Some(libc::ETIME | libc::EINTR | libc::EBUSY) => Ok(()),
+        _ => Err(e),
+    }
+}
+
 /// Submits everything queued and waits for at least `want` completions or until `timeout`
 /// elapses. Timeouts, interrupts and EBUSY are not errors: the caller just reaps what is there.
 pub fn submit_and_wait(ring: &IoUring, want: usize, timeout: Option<Duration>) -> io::Result<()> {
@@ -138,16 +191,5 @@ pub fn submit_and_wait(ring: &IoUring, want: usize, timeout: Option<Duration>) -
         }
         None => ring.submitter().submit_and_wait(want),
     };
-    match r {
-        Ok(_) => Ok(()),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ETIME | libc::EINTR | libc::EBUSY)
-            ) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(e),
-    }
+    r.map(drop).or_else(ignore_transient)
 }

@@ -1,6 +1,7 @@
 //! The driver against real loopback sockets: multishot receive into the provided buffers and a
 //! send, both through a handler; buffer-ring exhaustion (ENOBUFS) and the resume rule; shutdown
-//! with operations still in flight; tokens with generations; the probe.
+//! with operations still in flight; tokens with generations; the probe; busy poll (a completion
+//! that arrives while spinning, and a spin that sees none and still ends with its timeout).
 
 use std::{
     io::{Read, Write},
@@ -11,7 +12,7 @@ use std::{
 
 use stcp_engine::{
     io_uring_or_skip, ops, probe, Completion, Drained, Driver, DriverOptions, Handler, Op, Receive,
-    Token,
+    Token, WaitCounts,
 };
 
 fn pair() -> (TcpStream, TcpStream) {
@@ -285,4 +286,123 @@ fn probe_does_not_interrupt_the_calling_thread() {
     // A ring created and destroyed on this thread makes the kernel queue task work here, which
     // interrupts a blocking read that has a timeout. probe() keeps its ring on its own thread.
     assert_eq!(read_after(|| drop(probe())).unwrap(), 1);
+}
+
+fn busy_driver(busy_poll: Duration) -> Driver {
+    let d = Driver::new(&DriverOptions {
+        buffers: 4,
+        buffer_size: 1024,
+        busy_poll,
+        ..DriverOptions::default()
+    })
+    .expect("driver");
+    assert!(
+        d.flags().taskrun_flag,
+        "busy poll asks for TASKRUN_FLAG (kernel >= 6.0, checked by the probe)"
+    );
+    assert_eq!(d.busy_poll(), busy_poll, "busy poll is in force");
+    d
+}
+
+/// Voluntary context switches of the calling thread so far: a thread that sleeps in a wait adds
+/// one, a thread that spins adds none.
+fn voluntary_switches() -> i64 {
+    // SAFETY: getrusage writes the `rusage` on this stack frame only.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_THREAD, &mut usage), 0);
+        usage.ru_nvcsw
+    }
+}
+
+#[test]
+fn busy_poll_returns_a_completion_that_arrives_while_spinning() {
+    if !io_uring_or_skip("driver::busy_poll_returns_a_completion_that_arrives_while_spinning") {
+        return;
+    }
+    // A spin far longer than the peer's delay, so that the completion comes during the spin
+    // however slow the machine is.
+    let mut d = busy_driver(Duration::from_secs(10));
+    let (peer, ours) = pair();
+    let mut h = Recorder {
+        fd: ours.as_raw_fd(),
+        ..Recorder::default()
+    };
+    d.arm_recv(ours.as_raw_fd(), Token::new(Op::Recv, 3, 1))
+        .unwrap();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        (&peer).write_all(b"spun").unwrap();
+        peer
+    });
+    let switches = voluntary_switches();
+    // The wait submits the receive, finds nothing, spins until the bytes arrive.
+    d.wait(Duration::from_secs(20)).unwrap();
+    let slept = voluntary_switches() - switches;
+    let peer = writer.join().unwrap();
+    assert_eq!(
+        d.wait_counts(),
+        WaitCounts {
+            ready: 0,
+            spun: 1,
+            blocked: 0
+        },
+        "the completion was picked up by the spin"
+    );
+    assert_eq!(slept, 0, "the thread never slept in the wait");
+    assert_eq!(d.dispatch(&mut h).unwrap(), 1);
+    assert_eq!(h.received, b"spun");
+    drop(peer);
+    assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
+}
+
+#[test]
+fn busy_poll_without_completions_ends_with_the_timeout() {
+    if !io_uring_or_skip("driver::busy_poll_without_completions_ends_with_the_timeout") {
+        return;
+    }
+    let (_peer, ours) = pair();
+    // A spin shorter than the timeout: spin, then block for the rest, then return empty.
+    let mut d = busy_driver(Duration::from_millis(20));
+    d.arm_recv(ours.as_raw_fd(), Token::new(Op::Recv, 1, 1))
+        .unwrap();
+    let timeout = Duration::from_millis(100);
+    let started = Instant::now();
+    d.wait(timeout).unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout,
+        "returned after {waited:?}, before its timeout"
+    );
+    assert!(waited < Duration::from_secs(5), "a wait is bounded");
+    let counts = d.wait_counts();
+    assert_eq!((counts.ready, counts.spun, counts.blocked), (0, 0, 1));
+    assert_eq!(d.dispatch(&mut Recorder::default()).unwrap(), 0);
+    assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
+
+    // A spin longer than the timeout is cut to the timeout.
+    let mut d = busy_driver(Duration::from_secs(30));
+    d.arm_recv(ours.as_raw_fd(), Token::new(Op::Recv, 2, 1))
+        .unwrap();
+    let started = Instant::now();
+    d.wait(Duration::from_millis(30)).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the spin ends with the wait's timeout, not the busy poll's"
+    );
+    assert_eq!(d.wait_counts().blocked, 1);
+    assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
+
+    // Without busy poll every wait goes to the kernel, and the ring is built as before.
+    let mut d = small_driver(4, 1024);
+    assert!(!d.flags().taskrun_flag);
+    d.wait(Duration::from_millis(1)).unwrap();
+    assert_eq!(
+        d.wait_counts(),
+        WaitCounts {
+            ready: 0,
+            spun: 0,
+            blocked: 1
+        }
+    );
 }

@@ -4,9 +4,10 @@
 //! setup.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use stcp_proto::{CryptoBackend, StaticKeypair};
-use stcp_server::{Config, IoBackend, Server, ServerError, ServerHandle};
+use stcp_server::{Backend, Config, IoBackend, Server, ServerError, ServerHandle};
 
 use stcp_proto::Mode;
 
@@ -21,6 +22,9 @@ pub struct EmbeddedServer {
     pub client_cores: Vec<usize>,
     /// The AES-GCM implementation the server seals and opens records with.
     pub crypto: CryptoBackend,
+    /// The busy poll its workers were given (the epoll backend has none: see
+    /// [`EmbeddedServer::busy_poll_in_force`]).
+    pub busy_poll: Duration,
 }
 
 /// How the machine's cores are split between the embedded server and the client threads.
@@ -50,32 +54,53 @@ pub fn split_cores(cores: usize) -> CoreSplit {
 /// Where the embedded server listens unless told otherwise.
 pub const DEFAULT_LISTEN: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
+/// What an embedded server is started with.
+#[derive(Clone, Copy, Debug)]
+pub struct EmbeddedOptions {
+    /// Address whose ephemeral ports it listens on (--listen).
+    pub listen: IpAddr,
+    /// AES-GCM implementation.
+    pub crypto: CryptoBackend,
+    /// io backend (`Auto`: io_uring, else epoll with a warning).
+    pub io: IoBackend,
+    /// Pre-shared key, if the run uses one.
+    pub psk: Option<[u8; 32]>,
+    /// Largest frame payload accepted.
+    pub max_frame: usize,
+    /// Busy poll of its io_uring workers (zero: off).
+    pub busy_poll: Duration,
+}
+
+impl EmbeddedOptions {
+    /// On 127.0.0.1, no PSK, the default frame limit, no busy poll.
+    pub fn new(crypto: CryptoBackend, io: IoBackend) -> EmbeddedOptions {
+        EmbeddedOptions {
+            listen: DEFAULT_LISTEN,
+            crypto,
+            io,
+            psk: None,
+            max_frame: stcp_proto::DEFAULT_MAX_FRAME,
+            busy_poll: Duration::ZERO,
+        }
+    }
+}
+
 impl EmbeddedServer {
-    /// Starts the server on 127.0.0.1 ephemeral ports with a fresh keypair, its workers on
-    /// `split.server`, with the io backend `io` (`Auto`: io_uring, else epoll with a warning),
-    /// accepting frames of up to `max_frame` payload bytes.
+    /// Starts the server on ephemeral ports of `options.listen` with a fresh keypair (from
+    /// `seed`), its workers on `split.server`.
     pub fn start(
         split: &CoreSplit,
-        crypto: CryptoBackend,
-        io: IoBackend,
-        psk: Option<[u8; 32]>,
-        max_frame: usize,
+        options: &EmbeddedOptions,
         seed: [u8; 32],
     ) -> Result<EmbeddedServer, ServerError> {
-        EmbeddedServer::start_on(DEFAULT_LISTEN, split, crypto, io, psk, max_frame, seed)
-    }
-
-    /// [`EmbeddedServer::start`] on ephemeral ports of `listen` (an IPv4 or IPv6 address).
-    #[allow(clippy::too_many_arguments)]
-    pub fn start_on(
-        listen: IpAddr,
-        split: &CoreSplit,
-        crypto: CryptoBackend,
-        io: IoBackend,
-        psk: Option<[u8; 32]>,
-        max_frame: usize,
-        seed: [u8; 32],
-    ) -> Result<EmbeddedServer, ServerError> {
+        let EmbeddedOptions {
+            listen,
+            crypto,
+            io,
+            psk,
+            max_frame,
+            busy_poll,
+        } = *options;
         let server_cores = &split.server;
         let keypair = StaticKeypair::generate(seed);
         let public_key = keypair.public;
@@ -91,6 +116,7 @@ impl EmbeddedServer {
         config.psk = psk;
         config.io = io;
         config.max_frame = max_frame;
+        config.busy_poll = busy_poll;
         let handle = Server::start(config)?;
         Ok(EmbeddedServer {
             handle,
@@ -98,7 +124,16 @@ impl EmbeddedServer {
             cores: (0..server_cores.len().max(1)).collect(),
             client_cores: split.client.clone(),
             crypto,
+            busy_poll,
         })
+    }
+
+    /// The busy poll the workers really use: zero on the epoll backend, which ignores it.
+    pub fn busy_poll_in_force(&self) -> Duration {
+        match self.handle.backend() {
+            Backend::Uring => self.busy_poll,
+            Backend::Epoll => Duration::ZERO,
+        }
     }
 
     /// The address to load in `mode`.

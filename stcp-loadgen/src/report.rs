@@ -94,6 +94,14 @@ pub struct Configuration {
     /// otherwise (and in reports written before this field existed).
     #[serde(default)]
     pub suite_cell: Option<SuiteCell>,
+    /// Busy poll of the client threads (`--busy-poll`), microseconds; 0: off (and in reports
+    /// written before this field existed, when there was none).
+    #[serde(default)]
+    pub busy_poll_us: f64,
+    /// Busy poll of the embedded server's workers, microseconds (0: off, or the epoll backend,
+    /// which has none); null with --target (and in reports written before this field existed).
+    #[serde(default)]
+    pub server_busy_poll_us: Option<f64>,
 }
 
 /// Where a run of `stcp-loadgen suite` sits in the suite: its backend combination and which of

@@ -15,7 +15,7 @@ use stcp_server::messages::{self, KeyRole};
 use stcp_server::IoBackend;
 
 use crate::descriptors::{FdBudget, FdShortage};
-use crate::embedded::{self, EmbeddedServer};
+use crate::embedded::{self, EmbeddedOptions, EmbeddedServer};
 use crate::engine::{self, EngineConfig, LoadPhase};
 use crate::environment;
 use crate::measurement::Interval;
@@ -25,7 +25,8 @@ use crate::server_under_test::{
 };
 use crate::summary;
 use crate::values::{
-    crypto_parser, io_parser, mode_parser, parse_duration, parse_listen_ip, parse_size,
+    crypto_parser, io_parser, mode_parser, parse_busy_poll, parse_duration, parse_listen_ip,
+    parse_size,
 };
 
 pub use crate::server_under_test::DEFAULT_SERVER_KEY_FILE;
@@ -148,6 +149,12 @@ pub struct RunArgs {
     /// Longest wait for a connect, a handshake or one echo.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub timeout: Duration,
+    /// Before sleeping for completions, every client thread (and, without --target, every
+    /// io_uring worker of the embedded server) spins on its completion queue for up to this long
+    /// (50us, 200us). It burns idle CPU to skip the wake-up of a sleeping thread, so it changes
+    /// what is measured; the report records it.
+    #[arg(long, value_parser = parse_busy_poll, default_value = "off", value_name = "DURATION|off")]
+    pub busy_poll: Duration,
     /// Errors tolerated before the exit status says failure.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
@@ -256,11 +263,21 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             })
         }
         None => {
-            let server = start_embedded_on(args.listen, args.crypto, args.io, psk, args.max_frame)?;
+            let server = start_embedded(&EmbeddedOptions {
+                listen: args.listen,
+                psk,
+                max_frame: args.max_frame,
+                busy_poll: args.busy_poll,
+                ..EmbeddedOptions::new(args.crypto, args.io)
+            })?;
             eprintln!(
-                "stcp-loadgen: no --target given: started an embedded stcp-server ({}) on {} ({} mode), \
+                "stcp-loadgen: no --target given: started an embedded stcp-server ({}{}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
                 server.backend(),
+                match (args.busy_poll.is_zero(), server.busy_poll_in_force().is_zero()) {
+                    (false, true) => ", --busy-poll ignored by epoll".to_string(),
+                    _ => busy_poll_label(server.busy_poll_in_force()),
+                },
                 server.addr(args.mode),
                 args.mode.name(),
                 server.cores,
@@ -319,36 +336,25 @@ pub fn load_psk(path: Option<&Path>) -> Result<Option<[u8; 32]>, StartError> {
         .transpose()
 }
 
-/// Starts an embedded server on half the cores (see [`embedded::split_cores`]), accepting frames
-/// of up to `max_frame` payload bytes.
-pub fn start_embedded(
-    crypto: CryptoBackend,
-    io: stcp_server::IoBackend,
-    psk: Option<[u8; 32]>,
-    max_frame: usize,
-) -> Result<EmbeddedServer, StartError> {
-    start_embedded_on(embedded::DEFAULT_LISTEN, crypto, io, psk, max_frame)
+/// Starts an embedded server with `options` on half the cores (see [`embedded::split_cores`]).
+pub fn start_embedded(options: &EmbeddedOptions) -> Result<EmbeddedServer, StartError> {
+    let split = embedded::split_cores(environment::cores());
+    EmbeddedServer::start(&split, options, crate::entropy::random_seed())
+        .map_err(StartError::EmbeddedServer)
 }
 
-/// [`start_embedded`] listening on `listen` (--listen).
-pub fn start_embedded_on(
-    listen: IpAddr,
-    crypto: CryptoBackend,
-    io: stcp_server::IoBackend,
-    psk: Option<[u8; 32]>,
-    max_frame: usize,
-) -> Result<EmbeddedServer, StartError> {
-    let split = embedded::split_cores(environment::cores());
-    EmbeddedServer::start_on(
-        listen,
-        &split,
-        crypto,
-        io,
-        psk,
-        max_frame,
-        crate::entropy::random_seed(),
-    )
-    .map_err(StartError::EmbeddedServer)
+/// `", busy poll 50µs"` when on, nothing when off.
+pub fn busy_poll_label(busy_poll: Duration) -> String {
+    if busy_poll.is_zero() {
+        String::new()
+    } else {
+        format!(", busy poll {busy_poll:?}")
+    }
+}
+
+/// A duration in microseconds, as reports write busy polls.
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
 /// A finished load test: its report (not yet written) and when it started.
@@ -405,16 +411,18 @@ pub fn measure(
         timeout: args.timeout,
         client_config,
         client_cores,
+        busy_poll: args.busy_poll,
         observe_threads: embedded.map(|_| EMBEDDED_SERVER_THREADS.to_string()),
     };
     if !args.quiet {
         eprintln!(
-            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s), {}warm-up {}, measuring {}",
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}warm-up {}, measuring {}",
             args.mode.name(),
             report::size_label(args.payload as u64),
             args.clients,
             args.depth,
             engine_config.thread_count(),
+            busy_poll_label(args.busy_poll),
             args.rate.map(|r| format!("open loop {r} req/s, ")).unwrap_or_default(),
             summary::duration_label(args.warmup),
             summary::duration_label(args.duration)
@@ -500,6 +508,8 @@ pub fn measure(
         psk: psk.is_some(),
         server_public_key: server_public.map(hex),
         suite_cell,
+        busy_poll_us: micros(args.busy_poll),
+        server_busy_poll_us: embedded.map(|s| micros(s.busy_poll_in_force())),
     };
     let environment = Environment {
         hostname: uname.hostname,

@@ -306,6 +306,8 @@ mod tests {
             psk: false,
             server_public_key: None,
             suite_cell: None,
+            busy_poll_us: 0.0,
+            server_busy_poll_us: Some(0.0),
         };
         let environment = Environment {
             hostname: "h".into(),

@@ -61,3 +61,10 @@ pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     units::parse_duration(text).map_err(|e| e.to_string())
 }
+
+/// `--busy-poll`: a duration, or `0`/`off` for none (`Duration::ZERO`).
+pub(crate) fn parse_busy_poll(text: &str) -> Result<Duration, String> {
+    units::parse_optional_duration(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| e.to_string())
+}

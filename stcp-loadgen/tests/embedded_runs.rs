@@ -75,6 +75,8 @@ fn stcp_run_against_the_embedded_server() {
     check_clean_run(&report, "stcp", 3, 1);
     assert_eq!(report.environment.crypto_backend.as_deref(), Some("aws-lc"));
     assert!(report.configuration.server_public_key.is_some());
+    assert_eq!(report.configuration.busy_poll_us, 0.0, "busy poll is off");
+    assert_eq!(report.configuration.server_busy_poll_us, Some(0.0));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("embedded stcp-server"), "{stderr}");
     let name = std::fs::read_dir(&out)
@@ -87,6 +89,38 @@ fn stcp_run_against_the_embedded_server() {
         name.to_string_lossy().starts_with("stcp-4k-c3-d1-"),
         "{name:?}"
     );
+}
+
+#[test]
+fn busy_poll_on_both_sides_of_an_embedded_run_is_recorded() {
+    let out = fresh_dir("busy-poll");
+    let (output, report) = run(
+        &[
+            "--payload",
+            "16k",
+            "--clients",
+            "2",
+            "--busy-poll",
+            "50us",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+        ],
+        &out,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    check_clean_run(&report, "stcp", 2, 1);
+    let c = &report.configuration;
+    assert_eq!(c.busy_poll_us, 50.0);
+    // One flag covers both sides; an epoll server (no io_uring here) has no busy poll.
+    let server = match report.environment.server_io_backend.as_deref() {
+        Some("io_uring") => 50.0,
+        _ => 0.0,
+    };
+    assert_eq!(c.server_busy_poll_us, Some(server));
+    assert!(stderr.contains("busy poll 50"), "{stderr}");
 }
 
 #[test]

@@ -29,6 +29,8 @@ fn configuration(clients: u64) -> Configuration {
         psk: false,
         server_public_key: None,
         suite_cell: None,
+        busy_poll_us: 0.0,
+        server_busy_poll_us: None,
     }
 }
 

@@ -43,6 +43,11 @@ fn pins_the_key_file_a_local_server_wrote() {
     assert!(!report.configuration.embedded_server);
     assert_eq!(report.environment.pinning.server_cores, None);
     assert_eq!(report.results.server_cpu, None);
+    assert_eq!(report.configuration.busy_poll_us, 0.0);
+    assert_eq!(
+        report.configuration.server_busy_poll_us, None,
+        "an external server's busy poll is not known"
+    );
     assert_eq!(report.results.errors_total, 0);
     assert!(report.results.requests > 0);
 

@@ -14,6 +14,7 @@ Examples:
   stcp-server --listen [::1]:7443 --tcp-listen [::1]:7444   the IPv6 loopback
   stcp-server --psk ./stcp.psk --max-frame 1m --idle-timeout 2m
   stcp-server --io epoll --crypto rustcrypto   force the epoll backend and the RustCrypto AES-GCM
+  stcp-server --cores 1 --busy-poll 50us       spin up to 50 µs for completions before sleeping
   stcp-server keygen ./server.key              new keypair (0600) + ./server.key.pub; prints the public key
   stcp-server genpsk ./stcp.psk                new pre-shared key file (0600)
 
@@ -68,6 +69,12 @@ pub struct Cli {
     /// io backend: auto falls back to epoll (with a warning) when io_uring is unavailable.
     #[arg(long, value_name = "auto|uring|epoll", default_value = "auto")]
     pub io: IoBackend,
+    /// io_uring: before sleeping for completions, each worker spins on its completion queue for
+    /// up to this long (50us, 200us). It burns idle CPU (a worker's core stays busy) to skip the
+    /// wake-up of a sleeping thread, so it changes what a benchmark measures. The epoll backend
+    /// ignores it.
+    #[arg(long, value_name = "DURATION|off", default_value = "off", value_parser = parse_busy_poll)]
+    pub busy_poll: Duration,
     /// Print a stats line every second (default: when stderr is a terminal).
     #[arg(long, overrides_with = "no_stats")]
     pub stats: bool,
@@ -117,6 +124,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     units::parse_duration(s).map_err(|e| e.to_string())
 }
 
+/// A busy poll: a duration, `0` or `off` (no busy poll, `Duration::ZERO`).
+fn parse_busy_poll(s: &str) -> Result<Duration, String> {
+    units::parse_optional_duration(s)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| e.to_string())
+}
+
 fn parse_optional_duration(s: &str) -> Result<OptionalDuration, String> {
     units::parse_optional_duration(s)
         .map(OptionalDuration)
@@ -161,6 +175,8 @@ mod tests {
             "epoll",
             "--crypto",
             "rustcrypto",
+            "--busy-poll",
+            "50us",
         ]);
         assert!(c.listen.0.is_none());
         assert_eq!(c.tcp_listen.0.unwrap().port(), 0);
@@ -169,6 +185,13 @@ mod tests {
         assert_eq!(c.handshake_timeout, Duration::from_millis(500));
         assert_eq!(c.io, IoBackend::Epoll);
         assert_eq!(c.crypto, CryptoBackend::RustCrypto);
+        assert_eq!(c.busy_poll, Duration::from_micros(50));
+        for off in ["off", "0"] {
+            let c = Cli::parse_from(["stcp-server", "--busy-poll", off]);
+            assert_eq!(c.busy_poll, Duration::ZERO);
+        }
+        assert_eq!(Cli::parse_from(["stcp-server"]).busy_poll, Duration::ZERO);
+        assert!(Cli::try_parse_from(["stcp-server", "--busy-poll", "soon"]).is_err());
         assert!(Cli::try_parse_from(["stcp-server", "--io", "kqueue"]).is_err());
         assert!(Cli::try_parse_from(["stcp-server", "--cores", "0"]).is_err());
     }

@@ -13,7 +13,7 @@ use std::{
 
 use clap::Parser;
 use stcp_proto::{keys, load_or_create_keypair, load_psk, public_key_path};
-use stcp_server::{fd_limit, messages, Config, Server};
+use stcp_server::{fd_limit, messages, Backend, Config, Server};
 
 use crate::cli::{Cli, Command};
 use crate::failure::{exit, Failure, Listeners};
@@ -119,6 +119,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         handshake_timeout: cli.handshake_timeout,
         idle_timeout: cli.idle_timeout.0,
         stats_interval: stats.then_some(Duration::from_secs(1)),
+        busy_poll: cli.busy_poll,
         ..Config::new(keypair)
     };
 
@@ -129,8 +130,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
     let server = Server::start(config).map_err(|error| Failure::Start { error, listen })?;
+    let busy_poll = match (cli.busy_poll.is_zero(), server.backend()) {
+        (true, _) => String::new(),
+        (false, Backend::Uring) => format!(", busy poll {:?}", cli.busy_poll),
+        (false, Backend::Epoll) => " (--busy-poll is ignored by epoll)".into(),
+    };
     eprintln!(
-        "stcp-server: {} workers on {}: STCP {} | TCP {}",
+        "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {}",
         workers,
         server.backend().name(),
         server.stcp_addr().map_or("off".into(), |a| a.to_string()),

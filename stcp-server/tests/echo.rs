@@ -265,3 +265,37 @@ fn stcp_close_and_fin_together(io: IoBackend, crypto: CryptoBackend) {
     assert_eq!(totals.closed, 20);
 }
 per_io!(stcp_close_and_fin_together);
+
+/// Busy poll changes how a worker waits for completions, not what it echoes: every size one by
+/// one, then a pipelined burst, over STCP with it on (io_uring spins; epoll ignores it).
+fn busy_poll_echoes(io: IoBackend, crypto: CryptoBackend) {
+    let server = start(io, crypto, |c| {
+        c.busy_poll = std::time::Duration::from_micros(200)
+    });
+    let mut c = stcp_client(&server, crypto);
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let p = payload(size, i as u8);
+        c.send(&p).unwrap();
+        assert_eq!(c.recv_frame().unwrap(), p, "size {size}");
+    }
+    let sizes = pipeline_sizes();
+    for (i, &n) in sizes.iter().enumerate() {
+        c.queue(&payload(n, i as u8));
+    }
+    let bytes = c.conn.poll_transmit().to_vec();
+    c.conn.advance_transmit(bytes.len());
+    let mut writer = c.stream.try_clone().unwrap();
+    let t = std::thread::spawn(move || writer.write_all(&bytes).unwrap());
+    for (i, &n) in sizes.iter().enumerate() {
+        assert_eq!(
+            c.recv_frame().unwrap(),
+            payload(n, i as u8),
+            "frame {i} ({n} bytes)"
+        );
+    }
+    t.join().unwrap();
+    c.close_cleanly();
+    let totals = server.shutdown().unwrap();
+    assert_eq!(totals.errors_total(), 0, "{totals:?}");
+}
+per_io!(busy_poll_echoes);

@@ -71,6 +71,9 @@ pub struct EngineConfig {
     pub client_config: Option<ClientConfig>,
     /// Core to pin each client thread to (cycled); empty: no pinning.
     pub client_cores: Vec<usize>,
+    /// Busy poll of every client thread's driver: spin on the completion queue for up to this
+    /// long before sleeping (zero: off).
+    pub busy_poll: Duration,
     /// Name prefix of other threads of this process whose CPU time over the measured interval
     /// is reported (the embedded server's workers).
     pub observe_threads: Option<String>,
@@ -154,6 +157,7 @@ pub fn run(
             conn_ids,
             core: core.and_then(|c| core_ids.iter().copied().find(|id| id.id == c)),
             target: config.target,
+            busy_poll: config.busy_poll,
             client_config: client_config.clone(),
             connect_epoch,
             connect_spacing,

@@ -298,11 +298,20 @@ fn pairs(rows: &[RowSummary]) -> u64 {
         .unwrap_or(0)
 }
 
+/// `", busy poll 50 µs"` for a busy poll in microseconds, nothing when off (or not known).
+fn busy_poll_note(us: Option<f64>) -> String {
+    match us {
+        Some(us) if us > 0.0 => format!(", busy poll {us} µs"),
+        _ => String::new(),
+    }
+}
+
 /// Where the server and the client threads ran, one line per distinct setup.
 fn setups<'a>(reports: impl Iterator<Item = &'a Report>) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for r in reports {
         let e = &r.environment;
+        let c = &r.configuration;
         let clients = e
             .pinning
             .client_cores
@@ -312,8 +321,9 @@ fn setups<'a>(reports: impl Iterator<Item = &'a Report>) -> Vec<String> {
             .join(", ");
         let server = match (&e.server_io_backend, &e.pinning.server_cores) {
             (Some(io), Some(cores)) => format!(
-                "embedded stcp-server ({io}, {}) with workers pinned to core(s) {}",
+                "embedded stcp-server ({io}, {}{}) with workers pinned to core(s) {}",
                 e.server_crypto_backend.as_deref().unwrap_or("?"),
+                busy_poll_note(c.server_busy_poll_us),
                 cores
                     .iter()
                     .map(u64::to_string)
@@ -323,8 +333,10 @@ fn setups<'a>(reports: impl Iterator<Item = &'a Report>) -> Vec<String> {
             _ => "external stcp-server".to_string(),
         };
         let line = format!(
-            "{server}; {} load generator thread(s) ({}) pinned to core(s) {clients}",
-            r.configuration.threads, e.io_backend
+            "{server}; {} load generator thread(s) ({}{}) pinned to core(s) {clients}",
+            c.threads,
+            e.io_backend,
+            busy_poll_note(Some(c.busy_poll_us))
         );
         if !lines.contains(&line) {
             lines.push(line);

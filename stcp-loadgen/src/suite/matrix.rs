@@ -2,11 +2,13 @@
 //! external server) run, in which order, and the server each one runs against.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use stcp_proto::{CryptoBackend, Mode};
 use stcp_server::IoBackend;
 
 use super::SuiteArgs;
+use crate::embedded::EmbeddedOptions;
 use crate::run::{self, StartError};
 use crate::server_under_test::{ExternalServer, ServerUnderTest};
 
@@ -67,10 +69,17 @@ pub(super) fn start_server(
     combination: Combination,
     external: Option<&(Vec<SocketAddr>, Vec<SocketAddr>, [u8; 32])>,
     psk: Option<[u8; 32]>,
+    max_frame: usize,
+    busy_poll: Duration,
 ) -> Result<ServerUnderTest, StartError> {
     match (combination, external) {
         (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(
-            run::start_embedded(crypto, io, psk, stcp_proto::DEFAULT_MAX_FRAME)?,
+            run::start_embedded(&EmbeddedOptions {
+                psk,
+                max_frame: max_frame.max(stcp_proto::DEFAULT_MAX_FRAME),
+                busy_poll,
+                ..EmbeddedOptions::new(crypto, io)
+            })?,
         )),
         (Combination::External { .. }, Some((stcp, tcp, key))) => {
             Ok(ServerUnderTest::External(ExternalServer {
@@ -88,8 +97,9 @@ pub(super) fn start_server(
 pub(super) fn describe_server(server: &ServerUnderTest, (crypto, io): &(String, String)) {
     match server {
         ServerUnderTest::Embedded(s) => eprintln!(
-            "stcp-loadgen suite: {crypto} / {io}: embedded stcp-server, STCP on {}, TCP on {}, \
+            "stcp-loadgen suite: {crypto} / {io}: embedded stcp-server{}, STCP on {}, TCP on {}, \
              server on core(s) {:?}, client threads on core(s) {:?}",
+            run::busy_poll_label(s.busy_poll_in_force()),
             s.addr(Mode::Stcp),
             s.addr(Mode::Tcp),
             s.cores,

@@ -22,7 +22,7 @@ use crate::render;
 use crate::report::Report;
 use crate::run::{self, exit, StartError};
 use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
-use crate::values::{crypto_parser, io_parser, parse_duration};
+use crate::values::{crypto_parser, io_parser, parse_busy_poll, parse_duration};
 use aggregate::{AggregateError, RunInput};
 use matrix::{combinations, describe_server, io_choices, start_server};
 use pairs::{run_args, run_combination, Done, Stop};
@@ -70,6 +70,10 @@ pub struct SuiteArgs {
     /// Longest wait for a connect, a handshake or one echo.
     #[arg(long, value_parser = parse_duration, default_value = "5s", value_name = "DURATION")]
     pub timeout: Duration,
+    /// Busy poll of the client threads and of the embedded server's io_uring workers in every
+    /// run, as for a single run (burns idle CPU; changes what is measured).
+    #[arg(long, value_parser = parse_busy_poll, default_value = "off", value_name = "DURATION|off")]
+    pub busy_poll: Duration,
     /// Directory for the run reports and suite.json (default: results/suite-<UTC start>/).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -188,7 +192,14 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     let mut stop: Option<Stop> = None;
     let width = planned.to_string().len().max(2);
     for combination in &combinations {
-        let server = match start_server(*combination, external.as_ref(), psk) {
+        let largest_payload = args.rows.iter().map(|r| r.payload_bytes).max().unwrap_or(0);
+        let server = match start_server(
+            *combination,
+            external.as_ref(),
+            psk,
+            largest_payload as usize,
+            args.busy_poll,
+        ) {
             Ok(s) => s,
             Err(e) => {
                 stop = Some(Stop {
@@ -316,6 +327,7 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguratio
         tcp_target: args.tcp_target.clone(),
         psk,
         planned_runs: planned,
+        busy_poll_us: args.busy_poll.as_secs_f64() * 1e6,
     }
 }
 
@@ -381,6 +393,20 @@ mod tests {
         assert_eq!(args.warmup, Duration::from_secs(2));
         assert_eq!(args.repeat, 1);
         assert_eq!(combinations(&args).len(), 1);
+        assert_eq!(args.busy_poll, Duration::ZERO);
+    }
+
+    #[test]
+    fn busy_poll_reaches_every_run() {
+        let args = suite_args(&["--busy-poll", "50us"]);
+        assert_eq!(args.busy_poll, Duration::from_micros(50));
+        for row in &args.rows {
+            for mode in PAIR_ORDER {
+                let r = run_args(&args, *row, mode, CryptoBackend::AwsLc);
+                assert_eq!(r.busy_poll, Duration::from_micros(50));
+            }
+        }
+        assert_eq!(configuration(&args, false, 8).busy_poll_us, 50.0);
     }
 
     #[test]

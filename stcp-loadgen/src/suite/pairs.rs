@@ -51,6 +51,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
         warmup: args.warmup,
         connect_rate: None,
         timeout: args.timeout,
+        busy_poll: args.busy_poll,
         max_errors: 0,
         out: PathBuf::new(),
         json: false,

@@ -58,6 +58,10 @@ pub struct SuiteConfiguration {
     pub psk: bool,
     /// Runs planned: rows × 2 modes × repeat × combinations.
     pub planned_runs: u64,
+    /// `--busy-poll` of every run, microseconds (0: off, and in suites written before this field
+    /// existed). Each run's report has the values in force on both sides.
+    #[serde(default)]
+    pub busy_poll_us: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

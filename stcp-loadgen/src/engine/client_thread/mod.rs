@@ -39,6 +39,8 @@ pub(super) struct ThreadPlan {
     pub core: Option<core_affinity::CoreId>,
     pub settings: Settings,
     pub target: SocketAddr,
+    /// Spin on the completion queue for up to this long before sleeping (zero: off).
+    pub busy_poll: Duration,
     pub client_config: Option<Arc<ClientConfig>>,
     /// Connection number `g` starts connecting at `connect_epoch + g × connect_spacing`.
     pub connect_epoch: Instant,
@@ -68,6 +70,7 @@ pub(super) fn run(plan: ThreadPlan, start: Arc<StartLine>, tx: Sender<ThreadMess
     match ClientThread::new(&plan) {
         Ok((mut driver, mut thread)) => {
             let summary = thread.run(&mut driver, &plan, &start, &tx);
+            tracing::debug!(waits = ?driver.wait_counts(), "client thread done");
             // The connections (sockets, send buffers) are freed only once the kernel holds none of
             // their operations; the driver leaks them otherwise.
             let conns = std::mem::take(&mut thread.conns);
@@ -131,6 +134,7 @@ impl ClientThread {
         let driver = Driver::new(&DriverOptions {
             buffers: count as u16,
             buffer_size: buf_size as u32,
+            busy_poll: plan.busy_poll,
             ..DriverOptions::default()
         })?;
         let now = Instant::now();

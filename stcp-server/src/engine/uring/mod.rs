@@ -92,6 +92,7 @@ pub fn run_worker(
         }
     };
     let result = worker.run(&mut driver);
+    tracing::debug!(worker = index, waits = ?driver.wait_counts(), "io_uring worker done");
     worker.finish(&mut driver);
     result
 }
@@ -105,10 +106,16 @@ fn setup(
     let options = DriverOptions {
         buffers: cfg.ring_bufs.clamp(1, 32768),
         buffer_size: u32::try_from(cfg.ring_buf_size.clamp(64, 1 << 24)).unwrap_or(1 << 16),
+        busy_poll: cfg.busy_poll,
         ..DriverOptions::default()
     };
     let mut driver = Driver::new(&options).map_err(io::Error::other)?;
-    tracing::debug!(worker = index, flags = ?driver.flags(), "io_uring ready");
+    tracing::debug!(
+        worker = index,
+        flags = ?driver.flags(),
+        busy_poll = ?driver.busy_poll(),
+        "io_uring ready"
+    );
     let now = Instant::now();
     let listeners = listeners
         .into_vec()
