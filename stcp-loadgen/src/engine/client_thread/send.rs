@@ -62,38 +62,51 @@ impl ClientThread {
     }
 
     /// Writes the requests waiting to go out into the filling buffers as far as they have room,
-    /// seals every new record in one batch, and starts the sends (stamping the requests whose
-    /// first byte goes out). A connection that just handed a buffer to the kernel and still has a
-    /// request to write gets a second round, so its other buffer is full and sealed by the time
-    /// the first send completes; the rest follows after each send completion.
+    /// seals the new records, and starts the sends (stamping the requests whose first byte goes
+    /// out), connection by connection. Requests do not wait for the whole thread's crypto: once
+    /// `OVERLAP_BYTES` have been written and sealed since the last submission, the sends started
+    /// so far are submitted, so the kernel moves them while the rest is prepared. A connection
+    /// that just handed a buffer to the kernel and still has a request to write gets a second
+    /// round, so its other buffer is full and sealed by the time the first send completes; the
+    /// rest follows after each send completion.
     pub(super) fn seal_and_send(&mut self, d: &mut Driver) {
+        let mut since_submit = 0;
         for _round in 0..2 {
-            let s = &self.settings;
-            for conn in self.conns.iter_mut().filter(|c| c.wants_send) {
-                if conn.is_established() {
-                    conn.write_requests(s);
-                }
-            }
-            if self.settings.mode == Mode::Stcp {
-                self.seal_batch(d);
-            }
-            let handed_over = Instant::now();
             let mut again = false;
             for slot in 0..self.conns.len() {
-                let conn = &mut self.conns[slot];
-                if !conn.wants_send {
+                if !self.conns[slot].wants_send {
                     continue;
                 }
+                let conn = &mut self.conns[slot];
                 conn.wants_send = false;
+                if conn.is_established() {
+                    conn.write_requests(&self.settings);
+                }
+                if let Some((sealer, records)) = conn.seal_job() {
+                    since_submit += records.len();
+                    if sealer.seal_all(records).is_err() {
+                        self.fail(d, slot, ErrorKind::Io, "sealing a request failed");
+                        continue;
+                    }
+                    conn.sealed_all();
+                }
                 if conn.has_ended() {
                     continue;
                 }
-                if let Some((ptr, len)) = conn.start_send(handed_over) {
+                if let Some((ptr, len)) = conn.start_send(Instant::now()) {
+                    if self.settings.mode == Mode::Tcp {
+                        since_submit += len as usize;
+                    }
                     if conn.writing() {
                         conn.wants_send = true;
                         again = true;
                     }
                     self.push_send(d, slot, ptr, len);
+                }
+                if since_submit >= OVERLAP_BYTES && slot + 1 < self.conns.len() {
+                    // Ring trouble shows at the next wait, which reports it.
+                    let _ = d.submit();
+                    since_submit = 0;
                 }
             }
             if !again {
@@ -101,36 +114,8 @@ impl ClientThread {
             }
         }
     }
-
-    /// Seals, in one batch, every record written since the last seal.
-    fn seal_batch(&mut self, d: &mut Driver) {
-        let slots = &mut self.batch_slots;
-        let failures = &mut self.batch_failures;
-        slots.clear();
-        failures.clear();
-        stcp_proto::seal_batch(
-            self.conns
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, c)| c.wants_send)
-                .filter_map(|(slot, c)| {
-                    let job = c.seal_job()?;
-                    slots.push(slot as u32);
-                    Some(job)
-                }),
-            |job, result| {
-                if result.is_err() {
-                    failures.push(job);
-                }
-            },
-        );
-        for j in 0..self.batch_slots.len() {
-            let slot = self.batch_slots[j] as usize;
-            if self.batch_failures.contains(&j) {
-                self.fail(d, slot, ErrorKind::Io, "sealing a request failed");
-            } else {
-                self.conns[slot].sealed_all();
-            }
-        }
-    }
 }
+
+/// Bytes written and sealed after which the sends started so far are submitted, if more
+/// connections remain to be prepared.
+const OVERLAP_BYTES: usize = 32 * 1024;
