@@ -11,6 +11,8 @@
 # Markdown table: per row and mode, old and new req/s (median over ROUNDS) and server CPU
 # per request, and new/old. Loopback only; every run is bounded by SECONDS_PER_RUN.
 # AB_ROWS ("256x50 65536x5") and AB_MODES ("stcp") narrow the rows and modes.
+# AB_PORT (default 27443) and the port after it are the server's STCP and TCP ports: the server
+# binds with SO_REUSEPORT, so two benchmarks on one port would share each other's connections.
 # AB_OLD_FLAGS and AB_NEW_FLAGS are extra flags for both binaries of that side, to compare a
 # setting with one build: AB_NEW_FLAGS="--busy-poll 50us" scripts/ab-bench.sh DIR DIR.
 set -euo pipefail
@@ -26,6 +28,7 @@ for dir in "$old" "$new"; do
 done
 command -v taskset >/dev/null || { echo "taskset (util-linux) is needed" >&2; exit 2; }
 ticks=$(getconf CLK_TCK)
+port=${AB_PORT:-27443}
 work=$(mktemp -d)
 server_pid=
 cleanup() {
@@ -46,12 +49,12 @@ run() {
     local -a extra=()
     read -r -a extra <<<"$flags"
     taskset -c 0 "$dir/stcp-server" --cores 1 --key "$key" --no-stats "${extra[@]}" \
-        --listen 127.0.0.1:17443 --tcp-listen 127.0.0.1:17444 2>"$work/server.log" &
+        --listen "127.0.0.1:$port" --tcp-listen "127.0.0.1:$((port + 1))" 2>"$work/server.log" &
     server_pid=$!
     for _ in $(seq 100); do [[ -f $key.pub ]] && break; sleep 0.05; done
     sleep 0.2
-    local target=(--target 127.0.0.1:17443 --server-key "$key.pub")
-    [[ $mode == tcp ]] && target=(--target 127.0.0.1:17444)
+    local target=(--target "127.0.0.1:$port" --server-key "$key.pub")
+    [[ $mode == tcp ]] && target=(--target "127.0.0.1:$((port + 1))")
     local before after
     before=$(cpu_ticks "$server_pid")
     taskset -c 1 "$dir/stcp-loadgen" "${target[@]}" "${extra[@]}" --mode "$mode" \
