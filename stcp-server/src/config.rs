@@ -119,7 +119,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Some(Duration::from_secs(300)),
             stats_interval: None,
-            ring_buf_size: 16 * 1024,
+            ring_buf_size: 32 * 1024,
             ring_bufs: 1024,
             conn_buffer_limit: DEFAULT_CONN_BUFFER_LIMIT,
             close_grace: Duration::from_millis(500),
