@@ -9,21 +9,23 @@
 //! boundary, so a frame may be several records: `Begin`, `Continue`s,
 //! `End`). Plan 0: no genuine prefix, the stream is all fuzzer bytes.
 //! Otherwise bits 0-2 are the number of frames (0-7), bit 3 adds the
-//! authenticated close after them, and bit 5 leaves the last frame open:
-//! its final record (and the close) are held back, so the fuzzer's bytes
+//! authenticated close after them, and bit 5 leaves the last frame open
+//! when it has several records: its final record (and the close) are held
+//! back, so the fuzzer's bytes
 //! follow a genuine `Begin` (and `Continue`s) and meet the rules for the
 //! inside of a frame, which are checked before any decryption. Stream
 //! targets that start with a handshake put the genuine handshake frame
 //! first.
 
 use crate::input::{frame_len, pattern, Reader};
-use stcp_proto::{Connection, Event, RECORD_OVERHEAD};
+use stcp_proto::{Connection, Event, MAX_RECORD_PAYLOAD, RECORD_OVERHEAD};
 
 /// Plan bit: a close after the frames.
 pub const CLOSE: u8 = 8;
 /// Plan bit set by [`Plan::encode`] so that an empty plan is not plan 0.
 pub const ENABLED: u8 = 16;
-/// Plan bit: the last frame's final record and the close are held back.
+/// Plan bit: the last frame's final record and the close are held back
+/// (when that frame has several records; there is no close either way).
 pub const OPEN: u8 = 32;
 
 /// The genuine records a stream starts with.
@@ -80,14 +82,19 @@ impl Plan {
         let mut bytes = sender.poll_transmit().to_vec();
         sender.advance_transmit(bytes.len());
         if let (true, Some(Event::Frame(last))) = (self.open, events.last()) {
-            // The final record of the last frame (a `Data` or an `End`) is
-            // at the end: what is left of that frame is still open.
-            let final_payload = match last.len() % stcp_proto::MAX_RECORD_PAYLOAD {
-                0 if !last.is_empty() => stcp_proto::MAX_RECORD_PAYLOAD,
-                n => n,
-            };
-            bytes.truncate(bytes.len() - RECORD_OVERHEAD - final_payload);
-            events.pop();
+            // The final record of the last frame (an `End`) is at the end:
+            // what is left of that frame is still open. A one-record frame
+            // is sent whole: holding it back would leave no frame open, only
+            // a record the sender (standing for the genuine peer from here
+            // on) has sealed and the receiver will never see.
+            if last.len() > MAX_RECORD_PAYLOAD {
+                let final_payload = match last.len() % MAX_RECORD_PAYLOAD {
+                    0 => MAX_RECORD_PAYLOAD,
+                    n => n,
+                };
+                bytes.truncate(bytes.len() - RECORD_OVERHEAD - final_payload);
+                events.pop();
+            }
         }
         (bytes, events)
     }
