@@ -2,7 +2,9 @@
 //! reply to a `ClientHandshake` are refused unless they are one 48-byte
 //! Noise message that authenticates; the same bytes as a stream into an STCP
 //! `Connection::client`, in any split, must end exactly as `finish` on the
-//! first frame says, and every record it then opens must be what the genuine
+//! first frame says; after the genuine reply it must read the records as the
+//! reference receiver does (`oracle::RecordWalker`: the same frames, close
+//! and error), and every frame it then opens must be what the genuine
 //! fixture server seals.
 //!
 //! Input: `[flags] [plan] [split stream]`: flags as in
@@ -13,14 +15,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stcp_proto::record::MAX_RECORD_PAYLOAD;
-use stcp_proto::{ClientHandshake, Error, Mode};
+use stcp_proto::{ClientHandshake, Error, Mode, RekeyPolicy};
 use stcp_proto_fuzz::fixture::{self, Setup, CLIENT_RNG_SEED};
 use stcp_proto_fuzz::genuine::Plan;
 use stcp_proto_fuzz::input::{Reader, SplitStream};
 use stcp_proto_fuzz::oracle::{
-    assert_eof, assert_genuine_records, assert_nothing_after_close, feed, first_handshake_frame,
-    is_noise_error, opened_len, EventLog, FirstFrame, NOISE_MESSAGE_LEN,
+    assert_eof, assert_genuine_records, assert_walked, feed, first_handshake_frame, is_noise_error,
+    EventLog, FirstFrame, RecordWalker, NOISE_MESSAGE_LEN,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -82,14 +83,21 @@ fuzz_target!(|data: &[u8]| {
             Ok(()) => {
                 assert!(log.connected, "finish succeeded but the connection did not");
                 let records = &stream[end..];
-                let max_payload = setup.max_frame.min(MAX_RECORD_PAYLOAD);
                 if stream[..end] == *setup.reply() {
+                    // The records read as the reference receiver reads them,
+                    // with the client's opening key.
+                    let (mut reference, _) = setup.session_pair();
+                    let walked = RecordWalker::new(
+                        reference.opener.cipher_state(),
+                        RekeyPolicy::PROTOCOL,
+                        setup.max_frame,
+                    )
+                    .walk(records);
+                    assert_walked(&conn, &log, &walked);
                     let server = server.get_or_insert_with(genuine_server);
-                    assert_genuine_records(records, max_payload, &log.opened, &known, server);
+                    assert_genuine_records(records, &walked, &known, server);
+                    assert_eof(&mut conn, walked.clean_eof());
                 }
-                assert_nothing_after_close(&conn, &log);
-                let clean = log.closed && opened_len(records, max_payload, &log) == records.len();
-                assert_eof(&mut conn, clean);
             }
         },
     }

@@ -1,7 +1,9 @@
 //! A client and a server `Connection` talking in memory, driven by a
-//! fuzzer-chosen sequence of operations: send frames of fuzzer sizes, deliver
-//! bytes in fuzzer-chosen amounts, inject bytes, close, end the stream (EOF),
-//! let time pass. Asserted, per direction:
+//! fuzzer-chosen sequence of operations: send frames of fuzzer sizes (up to
+//! 4 KiB, or at the 16 KiB record boundaries: frames of up to 6 records),
+//! deliver bytes in fuzzer-chosen amounts (so records are cut anywhere),
+//! inject bytes, close, end the stream (EOF), let time pass. Asserted, per
+//! direction:
 //! - frames arrive intact and in order, never one that was not sent (in STCP
 //!   mode even after injected bytes: forged records must not open);
 //! - without injected bytes, once everything is delivered, every frame sent
@@ -9,7 +11,10 @@
 //!   ones (handshake timeout, a frame over the receiver's maximum, a stream
 //!   ended without a close);
 //! - a send fails exactly when the sender failed, has no session yet, or
-//!   has closed; errors are kept.
+//!   has closed; errors are kept; a frame goes out as the records the
+//!   protocol documents (`oracle::documented_frame_records`: `Data`, or
+//!   `Begin`, `Continue`s, `End`, full but the last), `sealed_frame_len`
+//!   bytes in all (a plain frame: header and payload).
 //!
 //! Input: `[flags] [client max] [server max] [operations...]`; flags bit 0
 //! TCP mode (else STCP), bit 1 PSK, bit 2 RustCrypto. See `Op::read`.
@@ -17,14 +22,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stcp_proto::{Connection, Error, Mode, DEFAULT_MAX_FRAME};
+use stcp_proto::{sealed_frame_len, Connection, Error, Mode, RecordType, DEFAULT_MAX_FRAME};
 use stcp_proto_fuzz::fixture::{self, Setup, HANDSHAKE_TIMEOUT};
-use stcp_proto_fuzz::input::Reader;
-use stcp_proto_fuzz::oracle::{assert_sticky, EventLog};
+use stcp_proto_fuzz::input::{frame_len16, pattern, Reader};
+use stcp_proto_fuzz::oracle::{
+    assert_sticky, documented_frame_records, documented_record_word, EventLog, TAG_BYTES,
+};
 use std::time::{Duration, Instant};
 
-/// Largest frame the fuzzer sends.
-const MAX_SIZE: usize = 4096;
 const CLIENT: usize = 0;
 const SERVER: usize = 1;
 
@@ -55,7 +60,8 @@ enum Op<'a> {
 }
 
 impl<'a> Op<'a> {
-    /// `[op % 11] [arguments]`: 0/1 send (size: u16) from client/server,
+    /// `[op % 11] [arguments]`: 0/1 send (size: u16, `input::frame_len16`)
+    /// from client/server,
     /// 2/3 deliver (max: u16) from client/server, 4/5 inject (len: u8, bytes)
     /// into server/client, 6/7 close client/server, 8/9 EOF into
     /// server/client, 10 tick (seconds: u8).
@@ -65,7 +71,7 @@ impl<'a> Op<'a> {
         match op {
             0 | 1 => Op::Send {
                 from: side,
-                size: input.u16() as usize % (MAX_SIZE + 1),
+                size: frame_len16(input.u16()),
             },
             2 | 3 => Op::Deliver {
                 from: side,
@@ -163,6 +169,30 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
+/// `sealed`, the bytes one frame of `size` payload bytes was sealed into,
+/// are the documented records: their types and lengths, a `Begin` that
+/// announces `size`, `sealed_frame_len(size)` bytes in all.
+fn check_records(sealed: &[u8], size: usize) {
+    assert_eq!(
+        sealed.len(),
+        sealed_frame_len(size),
+        "sealed_frame_len({size})"
+    );
+    let mut pos = 0;
+    for (kind, payload) in documented_frame_records(size) {
+        let word = sealed[pos..pos + 4].try_into().unwrap();
+        assert_eq!(documented_record_word(word, size), Ok((kind, payload)));
+        let mut len = 4 + payload + TAG_BYTES;
+        if kind == RecordType::Begin {
+            let announced = u32::from_be_bytes(sealed[pos + 4..pos + 8].try_into().unwrap());
+            assert_eq!(announced as usize, size, "the Begin's frame length");
+            len += 4;
+        }
+        pos += len;
+    }
+    assert_eq!(pos, sealed.len());
+}
+
 /// A frame limit from one byte: 255 is the default, else 16-byte steps.
 fn max_frame(b: u8) -> usize {
     if b == u8::MAX {
@@ -191,9 +221,7 @@ impl Pair {
 
     fn send(&mut self, from: usize, size: usize) {
         let dir = &mut self.dirs[from];
-        let payload: Vec<u8> = (0..size)
-            .map(|i| (from * 101 + dir.sent.len() * 13 + i) as u8)
-            .collect();
+        let payload = pattern(size, from * 101 + dir.sent.len() * 13, 1);
         let conn = &mut self.conns[from];
         let expected = match conn.error() {
             Some(e) => Err(e.clone()),
@@ -201,7 +229,14 @@ impl Pair {
             None if self.closed[from] => Err(Error::Closed),
             None => Ok(()),
         };
+        let queued = conn.poll_transmit().len();
         assert_eq!(conn.send_frame(&payload), expected);
+        let added = &conn.poll_transmit()[queued..];
+        match (&expected, self.mode) {
+            (Err(_), _) => assert!(added.is_empty(), "a failed send queued bytes"),
+            (Ok(()), Mode::Tcp) => assert_eq!(added.len(), 4 + size),
+            (Ok(()), Mode::Stcp) => check_records(added, size),
+        }
         if expected.is_ok() {
             if size > self.max_frame[1 - from] && dir.oversized.is_none() {
                 dir.oversized = Some(dir.sent.len());

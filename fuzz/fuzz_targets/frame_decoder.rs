@@ -3,17 +3,28 @@
 //! bytes in any split, never panics and reads the stream exactly as the
 //! documented header formats do (`oracle::DocumentedUnits`, written from
 //! docs/PROTOCOL.md, not from the codec): the same whole units in the same
-//! order, reassembled or in place; a bad header refused as soon as its 4
-//! bytes arrived, after every unit before it, and for good; never more
-//! buffered than the incomplete unit received so far, and no more memory
-//! than the largest unit whose header passed. `Codec::split` and
-//! `Codec::units` agree with the decoder; the header functions read a header
-//! as documented; a TCP-mode `Connection` decodes the same frames.
+//! order, reassembled or in place; a bad header (an unknown type, a record
+//! over 16 KiB, an empty `Begin`/`Continue`/`End`, a frame over the maximum)
+//! refused as soon as its 4 bytes arrived, after every unit before it, and
+//! for good; never more buffered than the incomplete unit received so far,
+//! and no more memory than the largest unit whose header passed.
+//! `Codec::split` and `Codec::units` agree with the decoder; the header
+//! functions (`RecordHeader::peek`, `parse`, `write`) read and write a
+//! header as documented. Records: `FrameSequence` ties the whole records
+//! into frames as the documented rules do (`oracle::DocumentedSequence`),
+//! whatever order of types and lengths the fuzzer puts them in. Plain
+//! frames: `FrameStream`, TCP mode's cut-through reader, fed the same
+//! pieces, counts the frames each piece completes, fails at the same bad
+//! header with the bytes before it, and stands at a frame boundary exactly
+//! where the documented reading does; a TCP-mode `Connection` decodes the
+//! same frames.
 //!
 //! Input: `[mode] [max] [split stream]` (see `stcp_proto_fuzz::input`).
 //! `mode % 3`: 0 handshake frame then records, 1 records, 2 plain frames;
 //! `mode & 4`: take reassembled units with `take_reassembled` instead of
-//! reading them with `reassembled_mut`.
+//! reading them with `reassembled_mut`; `mode & 8`: the maximum is `max`
+//! KiB instead of `max` bytes (so a record of 16 KiB and one byte meets a
+//! maximum above it).
 
 #![no_main]
 
@@ -21,11 +32,15 @@ use libfuzzer_sys::fuzz_target;
 use stcp_proto::codec::HEADER_LEN;
 use stcp_proto::handshake::handshake_frame_len;
 use stcp_proto::{
-    frame_len, Codec, Decoder, Error, Framing, Mode, RecordHeader, Split, FRAME_HEADER_LEN,
+    frame_len, Codec, Decoder, Error, FrameSequence, FrameStream, Framing, Mode, RecordHeader,
+    RecordType, Split, StreamError, FRAME_HEADER_LEN,
 };
 use stcp_proto_fuzz::fixture::{self, Setup};
 use stcp_proto_fuzz::input::{Reader, SplitStream};
-use stcp_proto_fuzz::oracle::{documented_unit_len, feed, DocumentedUnits, EventLog};
+use stcp_proto_fuzz::oracle::{
+    documented_record_header, documented_record_word, documented_unit_len, feed,
+    DocumentedSequence, DocumentedUnits, EventLog,
+};
 use std::ops::Range;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
         _ => (Framing::Frames, Framing::Frames),
     };
     let take = mode & 4 != 0;
-    let max = reader.u8() as usize;
+    let max = reader.u8() as usize * if mode & 8 != 0 { 1024 } else { 1 };
     let split = SplitStream::read(&mut reader);
     let chunks = split.chunks();
     let stream = split.stream;
@@ -50,9 +65,17 @@ fuzz_target!(|data: &[u8]| {
     }
     let (units, error) = decode(&chunks, stream, &expected, first, then, max, take);
 
+    if then == Framing::Records {
+        let records = match first {
+            Framing::Handshake => &expected.units[expected.units.len().min(1)..],
+            _ => &expected.units[..],
+        };
+        check_sequence(stream, records, max);
+    }
     if first != Framing::Frames {
         return;
     }
+    check_frame_stream(&chunks, &expected, max);
     // A TCP-mode connection reads peer bytes with the same decoder.
     let setup = Setup {
         psk: false,
@@ -85,12 +108,164 @@ fn check_header_functions(stream: &[u8], max: usize) {
     for framing in [Framing::Handshake, Framing::Records, Framing::Frames] {
         let expected = documented_unit_len(framing, max, header);
         assert_eq!(Codec::new(framing, max).unit_len(header), expected);
-        let payload = match framing {
-            Framing::Handshake => handshake_frame_len(header),
-            Framing::Frames => frame_len(header, max),
-            Framing::Records => RecordHeader::parse(header, max).map(|h| h.payload_len + 16),
+        let unit = match framing {
+            Framing::Handshake => handshake_frame_len(header).map(|n| n + HEADER_LEN),
+            Framing::Frames => frame_len(header, max).map(|n| n + HEADER_LEN),
+            Framing::Records => RecordHeader::peek(header, max)
+                .map(|(kind, payload)| kind.header_len() + payload + stcp_proto::TAG_LEN),
         };
-        assert_eq!(payload.map(|n| n + HEADER_LEN), expected);
+        assert_eq!(unit, expected);
+    }
+    assert_eq!(
+        RecordHeader::peek(header, max),
+        documented_record_word(header, max)
+    );
+    check_record_header(stream, max);
+}
+
+/// `RecordHeader::parse` on the record at the start of `bytes` (whole or
+/// not) against the documented header, and `RecordHeader::write` back.
+fn check_record_header(bytes: &[u8], max: usize) {
+    let parsed = RecordHeader::parse(bytes, max);
+    let documented = documented_record_header(bytes, max);
+    match (&parsed, &documented) {
+        (Err(e), Err(d)) => assert_eq!(e, d, "a header refused for another reason"),
+        (Ok(h), Ok(d)) => {
+            assert_eq!((h.kind, h.payload_len), (d.kind, d.payload_len));
+            let frame_len = match d.kind {
+                RecordType::Data => d.payload_len,
+                RecordType::Begin => d.announced.unwrap(),
+                _ => 0,
+            };
+            assert_eq!(h.frame_len, frame_len, "the frame length of {d:?}");
+            assert_eq!(
+                (h.header_len(), h.record_len()),
+                (d.header_len(), d.record_len())
+            );
+            let mut out = [0u8; 8];
+            assert_eq!(h.write(&mut out), d.header_len());
+            assert_eq!(
+                out[..d.header_len()],
+                bytes[..d.header_len()],
+                "a parsed header does not write back"
+            );
+        }
+        _ => panic!("RecordHeader::parse gives {parsed:?}, the documented rules {documented:?}"),
+    }
+}
+
+/// `FrameSequence` over the whole records `units` of `stream` (each header
+/// read as documented) against the documented rules: the same verdict for
+/// every record, nothing changed by a refused one (which is then skipped,
+/// so the walk goes on), and the same place in the frame after each.
+fn check_sequence(stream: &[u8], units: &[Range<usize>], max: usize) {
+    let mut sequence = FrameSequence::default();
+    let mut documented = DocumentedSequence::default();
+    for unit in units {
+        let record = &stream[unit.clone()];
+        check_record_header(record, max);
+        let Ok(doc) = documented_record_header(record, max) else {
+            continue;
+        };
+        let header = RecordHeader::parse(record, max).expect("checked above");
+        let expected = documented.check(&doc);
+        let before = sequence;
+        assert_eq!(
+            sequence.check(&header),
+            expected,
+            "FrameSequence::check on {doc:?} after {documented:?}"
+        );
+        if expected.is_ok() {
+            sequence.advance(&header);
+            documented.advance(&doc);
+        } else {
+            assert_eq!(sequence, before, "a refused record changed the sequence");
+        }
+        assert_eq!(sequence.in_frame(), documented.owed.is_some());
+        assert_eq!(sequence.remaining(), documented.owed.unwrap_or(0));
+    }
+}
+
+/// `FrameStream` fed `chunks` against the documented reading `expected` of
+/// their concatenation: each call completes the frames that end in it; the
+/// call in which a bad header's 4th byte arrives fails with that header's
+/// error and the bytes of the call before it, every later call with the
+/// same error and none; between calls it is at a boundary exactly where a
+/// frame ended, and owes the rest of the frame whose header is in.
+fn check_frame_stream(chunks: &[&[u8]], expected: &DocumentedUnits, max: usize) {
+    let mut s = FrameStream::new(max);
+    assert!(s.at_boundary());
+    let mut pushed = 0;
+    let mut failed: Option<Error> = None;
+    for chunk in chunks {
+        let before = pushed;
+        pushed += chunk.len();
+        let result = s.advance(chunk);
+        if let Some(error) = &failed {
+            let error = error.clone();
+            assert_eq!(
+                result,
+                Err(StreamError { valid: 0, error }),
+                "error not kept"
+            );
+            assert!(!s.at_boundary());
+            continue;
+        }
+        if let Some((at, error)) = expected
+            .bad
+            .clone()
+            .filter(|(at, _)| at + HEADER_LEN <= pushed)
+        {
+            let valid = at.saturating_sub(before);
+            assert_eq!(
+                result,
+                Err(StreamError {
+                    valid,
+                    error: error.clone()
+                }),
+                "a bad header at {at} in a call from {before}"
+            );
+            assert!(!s.at_boundary());
+            failed = Some(error);
+            continue;
+        }
+        let done = expected
+            .units
+            .iter()
+            .filter(|u| before < u.end && u.end <= pushed)
+            .count();
+        assert_eq!(
+            result,
+            Ok(done),
+            "frames completed by bytes {before}..{pushed}"
+        );
+        let boundary = pushed == 0 || expected.units.iter().any(|u| u.end == pushed);
+        assert_eq!(s.at_boundary(), boundary, "boundary after {pushed} bytes");
+        let next = expected
+            .next_len
+            .map(|len| expected.whole()..expected.whole() + len);
+        let owed = expected
+            .units
+            .iter()
+            .cloned()
+            .chain(next)
+            .find(|u| u.start + HEADER_LEN <= pushed && pushed < u.end)
+            .map_or(0, |u| u.end - pushed);
+        assert_eq!(s.remaining(), owed, "payload owed after {pushed} bytes");
+    }
+    // Reset: a new stream, read in one piece.
+    s.reset(max);
+    assert!(s.at_boundary());
+    let whole: Vec<u8> = chunks.concat();
+    match &expected.bad {
+        Some((at, error)) => assert_eq!(
+            s.advance(&whole),
+            Err(StreamError {
+                valid: *at,
+                error: error.clone()
+            })
+        ),
+        None => assert_eq!(s.advance(&whole), Ok(expected.units.len())),
     }
 }
 

@@ -4,28 +4,34 @@
 //! - into `RecordOpener::open` of a fresh session's opener, as one record,
 //! - into `RecordOpener::open_all` of that opener (or a fresh one),
 //!
-//! and whatever any of them accepts must be exactly what the genuine client
-//! seals at that point of the session (authentication holds), errors are
-//! kept, and `RecordHeader::parse` reads the first header as documented.
+//! and each must read them exactly as the reference receiver written from
+//! docs/PROTOCOL.md does (`oracle::RecordWalker`): the same records opened,
+//! the same frames (a `Begin`, `Continue`s and an `End` make one) and close
+//! reported, and the same error where it stops: a record over 16 KiB or a
+//! frame over the maximum refused from its header, a `Continue` or `End`
+//! with no frame begun, a new frame or a Close before the last one's final
+//! record, records that overrun or fall short of the announced length, a
+//! record after the Close, each before any decryption. Whatever opens must
+//! be exactly what the genuine client seals at that point of the session
+//! (authentication holds); errors are kept; `RecordHeader::parse` and
+//! `write` read and write the first header as documented.
 //!
 //! Input: `[flags] [plan] [split stream]`: flags as in
 //! `fixture::Setup::from_flags`; the stream is the genuine client's records
-//! the plan asks for (`genuine::Plan`), then the fuzzer's bytes. Some seeds
-//! are recorded records instead (plan 0), replayed verbatim.
+//! the plan asks for (`genuine::Plan`: frames of up to 6 records, at the
+//! 16 KiB edges), then the fuzzer's bytes. Some seeds are recorded records
+//! instead (plan 0), replayed verbatim.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use stcp_proto::record::MAX_RECORD_PAYLOAD;
-use stcp_proto::{
-    write_record_header, Error, RecordHeader, RecordSealer, RecordType, RECORD_HEADER_LEN, TAG_LEN,
-};
+use stcp_proto::{Error, RecordHeader, RecordOpener, RecordSealer, RecordType, RekeyPolicy};
 use stcp_proto_fuzz::fixture::Setup;
 use stcp_proto_fuzz::genuine::Plan;
 use stcp_proto_fuzz::input::{Reader, SplitStream};
 use stcp_proto_fuzz::oracle::{
-    assert_eof, assert_genuine_records, assert_nothing_after_close, feed, opened_len, record_spans,
-    EventLog,
+    assert_eof, assert_genuine_records, assert_walked, documented_record_header, feed,
+    DocumentedHeader, EventLog, RecordWalker, WalkEnd, Walked, TAG_BYTES,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -33,13 +39,27 @@ fuzz_target!(|data: &[u8]| {
     let setup = Setup::from_flags(reader.u8());
     let plan = Plan::read(&mut reader);
     let split = SplitStream::read(&mut reader);
-    let max_payload = setup.max_frame.min(MAX_RECORD_PAYLOAD);
+    let max = setup.max_frame;
 
     // An established pair; the client seals the planned prefix.
     let (mut client, mut server) = setup.established_pair();
     let (prefix, known) = plan.seal(&mut client);
     let stream = &[&prefix[..], split.stream].concat()[..];
-    check_header_parse(stream, max_payload);
+    check_header_parse(stream, max);
+
+    // The reference reading, with the server's opening key.
+    let (mut genuine, mut reference) = setup.session_pair();
+    let walked =
+        RecordWalker::new(reference.opener.cipher_state(), RekeyPolicy::PROTOCOL, max).walk(stream);
+    // The oracle reads the genuine prefix back whole, unless it holds a
+    // frame over this setup's maximum.
+    if plan.longest_frame() <= max {
+        assert!(
+            walked.opened_len() >= prefix.len(),
+            "the genuine prefix does not read back"
+        );
+        assert_eq!(walked.event_list()[..known.len()], known[..]);
+    }
 
     // The server connection receiving the stream.
     let mut log = EventLog {
@@ -47,19 +67,24 @@ fuzz_target!(|data: &[u8]| {
         ..EventLog::default()
     };
     feed(&mut server, &mut log, &split.chunks_of(stream));
-    assert_genuine_records(stream, max_payload, &log.opened, &known, &mut client);
-    assert_nothing_after_close(&server, &log);
-    let clean = log.closed && opened_len(stream, max_payload, &log) == stream.len();
-    assert_eof(&mut server, clean);
+    assert_walked(&server, &log, &walked);
+    assert_genuine_records(stream, &walked, &known, &mut client);
+    assert_eof(&mut server, walked.clean_eof());
 
     // The record layer alone: the stream as one record for open, then
     // (from the same opener when that failed, as it leaves no trace) as
     // records for open_all.
-    let (mut genuine, mut session) = setup.session_pair();
+    let (_, mut session) = setup.session_pair();
     let mut buf = stream.to_vec();
-    if session.opener.open(&mut buf).is_ok() {
+    let one = session.opener.open(&mut buf);
+    assert_eq!(
+        one,
+        expected_open(stream, &walked, max),
+        "open of the whole stream"
+    );
+    if one.is_ok() {
         assert_eq!(session.opener.counter(), 1);
-        assert_resealed(&mut genuine.sealer, stream, &buf);
+        assert_resealed(&mut genuine.sealer, stream, &buf, &walked.records[0].header);
         (genuine, session) = setup.session_pair();
     } else {
         assert_eq!(
@@ -72,88 +97,98 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = stream.to_vec();
     let result = session.opener.open_all(&mut buf);
     let opened = session.opener.counter() as usize;
-    let spans = record_spans(stream, max_payload);
-    assert!(
-        opened <= spans.len(),
-        "opened more records than the stream holds"
+    assert_eq!(
+        opened,
+        walked.records.len(),
+        "open_all opened another count"
     );
-    for span in &spans[..opened] {
+    for record in &walked.records {
+        let span = record.span.clone();
+        assert_eq!(
+            &buf[span.start + record.header.header_len()..span.end - TAG_BYTES],
+            &record.payload[..]
+        );
         assert_resealed(
             &mut genuine.sealer,
             &stream[span.clone()],
-            &buf[span.clone()],
+            &buf[span],
+            &record.header,
         );
     }
-    match result {
-        Ok(n) => {
-            assert_eq!(n, opened);
-            assert_eq!(
-                spans.get(..n).and_then(|s| s.last()).map_or(0, |s| s.end),
-                stream.len()
-            );
-        }
-        // Every whole record opened: what failed is the bytes after them.
-        Err(e) if opened == spans.len() => assert!(
-            matches!(
-                e,
-                Error::BadLength | Error::BadRecordType(_) | Error::FrameTooLarge { .. }
-            ),
-            "trailing bytes failed with {e:?}"
-        ),
-        Err(_) => {}
-    }
+    let expected = match &walked.end {
+        WalkEnd::Clean => Ok(opened),
+        // `open_all` takes whole records only.
+        WalkEnd::Incomplete(_) => Err(Error::BadLength),
+        WalkEnd::Refused(_, e) => Err(e.clone()),
+    };
+    assert_eq!(result, expected, "open_all");
+    assert_eq!(session.opener.peer_closed(), walked.closed());
+    assert_eq!(
+        session.opener.frames() as usize,
+        walked.events.len() - walked.closed() as usize
+    );
 });
 
-/// `wire` was opened in place into `opened`: sealing its plaintext with the
-/// genuine peer's sealer (at the same counter) must give `wire` back.
-fn assert_resealed(sealer: &mut RecordSealer, wire: &[u8], opened: &[u8]) {
-    let header = RecordHeader::parse(
-        wire[..RECORD_HEADER_LEN].try_into().unwrap(),
-        MAX_RECORD_PAYLOAD,
-    )
-    .expect("an opened record has a good header");
-    let mut record = vec![0; opened.len()];
-    write_record_header(&mut record, header.kind, header.payload_len);
-    record[RECORD_HEADER_LEN..opened.len() - TAG_LEN]
-        .copy_from_slice(&opened[RECORD_HEADER_LEN..opened.len() - TAG_LEN]);
-    sealer.seal(&mut record).expect("the genuine peer seals");
+/// What `RecordOpener::open` of a fresh opener must say of `stream` as one
+/// record: its header's rules, then exactly one record's length
+/// (`BadLength`), then what the reference reading says of its first record.
+fn expected_open(stream: &[u8], walked: &Walked, max: usize) -> Result<RecordType, Error> {
+    let header = documented_record_header(stream, max)?;
+    if header.record_len() != stream.len() {
+        return Err(Error::BadLength);
+    }
+    match (&walked.records.first(), &walked.end) {
+        (Some(record), _) => Ok(record.header.kind),
+        (None, WalkEnd::Refused(0, e)) => Err(e.clone()),
+        (None, end) => panic!("a whole first record neither opened nor refused: {end:?}"),
+    }
+}
+
+/// `wire` was opened in place into `opened`: the header `RecordHeader`
+/// writes for it is its header, and sealing its plaintext with the genuine
+/// peer's sealer (at the same counter and place in the frame) must give
+/// `wire` back.
+fn assert_resealed(
+    sealer: &mut RecordSealer,
+    wire: &[u8],
+    opened: &[u8],
+    header: &DocumentedHeader,
+) {
+    let h = header.header_len();
+    let api = match header.kind {
+        RecordType::Begin => RecordHeader::first(header.announced.unwrap(), header.payload_len),
+        kind => RecordHeader::new(kind, header.payload_len),
+    };
+    let mut record = vec![0; header.record_len()];
+    assert_eq!(api.write(&mut record), h);
+    assert_eq!(record[..h], wire[..h], "the header does not write back");
+    record[h..h + header.payload_len].copy_from_slice(&opened[h..h + header.payload_len]);
+    assert_eq!(
+        sealer.seal(&mut record),
+        Ok(header.kind),
+        "the genuine peer seals"
+    );
     assert_eq!(
         record, wire,
         "a record opened that the genuine peer did not seal"
     );
-    if header.kind == RecordType::Close {
-        assert_eq!(
-            header.payload_len, 0,
-            "a close record with a payload opened"
-        );
-    }
 }
 
-/// `RecordHeader::parse` against the documented header: type in the top 4
-/// bits (0 data, 1 close), length of ciphertext plus tag in the low 28.
-fn check_header_parse(stream: &[u8], max_payload: usize) {
-    let Some(bytes) = stream.get(..RECORD_HEADER_LEN) else {
-        return;
-    };
-    let bytes: [u8; RECORD_HEADER_LEN] = bytes.try_into().unwrap();
-    let raw = u32::from_be_bytes(bytes);
-    let kind = (raw >> 28) as u8;
-    let body = (raw & ((1 << 28) - 1)) as usize;
-    let expected = match kind {
-        0 | 1 if body < TAG_LEN => Err(Error::BadLength),
-        0 | 1 if body - TAG_LEN > max_payload => Err(Error::FrameTooLarge {
-            len: body - TAG_LEN,
-            max: max_payload,
-        }),
-        0 => Ok(RecordType::Data),
-        1 => Ok(RecordType::Close),
-        other => Err(Error::BadRecordType(other)),
-    };
-    let parsed = RecordHeader::parse(bytes, max_payload);
-    assert_eq!(parsed.clone().map(|h| h.kind), expected);
-    if let Ok(header) = parsed {
-        assert_eq!(header.payload_len, body - TAG_LEN);
-        assert_eq!(header.encode(), bytes, "a parsed header does not re-encode");
-        assert_eq!(header.record_len(), RECORD_HEADER_LEN + body);
+/// `RecordHeader::parse` and `RecordOpener::parse_header` against the
+/// documented header at the start of `stream`.
+fn check_header_parse(stream: &[u8], max: usize) {
+    let expected = documented_record_header(stream, max);
+    let parsed = RecordHeader::parse(stream, max);
+    let opener = RecordOpener::new(&stcp_proto::AWS_LC, &[0; 32], max);
+    assert_eq!(opener.parse_header(stream), parsed);
+    match (parsed, expected) {
+        (Ok(h), Ok(d)) => {
+            assert_eq!((h.kind, h.payload_len), (d.kind, d.payload_len));
+            assert_eq!(h.record_len(), d.record_len());
+            if let Some(announced) = d.announced {
+                assert_eq!(h.frame_len, announced);
+            }
+        }
+        (parsed, expected) => assert_eq!(parsed.err(), expected.err()),
     }
 }

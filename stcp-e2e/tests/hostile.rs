@@ -1,18 +1,19 @@
-//! The hostile-peer matrix (issue 6). Every case runs against one real stcp-server (started in
-//! this process on loopback ports: both listeners, a PSK, short handshake and idle timeouts, a
-//! small --max-frame and --max-conns) while two stcp-loadgen processes keep a steady, verified
-//! load on other connections of the same server, one in STCP mode and one in raw TCP mode.
+//! The hostile-peer matrix (issue 6; protocol v2 records, issue "STCP v2 records" item 7). Every
+//! case runs against one real stcp-server (started in this process on loopback ports: both
+//! listeners, a PSK, short handshake and idle timeouts, a 1 MiB --max-frame, a small
+//! --max-conns) while two stcp-loadgen processes keep a steady, verified load on other
+//! connections of the same server, one in STCP mode and one in raw TCP mode.
 //!
-//! Each case must close only the offending connection and count it under its kind: after each
-//! case the server's per-kind error counters must equal the running expectation exactly (no
-//! other kind moves), the open connections must be back to the steady load's, and the memory
-//! the server holds for connections (the `conn_buffer_bytes` gauge) back within the steady
-//! load's allowance. At the end the steady loads must report zero errors and zero verify
+//! Each case must close only the offending connection and count it under its kind (or, for a
+//! client that closes cleanly, count nothing): after each case the server's per-kind error
+//! counters must equal the running expectation exactly (no other kind moves), the open
+//! connections must be back to the steady load's, and the memory the server holds for
+//! connections (the `conn_buffer_bytes` gauge) back within the steady load's allowance. At the end the steady loads must report zero errors and zero verify
 //! mismatches, the gauge must be back to 0, and the process's resident size within a generous
 //! bound of where it started. Both io backends run the matrix, one after the other (they share
 //! the process's resident size). `cargo test -p stcp-e2e --test hostile -- --nocapture` prints
 //! a summary table. The server's own limits come from `stcp_server::Config` and
-//! `stcp_server::config`, never copied here.
+//! `stcp_server::config`, the protocol's from `stcp_proto`, never copied here.
 
 mod common;
 mod hostile_cases;
@@ -20,7 +21,7 @@ mod hostile_peer;
 use hostile_cases::*;
 mod steady_load;
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -31,10 +32,11 @@ use hostile_peer::*;
 use stcp_loadgen::report::Report;
 use stcp_loadgen::run::exit;
 use stcp_proto::{
-    write_record_header, ClientConfig, ClientHandshake, RecordType, Session, StaticKeypair,
-    FRAME_HEADER_LEN, RECORD_HEADER_LEN, TAG_LEN,
+    write_record_header, ClientConfig, ClientHandshake, Mode, RecordHeader, RecordSealer,
+    RecordType, Session, StaticKeypair, FRAME_HEADER_LEN, MAX_RECORD_LEN, MAX_RECORD_PAYLOAD,
+    RECORD_HEADER_LEN, TAG_LEN,
 };
-use stcp_server::config::RING_HOLD_CAP;
+use stcp_server::config::DEFAULT_CONN_BUFFER_LIMIT;
 use stcp_server::{Config, ErrorKind, IoBackend, Server, ServerHandle, StatsSnapshot};
 use steady_load::SteadyLoad;
 
@@ -43,14 +45,22 @@ const PSK: [u8; 32] = [0x5a; 32];
 const STEADY_CLIENTS: u64 = 4;
 const STEADY_CONNS: u64 = 2 * STEADY_CLIENTS;
 const MAX_CONNS: usize = 40;
-const MAX_FRAME: usize = 64 * 1024;
+/// --max-frame, and the length of the large frames the unread clients send: 1 MiB, far more
+/// than a connection's buffers (an STCP frame of 64 records).
+const MAX_FRAME: usize = 1 << 20;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(1500);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
-const MAX_UNSENT: usize = 1 << 20;
 const RING_BUFS: u16 = 256;
-/// Buffer memory the steady load's connections may hold at any moment (a few ring buffers or a
-/// 64 KiB epoll read buffer each, with room to spare).
-const STEADY_ALLOWANCE: u64 = STEADY_CONNS * 256 * 1024;
+/// Each connection's buffer limit: the server's default, set explicitly so that the bounds
+/// below follow it.
+const CONN_BUFFER_LIMIT: usize = DEFAULT_CONN_BUFFER_LIMIT;
+/// The most the server may hold for one STCP connection: its buffer limit, plus the one record
+/// the decoder may be reassembling past it.
+const STCP_CONN_BOUND: u64 = (CONN_BUFFER_LIMIT + MAX_RECORD_LEN) as u64;
+/// The most the server may hold for one TCP-mode connection (cut-through: no reassembly).
+const TCP_CONN_BOUND: u64 = CONN_BUFFER_LIMIT as u64;
+/// Buffer memory the steady load's connections may hold at any moment: each within its bound.
+const STEADY_ALLOWANCE: u64 = STEADY_CLIENTS * (STCP_CONN_BOUND + TCP_CONN_BOUND);
 /// Growth of this process's resident size allowed over one matrix: the server's ring buffers
 /// (2 workers x RING_BUFS x the default ring buffer size: 8 MiB) and pooled heap buffers (at most
 /// 32 MiB per worker) being touched, allocator caches, and this test's own clients.
@@ -88,7 +98,7 @@ fn run_matrix(io: IoBackend) {
     config.max_frame = MAX_FRAME;
     config.handshake_timeout = HANDSHAKE_TIMEOUT;
     config.idle_timeout = Some(IDLE_TIMEOUT);
-    config.max_unsent = MAX_UNSENT;
+    config.conn_buffer_limit = CONN_BUFFER_LIMIT;
     config.ring_bufs = RING_BUFS;
     let server = Server::start(config).expect("server starts");
     let idle = server.stats();
@@ -137,9 +147,11 @@ fn run_matrix(io: IoBackend) {
     key_and_psk_cases(&mut m);
     frame_length_cases(&mut m);
     record_cases(&mut m);
+    frame_sequence_cases(&mut m);
     reset_and_cut_cases(&mut m);
     slow_cases(&mut m);
     idle_and_unread_cases(&mut m);
+    unread_large_frame_cases(&mut m);
     flood_case(&mut m);
     loadgen_wrong_key_case(&mut m);
 
@@ -212,6 +224,8 @@ fn run_matrix(io: IoBackend) {
 enum Counted {
     Error(ErrorKind),
     Refused,
+    /// Nothing: the client closed cleanly.
+    Nothing,
 }
 
 struct Matrix {
@@ -230,8 +244,8 @@ struct Matrix {
 }
 
 impl Matrix {
-    /// Runs one case; then checks that the server counted exactly `n` of `counted` (and nothing
-    /// else), that only the steady connections are left, and that buffers are back to baseline.
+    /// Runs one case; then checks that only the steady connections are left, that buffers are
+    /// back to baseline, and that the server counted exactly `n` of `counted` (and nothing else).
     fn case(
         &mut self,
         name: &str,
@@ -256,7 +270,12 @@ impl Matrix {
                 self.rows
                     .push((name.into(), listener, "refused (max-conns)", n));
             }
+            Counted::Nothing => self
+                .rows
+                .push((name.into(), listener, "nothing (clean close)", n)),
         }
+        // Settled first: a count that comes late (as the connection closes) is seen too.
+        self.settle(name);
         let s = self.server.stats();
         assert_eq!(
             s.errors,
@@ -265,7 +284,6 @@ impl Matrix {
             diff(&s, &self.expected)
         );
         assert_eq!(s.refused, self.refused, "{name}: refused");
-        self.settle(name);
     }
 
     /// Only the steady connections are left and the server holds no more than they need.
@@ -367,9 +385,15 @@ fn print_table(
     for (name, listener, kind, n) in rows {
         t.push_str(&format!("| {name} | {listener} | {kind} | {n} |\n"));
     }
-    let closed: u64 = rows.iter().map(|r| r.3).sum::<u64>() - refused;
+    let clean: u64 = rows
+        .iter()
+        .filter(|r| r.2.starts_with("nothing"))
+        .map(|r| r.3)
+        .sum();
+    let closed: u64 = rows.iter().map(|r| r.3).sum::<u64>() - refused - clean;
     t.push_str(&format!(
-        "connections closed by error kind: {closed}; refused (max-conns): {refused}\n"
+        "connections closed by error kind: {closed}; refused (max-conns): {refused}; \
+         closed cleanly by the client: {clean}\n"
     ));
     for r in reports {
         t.push_str(&format!(

@@ -12,8 +12,17 @@ pub enum ErrorKind {
     FrameTooLarge = 0,
     /// A handshake frame announced more than `HANDSHAKE_MAX_LEN`.
     HandshakeTooLarge,
-    /// Malformed record: unknown type, length shorter than a tag.
+    /// Malformed record: unknown type, length shorter than a tag, a Close with a payload, an
+    /// empty record that does not end its frame.
     BadRecord,
+    /// A record header announced more than `MAX_RECORD_PAYLOAD` (16 KiB) of payload.
+    RecordTooLarge,
+    /// A frame's records carried more or fewer bytes than its `Begin` record announced.
+    FrameLength,
+    /// A new frame (or a Close) began before the current frame's final record.
+    MissingFinal,
+    /// A `Continue` or `End` record arrived outside a frame.
+    MissingBegin,
     /// A record failed authentication.
     BadTag,
     /// The first frame did not start with the STCP magic.
@@ -44,12 +53,16 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Number of kinds.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 20;
     /// Every kind, in counter order.
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::FrameTooLarge,
         ErrorKind::HandshakeTooLarge,
         ErrorKind::BadRecord,
+        ErrorKind::RecordTooLarge,
+        ErrorKind::FrameLength,
+        ErrorKind::MissingFinal,
+        ErrorKind::MissingBegin,
         ErrorKind::BadTag,
         ErrorKind::NotStcp,
         ErrorKind::VersionMismatch,
@@ -71,6 +84,10 @@ impl ErrorKind {
             ErrorKind::FrameTooLarge => "frame_too_large",
             ErrorKind::HandshakeTooLarge => "handshake_too_large",
             ErrorKind::BadRecord => "bad_record",
+            ErrorKind::RecordTooLarge => "record_too_large",
+            ErrorKind::FrameLength => "frame_length",
+            ErrorKind::MissingFinal => "missing_final",
+            ErrorKind::MissingBegin => "missing_begin",
             ErrorKind::BadTag => "bad_tag",
             ErrorKind::NotStcp => "not_stcp",
             ErrorKind::VersionMismatch => "version_mismatch",
@@ -94,6 +111,10 @@ impl ErrorKind {
             E::FrameTooLarge { .. } => ErrorKind::FrameTooLarge,
             E::HandshakeTooLarge { .. } => ErrorKind::HandshakeTooLarge,
             E::BadRecordType(_) | E::BadLength => ErrorKind::BadRecord,
+            E::RecordTooLarge { .. } => ErrorKind::RecordTooLarge,
+            E::FrameLength => ErrorKind::FrameLength,
+            E::MissingFinal => ErrorKind::MissingFinal,
+            E::MissingBegin => ErrorKind::MissingBegin,
             E::BadTag => ErrorKind::BadTag,
             E::NotStcp => ErrorKind::NotStcp,
             E::VersionMismatch { .. } => ErrorKind::VersionMismatch,
@@ -166,5 +187,21 @@ mod tests {
             ErrorKind::of(&stcp_proto::Error::FrameTooLarge { len: 9, max: 1 }),
             ErrorKind::FrameTooLarge
         );
+    }
+
+    /// The v2 record errors each have their own kind, labelled as stcp-proto labels them.
+    #[test]
+    fn record_sequence_errors_keep_the_protocol_labels() {
+        use stcp_proto::Error as E;
+        for e in [
+            E::RecordTooLarge { len: 16 * 1024 + 1 },
+            E::FrameLength,
+            E::MissingFinal,
+            E::MissingBegin,
+        ] {
+            let kind = ErrorKind::of(&e);
+            assert_ne!(kind, ErrorKind::Protocol, "{e:?}");
+            assert_eq!(kind.label(), e.kind(), "{e:?}");
+        }
     }
 }

@@ -176,17 +176,22 @@ pub(super) fn frame_length_cases(m: &mut Matrix) {
         1,
         |m| refused_after(m.tcp, &[0xff; 4], "0xFFFFFFFF"),
     );
+    // Records are at most 16 KiB whatever --max-frame says: a full one echoes, one byte more is
+    // refused from its header word alone.
     m.case(
-        "a record length over --max-frame (header only)",
+        &format!(
+            "a record of {} bytes (16 KiB + 1, header only) after one of 16 KiB",
+            MAX_RECORD_PAYLOAD + 1
+        ),
         "stcp",
-        Counted::Error(ErrorKind::FrameTooLarge),
+        Counted::Error(ErrorKind::RecordTooLarge),
         1,
         |m| {
-            let (mut s, _session) = m.established();
-            let mut header = [0u8; RECORD_HEADER_LEN];
-            write_record_header(&mut header, RecordType::Data, MAX_FRAME + 1);
-            s.write_all(&header).unwrap();
-            assert_closed(&mut s, "record over max");
+            let (mut s, mut session) = m.established();
+            echo_ok(&mut s, &mut session, &pseudo_random(MAX_RECORD_PAYLOAD, 21));
+            s.write_all(&record_word(RecordType::Data, MAX_RECORD_PAYLOAD + 1))
+                .unwrap();
+            assert_closed(&mut s, "record of 16 KiB + 1");
         },
     );
     m.case(
@@ -273,10 +278,108 @@ pub(super) fn record_cases(m: &mut Matrix) {
             session.sealer.seal(&mut close).unwrap();
             // The sealer refuses to seal after its close; seal the next record by hand, under
             // the next nonce, so it authenticates and only its place is wrong.
-            let late = seal_by_hand(&mut session.sealer, b"after the close");
+            let late = record_by_hand(&mut session.sealer, RecordType::Data, b"after the close");
             // One write: both arrive in one read, so the server sees them together.
             s.write_all(&[close, late].concat()).unwrap();
             assert_closed(&mut s, "record after close");
+        },
+    );
+}
+
+/// Records that do not tie into frames (protocol v2: a frame is one `Data` record, or `Begin`,
+/// `Continue`s and `End`). Every record is authentic (sealed under the right nonce, by hand where
+/// the sealer would refuse it): only its place in the frame, or the length it carries, is
+/// wrong, and the server refuses it before decrypting. Each connection first echoes a frame of
+/// several records, so the session is good up to the bad record.
+pub(super) fn frame_sequence_cases(m: &mut Matrix) {
+    let half = MAX_RECORD_PAYLOAD / 2;
+    let r = MAX_RECORD_PAYLOAD;
+    let body = pseudo_random(r, 31);
+    // (name, counted, the bad records given a sealer that just sealed a good frame)
+    type Bad = fn(&mut stcp_proto::RecordSealer, &[u8]) -> Vec<u8>;
+    let cases: [(String, ErrorKind, Bad); 6] = [
+        (
+            format!("a frame whose End overruns it (Begin announcing {r} + 100 bytes, End of {r})"),
+            ErrorKind::FrameLength,
+            |sealer, body| {
+                let r = MAX_RECORD_PAYLOAD;
+                let begin = begin_record(sealer, r + 100, body);
+                let end = record_by_hand(sealer, RecordType::End, body);
+                [begin, end].concat()
+            },
+        ),
+        (
+            format!("a frame whose End falls short (Begin announcing 2 x {r}, End of 100)"),
+            ErrorKind::FrameLength,
+            |sealer, body| {
+                let r = MAX_RECORD_PAYLOAD;
+                let begin = begin_record(sealer, 2 * r, body);
+                let end = record_by_hand(sealer, RecordType::End, &body[..100]);
+                [begin, end].concat()
+            },
+        ),
+        (
+            "a Begin then a Data record (the frame's final record missing)".into(),
+            ErrorKind::MissingFinal,
+            |sealer, body| {
+                let begin = begin_record(sealer, 3 * MAX_RECORD_PAYLOAD, body);
+                let data = record_by_hand(sealer, RecordType::Data, b"a new frame");
+                [begin, data].concat()
+            },
+        ),
+        (
+            "a Continue record with no Begin".into(),
+            ErrorKind::MissingBegin,
+            |sealer, body| record_by_hand(sealer, RecordType::Continue, &body[..1000]),
+        ),
+        (
+            format!("an empty Continue record inside a frame (Begin of {half} announcing {r})"),
+            ErrorKind::BadRecord,
+            |sealer, body| {
+                let half = MAX_RECORD_PAYLOAD / 2;
+                let begin = begin_record(sealer, MAX_RECORD_PAYLOAD, &body[..half]);
+                let empty = record_by_hand(sealer, RecordType::Continue, b"");
+                [begin, empty].concat()
+            },
+        ),
+        (
+            format!(
+                "a Begin announcing --max-frame + 1 ({} bytes)",
+                MAX_FRAME + 1
+            ),
+            ErrorKind::FrameTooLarge,
+            |sealer, body| begin_record(sealer, MAX_FRAME + 1, body),
+        ),
+    ];
+    for (name, kind, bad) in cases {
+        m.case(&name, "stcp", Counted::Error(kind), 1, |m| {
+            let (mut s, mut session) = m.established();
+            echo_frame_ok(&mut s, &mut session, &pseudo_random(2 * r + 1, 32));
+            s.write_all(&bad(&mut session.sealer, &body)).unwrap();
+            assert_closed(&mut s, &name);
+        });
+    }
+    // The close ends the direction whatever the next record is: a frame's first record after it
+    // is refused as a record after the close (one write, so the server reads both at once; a
+    // small Begin, so both fit in one receive buffer).
+    m.case(
+        "a Begin record after an authenticated close",
+        "stcp",
+        Counted::Error(ErrorKind::RecordAfterClose),
+        1,
+        |m| {
+            let (mut s, mut session) = m.established();
+            echo_ok(&mut s, &mut session, b"before the close");
+            let mut close = vec![0u8; RECORD_HEADER_LEN + TAG_LEN];
+            write_record_header(&mut close, RecordType::Close, 0);
+            session.sealer.seal(&mut close).unwrap();
+            let begin = seal_by_hand(
+                &mut session.sealer,
+                RecordHeader::first(200, 100),
+                &body[..100],
+            );
+            s.write_all(&[close, begin].concat()).unwrap();
+            assert_closed(&mut s, "Begin after close");
         },
     );
 }
@@ -393,10 +496,7 @@ pub(super) fn idle_and_unread_cases(m: &mut Matrix) {
                 .set_write_timeout(Some(Duration::from_millis(200)))
                 .unwrap();
             let f = frame(&pseudo_random(MAX_FRAME, 8));
-            let bound = STEADY_ALLOWANCE
-                + MAX_UNSENT as u64
-                + RING_HOLD_CAP as u64 * (MAX_FRAME + FRAME_HEADER_LEN) as u64
-                + 3 * (MAX_FRAME + FRAME_HEADER_LEN) as u64;
+            let bound = STEADY_ALLOWANCE + TCP_CONN_BOUND;
             let writing = Duration::from_millis(1500);
             let done = std::sync::atomic::AtomicBool::new(false);
             let (written, stalled, peak) = std::thread::scope(|scope| {
@@ -450,7 +550,12 @@ pub(super) fn idle_and_unread_cases(m: &mut Matrix) {
             });
             assert_closed(&mut idle_stcp, "idle STCP");
             assert_closed(&mut idle_tcp, "idle TCP");
-            drop(unread);
+            // The server ends an idle connection as its own end (docs/PROTOCOL.md 4.5): it sends
+            // what it had queued, then FIN. The unread client reads all of it to the end before
+            // closing, so that its close is not a reset the server would see (and count) as a
+            // second failure of a connection it already counted as idle.
+            unread.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            assert_closed(&mut unread, "unread client");
         },
     );
 }
@@ -529,3 +634,169 @@ pub(super) fn loadgen_wrong_key_case(m: &mut Matrix) {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
+
+/// Clients that send 1 MiB frames (far over a connection's buffer limit: 64 records each in
+/// STCP) and never read their echoes. The server must stop reading them while holding no more
+/// than its per-connection bound for them, whatever the frames' length (sampled while they
+/// write); then each client reads again, finishes its frame and closes cleanly (STCP: its Close,
+/// TCP: FIN at a frame boundary), gets every echo back intact, and nothing is counted.
+pub(super) fn unread_large_frame_cases(m: &mut Matrix) {
+    for (mode, listener) in [(Mode::Stcp, "stcp"), (Mode::Tcp, "tcp")] {
+        let name = format!(
+            "a client sending {} MiB frames that does not read, then reads and closes cleanly",
+            MAX_FRAME >> 20
+        );
+        m.case(&name, listener, Counted::Nothing, 1, |m| {
+            unread_then_clean_close(m, mode)
+        });
+    }
+}
+
+/// Frame `k`'s payload for the unread clients: `k` in its first 8 bytes, the rest shared.
+fn large_payload(base: &[u8], k: u64) -> Vec<u8> {
+    let mut p = base.to_vec();
+    p[..8].copy_from_slice(&k.to_be_bytes());
+    p
+}
+
+/// Frame `k` on the wire: its records (STCP, sealed by `sealer`) or a plain frame.
+fn large_wire(sealer: Option<&mut RecordSealer>, base: &[u8], k: u64) -> Vec<u8> {
+    let payload = large_payload(base, k);
+    match sealer {
+        Some(sealer) => sealed_frame(sealer, &payload),
+        None => frame(&payload),
+    }
+}
+
+fn unread_then_clean_close(m: &mut Matrix, mode: Mode) {
+    let base = &pseudo_random(MAX_FRAME, 41)[..];
+    let (mut s, session) = match mode {
+        Mode::Stcp => {
+            let (s, session) = m.established();
+            (s, Some(session))
+        }
+        Mode::Tcp => (connect(m.tcp), None),
+    };
+    let (mut sealer, mut opener) = match session {
+        Some(Session { sealer, opener, .. }) => (Some(sealer), Some(opener)),
+        None => (None, None),
+    };
+    // What the server may hold for this connection, and the gauge's bound with the steady load.
+    let bound = STEADY_ALLOWANCE
+        + match mode {
+            Mode::Stcp => STCP_CONN_BOUND,
+            Mode::Tcp => TCP_CONN_BOUND,
+        };
+    s.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let server = &m.server;
+    let (frames, written, peak, stall) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(server.stats().conn_buffer_bytes);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        // Write without reading until the server has not taken a byte for a while (a sixth of
+        // the idle timeout, which would cut a connection whose echoes make no progress for that
+        // long): it stopped reading. A server that never stops is caught by the time bound.
+        let t0 = Instant::now();
+        let (mut frames, mut written) = (0u64, 0usize);
+        let mut wire = large_wire(sealer.as_mut(), base, frames);
+        frames += 1;
+        let mut off = 0;
+        let mut stalled_since: Option<Instant> = None;
+        let quiet = IDLE_TIMEOUT / 6;
+        loop {
+            if off == wire.len() {
+                wire = large_wire(sealer.as_mut(), base, frames);
+                frames += 1;
+                off = 0;
+            }
+            match s.write(&wire[off..]) {
+                Ok(n) => {
+                    written += n;
+                    off += n;
+                    stalled_since = None;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let since = *stalled_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= quiet {
+                        break;
+                    }
+                }
+                Err(e) => panic!("the unread client's write failed: {e}"),
+            }
+            assert!(
+                t0.elapsed() < IO_TIMEOUT,
+                "wrote {written} bytes without a stall: the server keeps reading"
+            );
+        }
+        let stall = t0.elapsed();
+        // Now read everything back while finishing the frame begun, then close cleanly.
+        s.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        let mut r = s.try_clone().unwrap();
+        let reader = scope.spawn(move || {
+            let mut got = 0u64;
+            loop {
+                let echo = match opener.as_mut() {
+                    Some(opener) => read_stcp_frame(&mut r, opener).expect("an echo or the Close"),
+                    None => match read_frame(&mut r) {
+                        Ok(f) => Some(f),
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => None,
+                        Err(e) => panic!("reading the echoes: {e}"),
+                    },
+                };
+                let Some(echo) = echo else { break };
+                assert!(
+                    echo == large_payload(base, got),
+                    "echo {got} differs from its frame"
+                );
+                got += 1;
+            }
+            if opener.is_some() {
+                // The server's Close is the last thing on the stream.
+                let mut rest = Vec::new();
+                r.read_to_end(&mut rest).unwrap();
+                assert!(rest.is_empty(), "bytes after the server's Close");
+            }
+            got
+        });
+        s.write_all(&wire[off..]).unwrap();
+        match sealer.as_mut() {
+            Some(sealer) => {
+                let mut close = vec![0u8; RECORD_HEADER_LEN + TAG_LEN];
+                write_record_header(&mut close, RecordType::Close, 0);
+                sealer.seal(&mut close).unwrap();
+                s.write_all(&close).unwrap();
+            }
+            None => s.shutdown(std::net::Shutdown::Write).unwrap(),
+        }
+        let echoed = reader.join().unwrap();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(echoed, frames, "frames echoed");
+        (frames, written, sampler.join().unwrap(), stall)
+    });
+    assert!(
+        peak <= bound,
+        "the server held {peak} bytes while a client did not read (bound {bound})"
+    );
+    eprintln!(
+        "{} {mode}: the unread client wrote {} KiB ({frames} frames begun) before the server \
+         stopped reading ({stall:?}); the server's buffers peaked at {} KiB (bound {} KiB: \
+         the steady load's allowance and this connection's bound)",
+        m.server.backend().name(),
+        written >> 10,
+        peak >> 10,
+        bound >> 10
+    );
+}

@@ -1,7 +1,7 @@
 //! What the hostile matrix's peers do on the wire: plain sockets that connect, send crafted bytes,
 //! reset or trickle, and watch for the server to close; and a hand-driven STCP client (the
 //! handshake through stcp-proto, records sealed and opened by hand) so records can be altered,
-//! replayed, reordered or sent after a close.
+//! replayed, reordered, sent after a close, or tied into frames the wrong way.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use stcp_proto::handshake::handshake_frame_len;
 use stcp_proto::{
-    write_record_header, RecordOpener, RecordSealer, RecordType, Session, FRAME_HEADER_LEN,
-    RECORD_HEADER_LEN, TAG_LEN,
+    frame_records, sealed_frame_len, write_record_header, RecordHeader, RecordOpener, RecordSealer,
+    RecordType, Session, FRAME_HEADER_LEN, MAX_FRAME_LEN, RECORD_HEADER_LEN, TAG_LEN,
 };
 
 /// Generous: the machine is small and shared.
@@ -136,32 +136,103 @@ pub fn data_record(sealer: &mut RecordSealer, payload: &[u8]) -> Vec<u8> {
     rec
 }
 
-/// A Data record sealed under the sealer's next nonce without its bookkeeping (which refuses
-/// anything after a Close).
-pub fn seal_by_hand(sealer: &mut RecordSealer, payload: &[u8]) -> Vec<u8> {
-    let mut rec = vec![0u8; RECORD_HEADER_LEN + payload.len() + TAG_LEN];
-    write_record_header(&mut rec, RecordType::Data, payload.len());
-    let (header, rest) = rec.split_at_mut(RECORD_HEADER_LEN);
+/// A record with `header` carrying `payload`, sealed under the sealer's next nonce without its
+/// bookkeeping (which refuses anything after a Close, and records that do not tie into frames):
+/// the record authenticates, only its place or its length is wrong.
+pub fn seal_by_hand(sealer: &mut RecordSealer, header: RecordHeader, payload: &[u8]) -> Vec<u8> {
+    assert_eq!(header.payload_len, payload.len());
+    let mut rec = vec![0u8; header.record_len()];
+    let h = header.write(&mut rec);
+    let (aad, rest) = rec.split_at_mut(h);
     let (body, tag) = rest.split_at_mut(payload.len());
     body.copy_from_slice(payload);
     let tag: &mut [u8; TAG_LEN] = tag.try_into().unwrap();
     sealer
         .cipher_state()
-        .encrypt_with_ad(header, body, tag)
+        .encrypt_with_ad(aad, body, tag)
         .unwrap();
     rec
 }
 
+/// A record of `kind` (not `Begin`) carrying `payload`, sealed by hand (see [`seal_by_hand`]).
+pub fn record_by_hand(sealer: &mut RecordSealer, kind: RecordType, payload: &[u8]) -> Vec<u8> {
+    seal_by_hand(sealer, RecordHeader::new(kind, payload.len()), payload)
+}
+
+/// A record header word written by hand: type `kind` (top 4 bits) and the length of
+/// `payload_len` bytes of ciphertext plus the tag, for the lengths `RecordHeader` refuses to
+/// write.
+pub fn record_word(kind: RecordType, payload_len: usize) -> [u8; RECORD_HEADER_LEN] {
+    (((kind as u32) << 28) | (payload_len + TAG_LEN) as u32).to_be_bytes()
+}
+
+/// A sealed `Begin` record announcing a frame of `frame_len` bytes and carrying `payload`, its
+/// first part.
+pub fn begin_record(sealer: &mut RecordSealer, frame_len: usize, payload: &[u8]) -> Vec<u8> {
+    let header = RecordHeader::first(frame_len, payload.len());
+    assert_eq!(header.kind, RecordType::Begin);
+    let mut rec = vec![0u8; header.record_len()];
+    let h = header.write(&mut rec);
+    rec[h..h + payload.len()].copy_from_slice(payload);
+    sealer.seal(&mut rec).unwrap();
+    rec
+}
+
+/// A whole frame as the protocol sends it: one `Data` record, or `Begin`, `Continue`s and `End`
+/// (records of at most 16 KiB), sealed in order, back to back.
+pub fn sealed_frame(sealer: &mut RecordSealer, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(sealed_frame_len(payload.len()));
+    for (header, offset) in frame_records(payload.len()) {
+        let start = out.len();
+        out.resize(start + header.record_len(), 0);
+        let rec = &mut out[start..];
+        let h = header.write(rec);
+        rec[h..h + header.payload_len]
+            .copy_from_slice(&payload[offset..offset + header.payload_len]);
+        sealer.seal(rec).unwrap();
+    }
+    out
+}
+
+/// Reads one record (4 header bytes, 4 more for a `Begin`) and returns its type and opened
+/// payload.
+pub fn read_any_record(
+    s: &mut TcpStream,
+    opener: &mut RecordOpener,
+) -> io::Result<(RecordType, Vec<u8>)> {
+    let mut word = [0u8; RECORD_HEADER_LEN];
+    s.read_exact(&mut word)?;
+    let (kind, payload_len) = RecordHeader::peek(word, MAX_FRAME_LEN).map_err(io::Error::other)?;
+    let mut rec = vec![0u8; kind.header_len() + payload_len + TAG_LEN];
+    rec[..RECORD_HEADER_LEN].copy_from_slice(&word);
+    s.read_exact(&mut rec[RECORD_HEADER_LEN..])?;
+    let kind = opener.open(&mut rec).map_err(io::Error::other)?;
+    let h = kind.header_len();
+    Ok((kind, rec[h..rec.len() - TAG_LEN].to_vec()))
+}
+
 /// Reads one record and returns its opened payload.
 pub fn read_record(s: &mut TcpStream, opener: &mut RecordOpener) -> io::Result<Vec<u8>> {
-    let mut h = [0u8; RECORD_HEADER_LEN];
-    s.read_exact(&mut h)?;
-    let header = opener.parse_header(&h).map_err(io::Error::other)?;
-    let mut rec = vec![0u8; header.record_len()];
-    rec[..RECORD_HEADER_LEN].copy_from_slice(&h);
-    s.read_exact(&mut rec[RECORD_HEADER_LEN..])?;
-    opener.open(&mut rec).map_err(io::Error::other)?;
-    Ok(rec[RECORD_HEADER_LEN..rec.len() - TAG_LEN].to_vec())
+    read_any_record(s, opener).map(|(_, payload)| payload)
+}
+
+/// Reads records up to the end of a frame and returns the frame's payload; `None` for the
+/// server's Close.
+pub fn read_stcp_frame(
+    s: &mut TcpStream,
+    opener: &mut RecordOpener,
+) -> io::Result<Option<Vec<u8>>> {
+    let mut frame = Vec::new();
+    loop {
+        let (kind, payload) = read_any_record(s, opener)?;
+        if kind == RecordType::Close {
+            return Ok(None);
+        }
+        frame.extend_from_slice(&payload);
+        if kind.ends_frame() {
+            return Ok(Some(frame));
+        }
+    }
 }
 
 /// One verified echo on an established connection.
@@ -209,4 +280,12 @@ pub fn tls_client_hello() -> Vec<u8> {
     rec.extend((hs.len() as u16).to_be_bytes());
     rec.extend(hs);
     rec
+}
+
+/// One verified echo of a frame, whatever its number of records.
+pub fn echo_frame_ok(s: &mut TcpStream, session: &mut Session, payload: &[u8]) {
+    s.write_all(&sealed_frame(&mut session.sealer, payload))
+        .unwrap();
+    let echo = read_stcp_frame(s, &mut session.opener).unwrap();
+    assert!(echo.as_deref() == Some(payload), "the frame's echo differs");
 }
