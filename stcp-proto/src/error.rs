@@ -4,8 +4,10 @@
 /// Everything that can go wrong while speaking STCP. Every variant is caused by
 /// the peer's bytes, by the caller's misuse of the API, or by time running out;
 /// none of them is a panic.
+///
+/// Exhaustive on purpose: a new variant must be given its own counter by every driver that
+/// counts errors (the server maps each one to its own kind).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum Error {
     /// A frame header announced more payload than the configured maximum.
     /// Raised from the 4-byte header, before anything is buffered for the frame.

@@ -12,9 +12,11 @@ pub enum ErrorKind {
     FrameTooLarge = 0,
     /// A handshake frame announced more than `HANDSHAKE_MAX_LEN`.
     HandshakeTooLarge,
-    /// Malformed record: unknown type, length shorter than a tag, a Close with a payload, an
-    /// empty record that does not end its frame.
-    BadRecord,
+    /// A record type this version does not define.
+    BadRecordType,
+    /// A record length shorter than a tag, a Close with a payload, or an empty record that does
+    /// not end its frame.
+    BadLength,
     /// A record header announced more than `MAX_RECORD_PAYLOAD` (16 KiB) of payload.
     RecordTooLarge,
     /// A frame's records carried more or fewer bytes than its `Begin` record announced.
@@ -29,8 +31,14 @@ pub enum ErrorKind {
     NotStcp,
     /// The client speaks another STCP version.
     VersionMismatch,
-    /// PSK/pattern mismatch or a malformed handshake message.
-    HandshakeRefused,
+    /// The hello named a handshake pattern this version does not define.
+    UnknownPattern,
+    /// The server has a PSK and the client offered none (NK).
+    PskRequired,
+    /// The client offered a PSK handshake (NKpsk2) to a server without a PSK.
+    PskNotConfigured,
+    /// A malformed handshake message (length, reserved bytes).
+    BadHandshake,
     /// The client's hello failed to authenticate (it pinned another server key, or another PSK).
     HandshakeAuthFailed,
     /// No complete handshake within the handshake timeout.
@@ -47,18 +55,21 @@ pub enum ErrorKind {
     Io,
     /// `accept` failed (e.g. out of file descriptors).
     Accept,
-    /// Any other protocol error.
-    Protocol,
+    /// Local misuse: sealing after our own Close (a server bug if ever counted).
+    Closed,
+    /// Local misuse: sealing before the handshake finished (a server bug if ever counted).
+    NotEstablished,
 }
 
 impl ErrorKind {
     /// Number of kinds.
-    pub const COUNT: usize = 20;
+    pub const COUNT: usize = 25;
     /// Every kind, in counter order.
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::FrameTooLarge,
         ErrorKind::HandshakeTooLarge,
-        ErrorKind::BadRecord,
+        ErrorKind::BadRecordType,
+        ErrorKind::BadLength,
         ErrorKind::RecordTooLarge,
         ErrorKind::FrameLength,
         ErrorKind::MissingFinal,
@@ -66,7 +77,10 @@ impl ErrorKind {
         ErrorKind::BadTag,
         ErrorKind::NotStcp,
         ErrorKind::VersionMismatch,
-        ErrorKind::HandshakeRefused,
+        ErrorKind::UnknownPattern,
+        ErrorKind::PskRequired,
+        ErrorKind::PskNotConfigured,
+        ErrorKind::BadHandshake,
         ErrorKind::HandshakeAuthFailed,
         ErrorKind::HandshakeTimeout,
         ErrorKind::IdleTimeout,
@@ -75,7 +89,8 @@ impl ErrorKind {
         ErrorKind::CounterExhausted,
         ErrorKind::Io,
         ErrorKind::Accept,
-        ErrorKind::Protocol,
+        ErrorKind::Closed,
+        ErrorKind::NotEstablished,
     ];
 
     /// Short stable label for stats lines and logs.
@@ -83,7 +98,8 @@ impl ErrorKind {
         match self {
             ErrorKind::FrameTooLarge => "frame_too_large",
             ErrorKind::HandshakeTooLarge => "handshake_too_large",
-            ErrorKind::BadRecord => "bad_record",
+            ErrorKind::BadRecordType => "bad_record_type",
+            ErrorKind::BadLength => "bad_length",
             ErrorKind::RecordTooLarge => "record_too_large",
             ErrorKind::FrameLength => "frame_length",
             ErrorKind::MissingFinal => "missing_final",
@@ -91,7 +107,10 @@ impl ErrorKind {
             ErrorKind::BadTag => "bad_tag",
             ErrorKind::NotStcp => "not_stcp",
             ErrorKind::VersionMismatch => "version_mismatch",
-            ErrorKind::HandshakeRefused => "handshake_refused",
+            ErrorKind::UnknownPattern => "unknown_pattern",
+            ErrorKind::PskRequired => "psk_required",
+            ErrorKind::PskNotConfigured => "psk_not_configured",
+            ErrorKind::BadHandshake => "bad_handshake",
             ErrorKind::HandshakeAuthFailed => "handshake_auth_failed",
             ErrorKind::HandshakeTimeout => "handshake_timeout",
             ErrorKind::IdleTimeout => "idle_timeout",
@@ -100,17 +119,20 @@ impl ErrorKind {
             ErrorKind::CounterExhausted => "counter_exhausted",
             ErrorKind::Io => "io",
             ErrorKind::Accept => "accept",
-            ErrorKind::Protocol => "protocol",
+            ErrorKind::Closed => "closed",
+            ErrorKind::NotEstablished => "not_established",
         }
     }
 
-    /// The kind of a protocol error.
+    /// The kind of a protocol error: one kind per error, with the protocol's label
+    /// (`docs/PROTOCOL.md` section 5).
     pub fn of(e: &stcp_proto::Error) -> ErrorKind {
         use stcp_proto::Error as E;
         match e {
             E::FrameTooLarge { .. } => ErrorKind::FrameTooLarge,
             E::HandshakeTooLarge { .. } => ErrorKind::HandshakeTooLarge,
-            E::BadRecordType(_) | E::BadLength => ErrorKind::BadRecord,
+            E::BadRecordType(_) => ErrorKind::BadRecordType,
+            E::BadLength => ErrorKind::BadLength,
             E::RecordTooLarge { .. } => ErrorKind::RecordTooLarge,
             E::FrameLength => ErrorKind::FrameLength,
             E::MissingFinal => ErrorKind::MissingFinal,
@@ -118,15 +140,17 @@ impl ErrorKind {
             E::BadTag => ErrorKind::BadTag,
             E::NotStcp => ErrorKind::NotStcp,
             E::VersionMismatch { .. } => ErrorKind::VersionMismatch,
-            E::UnknownPattern(_) | E::PskRequired | E::PskNotConfigured | E::BadHandshake => {
-                ErrorKind::HandshakeRefused
-            }
+            E::UnknownPattern(_) => ErrorKind::UnknownPattern,
+            E::PskRequired => ErrorKind::PskRequired,
+            E::PskNotConfigured => ErrorKind::PskNotConfigured,
+            E::BadHandshake => ErrorKind::BadHandshake,
             E::HandshakeAuthFailed => ErrorKind::HandshakeAuthFailed,
             E::HandshakeTimeout => ErrorKind::HandshakeTimeout,
             E::RecordAfterClose => ErrorKind::RecordAfterClose,
             E::Truncated => ErrorKind::Truncated,
             E::CounterExhausted => ErrorKind::CounterExhausted,
-            _ => ErrorKind::Protocol,
+            E::Closed => ErrorKind::Closed,
+            E::NotEstablished => ErrorKind::NotEstablished,
         }
     }
 }
@@ -181,7 +205,7 @@ mod tests {
         assert_eq!(ErrorKind::of(&stcp_proto::Error::BadTag), ErrorKind::BadTag);
         assert_eq!(
             ErrorKind::of(&stcp_proto::Error::PskRequired),
-            ErrorKind::HandshakeRefused
+            ErrorKind::PskRequired
         );
         assert_eq!(
             ErrorKind::of(&stcp_proto::Error::FrameTooLarge { len: 9, max: 1 }),
@@ -189,19 +213,36 @@ mod tests {
         );
     }
 
-    /// The v2 record errors each have their own kind, labelled as stcp-proto labels them.
+    /// Every protocol error has its own kind, labelled as stcp-proto labels it: the counters
+    /// speak the protocol document's language.
     #[test]
-    fn record_sequence_errors_keep_the_protocol_labels() {
+    fn every_protocol_error_keeps_its_label() {
         use stcp_proto::Error as E;
         for e in [
+            E::FrameTooLarge { len: 2, max: 1 },
+            E::HandshakeTooLarge { len: 2, max: 1 },
+            E::BadRecordType(9),
+            E::BadLength,
             E::RecordTooLarge { len: 16 * 1024 + 1 },
             E::FrameLength,
             E::MissingFinal,
             E::MissingBegin,
+            E::BadTag,
+            E::NotStcp,
+            E::VersionMismatch { got: 1, ours: 2 },
+            E::UnknownPattern(7),
+            E::PskRequired,
+            E::PskNotConfigured,
+            E::HandshakeAuthFailed,
+            E::BadHandshake,
+            E::HandshakeTimeout,
+            E::Closed,
+            E::RecordAfterClose,
+            E::Truncated,
+            E::CounterExhausted,
+            E::NotEstablished,
         ] {
-            let kind = ErrorKind::of(&e);
-            assert_ne!(kind, ErrorKind::Protocol, "{e:?}");
-            assert_eq!(kind.label(), e.kind(), "{e:?}");
+            assert_eq!(ErrorKind::of(&e).label(), e.kind(), "{e:?}");
         }
     }
 }

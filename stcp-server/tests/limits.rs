@@ -52,8 +52,8 @@ fn psk_server_refuses_client_without_psk(io: IoBackend) {
         StcpClient::connect(addr, &without).is_err(),
         "a client without the PSK got in"
     );
-    wait_for(&server, "handshake_refused", |s| {
-        s.error(ErrorKind::HandshakeRefused) == 1
+    wait_for(&server, "psk_required", |s| {
+        s.error(ErrorKind::PskRequired) == 1
     });
     let wrong = client_config(keypair(42).public, Some([8; 32]), CryptoBackend::AwsLc);
     assert!(

@@ -71,7 +71,7 @@ pub(super) fn pre_handshake_cases(m: &mut Matrix) {
     m.case(
         "an unknown handshake pattern",
         "stcp",
-        Counted::Error(ErrorKind::HandshakeRefused),
+        Counted::Error(ErrorKind::UnknownPattern),
         1,
         |m| {
             let (_, mut hello) = m.hello(&m.good());
@@ -105,7 +105,7 @@ pub(super) fn key_and_psk_cases(m: &mut Matrix) {
     m.case(
         "a missing PSK on a PSK server",
         "stcp",
-        Counted::Error(ErrorKind::HandshakeRefused),
+        Counted::Error(ErrorKind::PskRequired),
         1,
         |m| {
             let (_, hello) = m.hello(&m.config(None));
@@ -197,7 +197,7 @@ pub(super) fn frame_length_cases(m: &mut Matrix) {
     m.case(
         "a record header of 0xFFFFFFFF",
         "stcp",
-        Counted::Error(ErrorKind::BadRecord),
+        Counted::Error(ErrorKind::BadRecordType),
         1,
         |m| {
             let (mut s, _session) = m.established();
@@ -334,7 +334,7 @@ pub(super) fn frame_sequence_cases(m: &mut Matrix) {
         ),
         (
             format!("an empty Continue record inside a frame (Begin of {half} announcing {r})"),
-            ErrorKind::BadRecord,
+            ErrorKind::BadLength,
             |sealer, body| {
                 let half = MAX_RECORD_PAYLOAD / 2;
                 let begin = begin_record(sealer, MAX_RECORD_PAYLOAD, &body[..half]);
