@@ -93,8 +93,14 @@ impl Worker {
         let c = &mut self.conns[slot];
         c.send = Send::Idle;
         if res < 0 {
-            if c.life != Life::Aborting {
-                self.fail(d, slot, ErrorKind::Io, &io::Error::from_raw_os_error(-res));
+            match c.life {
+                Life::Open => {
+                    self.fail(d, slot, ErrorKind::Io, &io::Error::from_raw_os_error(-res))
+                }
+                // The connection's end was already decided (and counted, if it was a failure
+                // such as an idle timeout): a peer that resets it now is not a second failure.
+                Life::Draining => self.abort(d, slot),
+                Life::Aborting => {}
             }
             return Ok(());
         }
