@@ -83,8 +83,15 @@ impl Worker {
                 c.recv = Recv::Starved;
             }
             return Ok(());
-        } else if res != -libc::ECANCELED && self.conns[slot].life != Life::Aborting {
-            self.fail(d, slot, ErrorKind::Io, &io::Error::from_raw_os_error(-res));
+        } else if res != -libc::ECANCELED {
+            match self.conns[slot].life {
+                Life::Open => {
+                    self.fail(d, slot, ErrorKind::Io, &io::Error::from_raw_os_error(-res))
+                }
+                // Already ending (and counted, if that was a failure): not a second failure.
+                Life::Draining => self.abort(d, slot),
+                Life::Aborting => {}
+            }
         }
         let c = &self.conns[slot];
         if c.recv == Recv::Idle && c.life != Life::Aborting {
