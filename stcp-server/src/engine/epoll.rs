@@ -1,7 +1,7 @@
 //! The epoll fallback: tokio with a current-thread runtime per worker thread, one task per
 //! connection. Same protocol logic as the io_uring backend ([`crate::echo`], the same
 //! [`stcp_proto::Decoder`] and [`stcp_proto::FrameStream`]), simpler IO: read, echo every whole
-//! record in place (one open/reseal batch per run) or, in TCP mode, every byte read, write it
+//! record in place (opened, then resealed) or, in TCP mode, every byte read, write it
 //! all, read again, so a connection never has more than one read's worth of echoes buffered
 //! (64 KiB), plus the one incomplete record the decoder holds.
 
@@ -12,9 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use stcp_proto::{
-    open_batch, seal_batch, Codec, Decoder, Error, FrameStream, Framing, Mode, MAX_RECORD_LEN,
-};
+use stcp_proto::{Codec, Decoder, Error, FrameStream, Framing, Mode, MAX_RECORD_LEN};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -329,7 +327,7 @@ struct EchoCtx<'a> {
 }
 
 /// Answers a handshake frame, or echoes a run of whole records in place with one write
-/// (opened and resealed in one batch each).
+/// (opened, then resealed, in place).
 async fn echo(
     cx: &mut EchoCtx<'_>,
     decoder: &mut Decoder,
@@ -349,12 +347,8 @@ async fn echo(
         return Err(ConnError::Proto(Error::NotEstablished));
     };
     let frames_before = k.opener.frames();
-    let mut opened = Ok(0);
-    open_batch([(&mut k.opener, &mut *run)], |_, r| opened = r);
-    opened?;
-    let mut sealed = Ok(0);
-    seal_batch([(&mut k.sealer, &mut *run)], |_, r| sealed = r);
-    sealed?;
+    k.opener.open_all(run)?;
+    k.sealer.seal_all(run)?;
     let peer_closed = k.opener.peer_closed();
     let frames = k.opener.frames() - frames_before;
     write_with_timeout(cx.stream, run, cx.idle).await?;

@@ -99,7 +99,6 @@ impl Worker {
             Ok(_records) => {
                 WorkerCounters::add(&self.counters().frames, frames);
                 let c = &mut self.conns[slot];
-                c.unsent += job.chunk.unsent();
                 c.sendq.push_back(job.chunk);
                 let peer_closed = c.crypto.as_ref().is_some_and(|k| k.opener.peer_closed());
                 self.queued(d, slot);

@@ -218,8 +218,6 @@ pub struct Conn {
     pub fresh: VecDeque<Chunk>,
     /// Chunks ready to send, in order; the front ones may be in flight.
     pub sendq: VecDeque<Chunk>,
-    /// Bytes in `sendq` not yet sent.
-    pub unsent: usize,
     /// Buffers held by the chunks in `fresh`, the crypto batch and `sendq`.
     pub held: Held,
     /// The in-flight send's msghdr and iovecs.
@@ -248,7 +246,6 @@ impl Conn {
             stream: FrameStream::new(0),
             fresh: VecDeque::new(),
             sendq: VecDeque::with_capacity(8),
-            unsent: 0,
             held: Held::default(),
             gather: Gather::new(),
             cancels_inflight: 0,
@@ -281,7 +278,6 @@ impl Conn {
         self.recv = Recv::Idle;
         self.send = Send::Idle;
         self.crypto = None;
-        self.unsent = 0;
         self.held = Held::default();
         self.cancels_inflight = 0;
         self.in_batch = false;

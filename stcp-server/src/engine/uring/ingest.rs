@@ -98,7 +98,6 @@ fn handshake(
             c.crypto = Some(crypto);
             c.decoder.set_framing(Framing::Records);
             c.deadline = None;
-            c.unsent += reply.len();
             let chunk = Chunk::Heap {
                 buf: reply,
                 sent: 0,

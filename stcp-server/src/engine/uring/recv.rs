@@ -128,10 +128,7 @@ impl Worker {
                     c.held.add(&chunk);
                     match c.framing() {
                         Framing::Records => c.fresh.push_back(chunk),
-                        _ => {
-                            c.unsent += chunk.unsent();
-                            c.sendq.push_back(chunk);
-                        }
+                        _ => c.sendq.push_back(chunk),
                     }
                 } else {
                     // Nothing to echo in place: the bytes worth keeping were copied.

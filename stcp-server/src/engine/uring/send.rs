@@ -108,7 +108,6 @@ impl Worker {
         WorkerCounters::add(&self.counters().bytes_out, n as u64);
         let c = &mut self.conns[slot];
         c.last_active = self.now;
-        c.unsent -= n.min(c.unsent);
         let mut left = n;
         while left > 0 {
             let Some(front) = c.sendq.front_mut() else {

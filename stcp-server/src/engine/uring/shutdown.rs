@@ -57,7 +57,6 @@ impl Worker {
                     None => false,
                 };
                 if sealed {
-                    c.unsent += rec.len();
                     let chunk = Chunk::Heap { buf: rec, sent: 0 };
                     c.held.add(&chunk);
                     c.sendq.push_back(chunk);
