@@ -1,5 +1,5 @@
 //! Sending: the open loop's schedule, requests written into the out buffers as they have room and
-//! sealed in one batch per round, and the sends handed to the kernel (one per connection in
+//! sealed connection by connection, and the sends handed to the kernel (one per connection in
 //! flight, the other buffer filling behind it).
 
 use super::*;

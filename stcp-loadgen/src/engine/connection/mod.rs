@@ -319,7 +319,7 @@ impl Connection {
         self.wants_send = true;
     }
 
-    /// The unsealed records of the filling buffer, for `seal_batch`.
+    /// The unsealed records of the filling buffer, with the sealer to seal them.
     pub fn seal_job(&mut self) -> Option<(&mut RecordSealer, &mut [u8])> {
         let out = &mut self.out[self.fill];
         let sealer = self.sealer.as_mut()?;
