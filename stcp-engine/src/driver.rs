@@ -25,7 +25,7 @@ use std::{
     collections::VecDeque,
     io,
     mem::ManuallyDrop,
-    os::fd::RawFd,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
     time::{Duration, Instant},
 };
 
@@ -44,6 +44,8 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 const DROP_GRACE: Duration = Duration::from_secs(2);
 /// Slot of the driver's own cancel-everything request.
 const DRIVER_SLOT: u32 = u32::MAX;
+/// Longest wait for the capped-receive probe's completions.
+const PROBE_WAIT: Duration = Duration::from_secs(1);
 /// A busy-polling wait reads the clock once per this many spins.
 const SPINS_PER_CLOCK_READ: u32 = 64;
 
@@ -137,6 +139,16 @@ pub enum Receive {
     Multishot,
     /// One completion, at most one buffer: bounds what a connection can be handed.
     Once,
+    /// Multishot that delivers at most `bytes` in all (never less than one buffer's worth) and
+    /// then ends (no `IORING_CQE_F_MORE`): a connection is never handed more than it has room
+    /// for, with one submission for many arrivals. The kernel's cap ends the request once it has
+    /// delivered *at least* its value, and each completion takes up to one buffer, so the driver
+    /// asks it for `bytes - buffer_size + 1`. Where the kernel lacks the cap (before Linux 6.17),
+    /// the driver arms [`Receive::Once`] instead ([`Driver::capped_receive`] says which).
+    Capped {
+        /// Most bytes the receive may deliver.
+        bytes: u32,
+    },
 }
 
 /// What an event loop on a [`Driver`] does with completions.
@@ -178,6 +190,8 @@ pub struct Driver {
     starved: VecDeque<Token>,
     /// Longest spin of a wait before blocking (zero: no busy poll).
     busy_poll: Duration,
+    /// The kernel honours a multishot receive's byte cap ([`Receive::Capped`]).
+    capped_receive: bool,
     waits: WaitCounts,
     /// The memory is leaked on drop (a shutdown could not reap everything).
     leak: bool,
@@ -208,7 +222,7 @@ impl Driver {
         // SAFETY: the buffer ring is owned by this driver and only freed in `Drop`, after it was
         // unregistered with no operation left in the kernel (or never, if some are left).
         unsafe { bufs.register(&ring.submitter()) }.map_err(DriverError::Buffers)?;
-        Ok(Driver {
+        let mut driver = Driver {
             ring,
             bufs: ManuallyDrop::new(bufs),
             flags,
@@ -216,9 +230,84 @@ impl Driver {
             completions: Vec::with_capacity(1024),
             starved: VecDeque::new(),
             busy_poll,
+            capped_receive: false,
             waits: WaitCounts::default(),
             leak: false,
-        })
+        };
+        driver.capped_receive = driver.probe_capped_receive();
+        Ok(driver)
+    }
+
+    /// Whether [`Receive::Capped`] arms a capped multishot receive (true) or, on a kernel without
+    /// the cap, a single receive.
+    pub fn capped_receive(&self) -> bool {
+        self.capped_receive
+    }
+
+    /// Tries a multishot receive capped at 1 byte on a socket pair holding 2: a kernel with the
+    /// cap delivers what is there in one completion and ends the request; one without refuses it
+    /// (`-EINVAL`). Anything else counts as no cap. Runs before the driver is handed out, so every completion it reaps
+    /// is its own.
+    fn probe_capped_receive(&mut self) -> bool {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair writes two descriptors into `fds`, which we own from then on.
+        if unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        } != 0
+        {
+            return false;
+        }
+        // SAFETY: both descriptors were just created and are owned by nobody else.
+        let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: writes 2 bytes from a live 2-byte array to a socket we own.
+        if unsafe { libc::write(a.as_raw_fd(), b"ok".as_ptr().cast(), 2) } != 2 {
+            return false;
+        }
+        let token = Token::new(Op::Recv, DRIVER_SLOT, 0);
+        if self
+            .push(&ops::recv_multi_capped(b.as_raw_fd(), &self.bufs, token, 1))
+            .is_err()
+        {
+            return false;
+        }
+        let mut capped = false;
+        let deadline = Instant::now() + PROBE_WAIT;
+        let mut shut = false;
+        while self.in_flight > 0 && Instant::now() < deadline {
+            if submit_and_wait(&self.ring, 1, Some(DRAIN_POLL)).is_err() {
+                break;
+            }
+            for cqe in self.ring.completion() {
+                let (result, flags) = (cqe.result(), cqe.flags());
+                if !cqueue::more(flags) {
+                    self.in_flight = self.in_flight.saturating_sub(1);
+                }
+                if result > 0 {
+                    if let Some(buf) = self.bufs.take(flags, result as u32) {
+                        self.bufs.give_back(buf);
+                    }
+                }
+                capped = result > 0 && !cqueue::more(flags);
+            }
+            self.bufs.commit();
+            if self.in_flight > 0 && !shut {
+                // Still armed: the cap was not honoured. End it by ending the stream.
+                // SAFETY: shuts down a socket we own; the armed receive then ends with 0.
+                unsafe { libc::shutdown(a.as_raw_fd(), libc::SHUT_RDWR) };
+                shut = true;
+            }
+        }
+        if self.in_flight > 0 {
+            // The probe's receive is still in the kernel: the sockets stay open for it.
+            std::mem::forget((a, b));
+            return false;
+        }
+        capped
     }
 
     /// The busy poll in force (zero: off).
@@ -268,6 +357,11 @@ impl Driver {
         let sqe = match kind {
             Receive::Multishot => ops::recv_multi(fd, &self.bufs, token),
             Receive::Once => ops::recv_once(fd, &self.bufs, token),
+            Receive::Capped { bytes } if self.capped_receive => {
+                let cap = bytes.saturating_sub(self.bufs.buf_size() as u32) + 1;
+                ops::recv_multi_capped(fd, &self.bufs, token, cap)
+            }
+            Receive::Capped { .. } => ops::recv_once(fd, &self.bufs, token),
         };
         self.push(&sqe)
     }

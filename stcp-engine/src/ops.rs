@@ -43,6 +43,30 @@ pub fn recv_multi(fd: RawFd, ring: &BufRing, token: Token) -> Sqe {
     )
 }
 
+/// Multishot receive on `fd` into buffers of `ring` that ends (a CQE without
+/// `IORING_CQE_F_MORE`) as soon as it has delivered at least `total` bytes in all
+/// (`sqe->optlen`, Linux 6.17); its last completion may carry up to one buffer beyond `total`.
+/// Older kernels refuse it with `-EINVAL`; [`crate::Driver`] probes for it and falls back to
+/// [`recv_once`].
+pub fn recv_multi_capped(fd: RawFd, ring: &BufRing, token: Token, total: u32) -> Sqe {
+    let mut entry = opcode::RecvMulti::new(types::Fd(fd), ring.bgid()).build();
+    // SAFETY: `squeue::Entry` is `#[repr(C)]` around the kernel's 64-byte `io_uring_sqe`, in which
+    // bytes 44..48 are the `file_index`/`optlen` union (include/uapi/linux/io_uring.h); the
+    // crate's RecvMulti builder leaves them zero and has no setter for them. Only plain bytes of
+    // the entry are written; no pointer or buffer lifetime is involved.
+    unsafe {
+        let raw = (&mut entry as *mut squeue::Entry).cast::<u8>();
+        raw.add(SQE_OPTLEN_OFFSET)
+            .cast::<u32>()
+            .write_unaligned(total);
+    }
+    tag(entry, token)
+}
+
+/// Offset of `optlen` in `struct io_uring_sqe`.
+const SQE_OPTLEN_OFFSET: usize = 44;
+const _: () = assert!(std::mem::size_of::<squeue::Entry>() == 64);
+
 /// One receive on `fd` into one buffer of `ring` (at most `ring.buf_size()` bytes): a single
 /// CQE carrying a buffer id, or ENOBUFS when the ring is dry. Unlike [`recv_multi`], it can
 /// never deliver more than one buffer, so a caller that arms one only while it can afford a

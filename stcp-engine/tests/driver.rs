@@ -190,6 +190,54 @@ fn a_single_receive_takes_at_most_one_buffer() {
 }
 
 #[test]
+fn a_capped_receive_delivers_at_most_its_cap() {
+    if !io_uring_or_skip("driver::a_capped_receive_delivers_at_most_its_cap") {
+        return;
+    }
+    let mut d = small_driver(16, 1024);
+    let (mut peer, ours) = pair();
+    let mut h = Recorder {
+        fd: ours.as_raw_fd(),
+        hold: true,
+        ..Recorder::default()
+    };
+    // 5000 bytes are waiting; a receive capped at 2500 bytes ends having delivered at most that:
+    // two full 1024-byte buffers with the kernel's cap (a third could overshoot), one where the
+    // driver falls back to a single receive. The next one carries on in order.
+    let sent: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    peer.write_all(&sent).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let recv = Token::new(Op::Recv, 3, 1);
+    let cap = Receive::Capped { bytes: 2500 };
+    d.arm_receive(ours.as_raw_fd(), recv, cap).unwrap();
+    turn_until(&mut d, &mut h, |h| h.ended_receives == 1);
+    let first = h.received.len();
+    if d.capped_receive() {
+        assert_eq!(
+            first, 2048,
+            "a capped multishot receive stops within its cap"
+        );
+        assert_eq!(h.held.len(), 2);
+    } else {
+        assert_eq!(first, 1024, "without the cap: one buffer");
+    }
+    assert_eq!(d.in_flight(), 0, "the receive ended at its cap");
+    // The rest, in order (the last receive, short of its cap, stays armed: shutdown cancels it).
+    while h.received.len() < sent.len() {
+        let before = h.ended_receives;
+        d.arm_receive(ours.as_raw_fd(), recv, cap).unwrap();
+        turn_until(&mut d, &mut h, |h| {
+            h.ended_receives > before || h.received.len() == sent.len()
+        });
+    }
+    assert_eq!(h.received, sent);
+    for b in h.held.drain(..) {
+        d.give_back(b);
+    }
+    assert_eq!(d.shutdown((), Duration::from_secs(1)), Drained::Complete);
+}
+
+#[test]
 fn an_empty_buffer_ring_stops_the_receive_until_buffers_return() {
     if !io_uring_or_skip("driver::an_empty_buffer_ring_stops_the_receive_until_buffers_return") {
         return;

@@ -86,8 +86,8 @@ pub struct Config {
     pub ring_buf_size: usize,
     /// io_uring: number of provided receive buffers per worker (power of two, <= 32768).
     pub ring_bufs: u16,
-    /// Per connection: once its buffers (received records and echoes not yet sent, ring buffers
-    /// counted whole, and the record being reassembled) hold more than this many bytes, stop
+    /// Per connection: once its buffers (received records and echoes not yet sent, counted in
+    /// bytes received, and the record being reassembled) hold more than this many bytes, stop
     /// reading from the connection until they are down to half (a client that does not read
     /// its echoes cannot make the server buffer without bound, whatever its frames' length).
     pub conn_buffer_limit: usize,

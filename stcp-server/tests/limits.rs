@@ -246,7 +246,7 @@ fn unread_echoes_stop_the_server_reading(io: IoBackend) {
     assert!(stalled < LIMIT);
     // While it is stalled, the memory the server holds for it stays within the per-connection
     // buffer limit (64 KiB by default), whatever the frames' length: io_uring arms a receive
-    // (which takes at most one ring buffer) only while the connection has room for one, epoll
+    // capped at the room left (or, on older kernels, a single receive of one buffer), epoll
     // reads at most that much. Sampled over a while (io_uring publishes the gauge every 100 ms).
     let bound = DEFAULT_CONN_BUFFER_LIMIT;
     let mut peak = 0;

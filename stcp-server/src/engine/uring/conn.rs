@@ -106,8 +106,10 @@ impl Chunk {
 /// added when a chunk is made, removed when it is released.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Held {
-    /// Ring buffers (each counted whole: nobody else can receive into it).
+    /// Ring buffers held.
     pub ring: usize,
+    /// Bytes the kernel received into them: what they hold, and what a capped receive counts.
+    pub ring_bytes: usize,
     /// Heap capacity, in bytes.
     pub heap: usize,
 }
@@ -116,7 +118,10 @@ impl Held {
     /// Accounts for a chunk just made.
     pub fn add(&mut self, chunk: &Chunk) {
         match chunk {
-            Chunk::Ring { .. } => self.ring += 1,
+            Chunk::Ring { buf, .. } => {
+                self.ring += 1;
+                self.ring_bytes += buf.len();
+            }
             Chunk::Heap { buf, .. } => self.heap += buf.capacity(),
         }
     }
@@ -124,14 +129,17 @@ impl Held {
     /// Accounts for a chunk released.
     pub fn remove(&mut self, chunk: &Chunk) {
         match chunk {
-            Chunk::Ring { .. } => self.ring -= 1,
+            Chunk::Ring { buf, .. } => {
+                self.ring -= 1;
+                self.ring_bytes -= buf.len();
+            }
             Chunk::Heap { buf, .. } => self.heap -= buf.capacity(),
         }
     }
 
-    /// Bytes held, ring buffers of `ring_buf_size` bytes counted whole.
-    pub fn bytes(&self, ring_buf_size: usize) -> usize {
-        self.ring * ring_buf_size + self.heap
+    /// Bytes held: received bytes in ring buffers, and heap capacity.
+    pub fn bytes(&self) -> usize {
+        self.ring_bytes + self.heap
     }
 }
 
@@ -309,11 +317,11 @@ impl Conn {
         }
     }
 
-    /// Buffer memory this connection holds: whole ring buffers of `ring_buf_size` bytes, plus
-    /// the capacity of its heap buffers (the decoder's, queued heap chunks). What backpressure
+    /// Buffer memory this connection holds: the bytes received into its ring buffers, plus the
+    /// capacity of its heap buffers (the decoder's, queued heap chunks). What backpressure
     /// bounds (`Config::conn_buffer_limit`).
-    pub fn held_bytes(&self, ring_buf_size: usize) -> usize {
-        self.held.bytes(ring_buf_size) + self.decoder.capacity()
+    pub fn held_bytes(&self) -> usize {
+        self.held.bytes() + self.decoder.capacity()
     }
 
     /// No operation of this connection is in the kernel.

@@ -224,7 +224,7 @@ impl Worker {
     pub(super) fn tick(&mut self, d: &mut Driver) -> io::Result<()> {
         let idle = self.shared.config.idle_timeout;
         let pressure = d.buffers_below(PRESSURE_FRACTION);
-        self.publish_buffer_gauges(d);
+        self.publish_buffer_gauges();
         for slot in 0..self.conns.len() {
             let c = &self.conns[slot];
             if c.fd.is_none() {
@@ -269,13 +269,12 @@ impl Worker {
     }
 
     /// Stores the buffer gauges: memory held by open connections, and idle pooled capacity.
-    pub(super) fn publish_buffer_gauges(&self, d: &Driver) {
-        let ring_buf_size = d.buffers().buf_size();
+    pub(super) fn publish_buffer_gauges(&self) {
         let held: usize = self
             .conns
             .iter()
             .filter(|c| c.fd.is_some())
-            .map(|c| c.held_bytes(ring_buf_size))
+            .map(|c| c.held_bytes())
             .sum();
         let counters = self.counters();
         WorkerCounters::set(&counters.conn_buffer_bytes, held as u64);

@@ -214,7 +214,8 @@ impl Handler for Worker {
         if !c.is(token.gen) || c.recv != Recv::Starved || c.life == Life::Aborting {
             return None;
         }
+        let receive = recv::receive(c, self.shared.config.conn_buffer_limit);
         c.recv = Recv::Armed;
-        c.raw_fd().map(|fd| (fd, recv::RECEIVE))
+        c.raw_fd().map(|fd| (fd, receive))
     }
 }

@@ -6,7 +6,7 @@ use std::io;
 use stcp_engine::{Completion, Driver, Receive, RingBuf, Token};
 
 use super::{
-    conn::{Chunk, Life, Recv},
+    conn::{Chunk, Conn, Life, Recv},
     ingest::ingest,
     Worker,
 };
@@ -14,9 +14,20 @@ use stcp_proto::Framing;
 
 use crate::{errors::ErrorKind, ratelog, stats::WorkerCounters};
 
-/// How connections receive. A single receive hands over at most one ring buffer, so arming one
-/// only while the connection has room for a buffer keeps it within `conn_buffer_limit`.
-pub(super) const RECEIVE: Receive = Receive::Once;
+/// How a connection with room for at least one ring buffer's worth of bytes receives: a
+/// multishot receive that delivers at most the bytes it still has room for under
+/// `conn_buffer_limit` ([`Receive::Capped`]), so however the client writes the kernel never
+/// hands it more, with one submission for many arrivals (a single receive per arrival measured
+/// about a microsecond more server CPU per request at small frames). On a kernel without the
+/// cap the driver arms a single receive: one buffer, the same bound. What a connection holds
+/// in ring buffers is counted in bytes received; a short read pins a whole buffer for a few
+/// bytes, which the ring's own size bounds and [`Worker::compact`] returns under pressure.
+pub(super) fn receive(c: &Conn, limit: usize) -> Receive {
+    let room = limit.saturating_sub(c.held_bytes());
+    Receive::Capped {
+        bytes: u32::try_from(room).unwrap_or(u32::MAX),
+    }
+}
 
 impl Worker {
     /// Arms the connection's receive if it has room for one more ring buffer under
@@ -31,13 +42,14 @@ impl Worker {
         if c.recv.in_kernel() {
             return Ok(());
         }
-        if c.held_bytes(ring_buf_size) + ring_buf_size > limit {
+        if c.held_bytes() + ring_buf_size > limit {
             c.recv = Recv::Paused { armed: false };
             return Ok(());
         }
+        let receive = receive(c, limit);
         c.recv = Recv::Armed;
         let token = Token::new(stcp_engine::Op::Recv, slot as u32, c.gen);
-        d.arm_receive(fd, token, RECEIVE)
+        d.arm_receive(fd, token, receive)
     }
 
     pub(super) fn on_recv(

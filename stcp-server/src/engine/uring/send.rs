@@ -18,13 +18,12 @@ impl Worker {
     /// while the connection holds more than `conn_buffer_limit` bytes of buffers).
     pub(super) fn queued(&mut self, d: &mut Driver, slot: usize) {
         let limit = self.shared.config.conn_buffer_limit;
-        let ring_buf_size = d.buffers().buf_size();
         let c = &mut self.conns[slot];
         if !c.sendq.is_empty() && !c.in_flush {
             c.in_flush = true;
             self.flush.push(slot as u32);
         }
-        if c.life != Life::Open || c.held_bytes(ring_buf_size) <= limit {
+        if c.life != Life::Open || c.held_bytes() <= limit {
             return;
         }
         match c.recv {
@@ -129,7 +128,7 @@ impl Worker {
         let limit = self.shared.config.conn_buffer_limit;
         let ring_buf_size = d.buffers().buf_size();
         if let Recv::Paused { armed } = c.recv {
-            if c.held_bytes(ring_buf_size) + ring_buf_size <= limit {
+            if c.held_bytes() + ring_buf_size <= limit {
                 c.recv = if armed { Recv::Armed } else { Recv::Idle };
                 if c.life == Life::Open && c.recv == Recv::Idle {
                     self.arm_recv(d, slot)?;

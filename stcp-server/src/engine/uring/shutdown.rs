@@ -95,6 +95,6 @@ impl Worker {
         }
         WorkerCounters::add(&self.counters().closed, open as u64);
         self.open = 0;
-        self.publish_buffer_gauges(d);
+        self.publish_buffer_gauges();
     }
 }
