@@ -1,8 +1,8 @@
 //! The crypto batch: every STCP chunk received in one loop iteration, over all connections, is
 //! opened and resealed in place, in rounds of at most one chunk per connection (a connection's
-//! ciphers are used in order). Replies do not wait for the whole batch: once `OVERLAP_BYTES`
-//! of records have been resealed since the last submission and more crypto remains, the
-//! replies ready so far are handed to the kernel, which sends them while the rest is crypted.
+//! ciphers are used in order). The replies go to the kernel together after the batch: handing
+//! them over every 32 KiB while the rest was crypted measured 0.85-0.95 of the requests/s and
+//! up to a fifth more server CPU per request (more, smaller sends), so the server does not.
 
 use std::io;
 
@@ -15,9 +15,6 @@ use super::{
     Worker,
 };
 use crate::{echo::Crypto, errors::ErrorKind, stats::WorkerCounters};
-
-/// Resealed bytes after which the replies ready so far are submitted, if more crypto remains.
-pub(super) const OVERLAP_BYTES: usize = 32 * 1024;
 
 /// Ciphers and one chunk of one connection, moved out of the slab for the batch.
 pub(super) struct Job {
@@ -42,7 +39,6 @@ impl Job {
 impl Worker {
     /// Opens and reseals every fresh STCP chunk of this iteration.
     pub(super) fn crypto_batch(&mut self, d: &mut Driver) -> io::Result<()> {
-        let mut since_submit = 0;
         while !self.batch.is_empty() {
             self.jobs.clear();
             for &slot in &self.batch {
@@ -72,19 +68,10 @@ impl Worker {
                 keep
             });
             let mut jobs = std::mem::take(&mut self.jobs);
-            let mut round = jobs.drain(..);
-            while let Some(mut job) = round.next() {
+            for mut job in jobs.drain(..) {
                 let result = job.crypt(d.buffers());
-                since_submit += job.chunk.unsent();
                 self.finish_job(d, job, result);
-                let more = round.len() > 0 || !self.batch.is_empty();
-                if more && since_submit >= OVERLAP_BYTES {
-                    self.flush_sends(d)?;
-                    d.submit()?;
-                    since_submit = 0;
-                }
             }
-            drop(round);
             self.jobs = jobs;
         }
         Ok(())
