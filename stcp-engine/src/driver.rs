@@ -245,9 +245,9 @@ impl Driver {
     }
 
     /// Tries a multishot receive capped at 1 byte on a socket pair holding 2: a kernel with the
-    /// cap delivers what is there in one completion and ends the request; one without refuses it
-    /// (`-EINVAL`). Anything else counts as no cap. Runs before the driver is handed out, so every completion it reaps
-    /// is its own.
+    /// cap delivers what is there in one completion and ends the request; one without refuses
+    /// it (`-EINVAL`). Anything else counts as no cap; the last completion decides. Runs before
+    /// the driver is handed out, so every completion it reaps is its own.
     fn probe_capped_receive(&mut self) -> bool {
         let mut fds = [0; 2];
         // SAFETY: socketpair writes two descriptors into `fds`, which we own from then on.
