@@ -47,6 +47,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
         depth: 1,
         threads: args.threads,
         rate: None,
+        requests_per_conn: None,
         duration: args.duration,
         warmup: args.warmup,
         connect_rate: None,
