@@ -152,6 +152,32 @@ fn handshakes(c: &mut Criterion) {
                 black_box((session.handshake_hash, client_session.handshake_hash));
             })
         });
+        // The server's half alone (what a server core pays in crypto per handshake): hellos
+        // made beforehand, only `ServerHandshake::accept` timed.
+        group.bench_function(BenchmarkId::new("nk_server_accept", backend), |b| {
+            let mut reply = Vec::new();
+            let mut seed = 0u64;
+            b.iter_custom(|iters| {
+                let hellos: Vec<Vec<u8>> = (0..iters)
+                    .map(|_| {
+                        seed += 1;
+                        let mut s = [0u8; 32];
+                        s[..8].copy_from_slice(&seed.to_le_bytes());
+                        ClientHandshake::start(&client, s).unwrap().1
+                    })
+                    .collect();
+                let start = std::time::Instant::now();
+                for (i, hello) in hellos.iter().enumerate() {
+                    let mut s = [1u8; 32];
+                    s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    let session =
+                        ServerHandshake::accept(&server, s, &hello[FRAME_HEADER_LEN..], &mut reply)
+                            .unwrap();
+                    black_box(session.handshake_hash);
+                }
+                start.elapsed()
+            })
+        });
     }
     group.finish();
 }

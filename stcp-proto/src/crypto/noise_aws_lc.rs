@@ -10,45 +10,128 @@
 //! `PrivateKey::from_private_key`, exactly as snow's default imports them into
 //! dalek. aws-lc refuses a peer public key whose agreement is all zeros (a
 //! low-order point); `dh` reports that as an error, which fails the handshake.
+//!
+//! A static key (`Dh::set`: the server's, once per handshake) costs a scalar multiplication to
+//! import (aws-lc derives the public key on import), for the same key every time. Each thread
+//! keeps the last static key it imported and agrees with it when the same private key comes
+//! again (compared in constant time): a server worker imports its key once. Per thread, so no
+//! lock and no shared cache line; keyed by the private key itself, so a configuration that
+//! changes its key is never served a stale one, and a `DhX25519` used on another thread than
+//! the one that set it imports the key there.
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use aws_lc_rs::agreement::{self, PrivateKey, UnparsedPublicKey, X25519};
 use aws_lc_rs::digest;
 use aws_lc_rs::hmac;
 use snow::types::{Cipher, Dh, Hash, Random};
+use std::cell::RefCell;
 
 const X25519_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 const SHA256_LEN: usize = 32;
 const SHA256_BLOCK_LEN: usize = 64;
 
+/// Where a `DhX25519`'s aws-lc key is.
+#[derive(Default)]
+enum Held {
+    /// Not set or generated yet (or set with a key of the wrong length): `dh` fails.
+    #[default]
+    Nothing,
+    /// Its own (an ephemeral key).
+    Own(PrivateKey),
+    /// A static key: this thread's `LAST_STATIC` while it holds the same private key.
+    Static,
+}
+
 /// An X25519 keypair held by aws-lc. Before snow sets or generates a key it
 /// holds none, and `dh` fails.
 #[derive(Default)]
 pub(crate) struct DhX25519 {
-    key: Option<PrivateKey>,
+    key: Held,
     private: [u8; X25519_LEN],
     public: [u8; X25519_LEN],
-}
-
-impl DhX25519 {
-    /// Imports `private` and derives its public key. aws-lc accepts any 32
-    /// bytes for X25519 (it clamps the scalar as RFC 7748 says), so only a
-    /// wrong length is refused; snow always passes 32.
-    fn import(&mut self, private: &[u8]) -> Result<(), snow::Error> {
-        let key = PrivateKey::from_private_key(&X25519, private).map_err(|_| snow::Error::Dh)?;
-        let public = key.compute_public_key().map_err(|_| snow::Error::Dh)?;
-        self.private.copy_from_slice(private);
-        self.public.copy_from_slice(public.as_ref());
-        self.key = Some(key);
-        Ok(())
-    }
 }
 
 impl Drop for DhX25519 {
     fn drop(&mut self) {
         // aws-lc clears its own copy when the key is freed.
         self.private.fill(0);
+    }
+}
+
+/// The last static key this thread imported, ready to use.
+struct ImportedStatic {
+    private: [u8; X25519_LEN],
+    key: PrivateKey,
+    public: [u8; X25519_LEN],
+}
+
+impl Drop for ImportedStatic {
+    fn drop(&mut self) {
+        self.private.fill(0);
+    }
+}
+
+thread_local! {
+    static LAST_STATIC: RefCell<Option<ImportedStatic>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on this thread's last static key if its private key is `private`.
+fn with_last_static<R>(
+    private: &[u8; X25519_LEN],
+    f: impl FnOnce(&ImportedStatic) -> R,
+) -> Option<R> {
+    LAST_STATIC.with_borrow(|last| {
+        let last = last.as_ref()?;
+        aws_lc_rs::constant_time::verify_slices_are_equal(&last.private, private).ok()?;
+        Some(f(last))
+    })
+}
+
+/// Imports `private` into aws-lc, which derives its public key. aws-lc
+/// accepts any 32 bytes for X25519 (it clamps the scalar as RFC 7748 says).
+fn import(private: &[u8; X25519_LEN]) -> Result<(PrivateKey, [u8; X25519_LEN]), snow::Error> {
+    let key = PrivateKey::from_private_key(&X25519, private).map_err(|_| snow::Error::Dh)?;
+    let public = key.compute_public_key().map_err(|_| snow::Error::Dh)?;
+    let public = public.as_ref().try_into().map_err(|_| snow::Error::Dh)?;
+    Ok((key, public))
+}
+
+/// X25519 of `key` with the peer's public key, into `out`.
+fn agree(key: &PrivateKey, peer: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
+    agreement::agree(
+        key,
+        UnparsedPublicKey::new(&X25519, peer),
+        snow::Error::Dh,
+        |secret| {
+            out.copy_from_slice(secret);
+            Ok(())
+        },
+    )
+}
+
+impl DhX25519 {
+    /// A static key: the one this thread imported last if it is the same, else imported now
+    /// (and remembered for the next time).
+    fn set_static(&mut self, private: &[u8]) -> Result<(), snow::Error> {
+        let private: &[u8; X25519_LEN] = private.try_into().map_err(|_| snow::Error::Dh)?;
+        let public = match with_last_static(private, |last| last.public) {
+            Some(public) => public,
+            None => {
+                let (key, public) = import(private)?;
+                let imported = ImportedStatic {
+                    private: *private,
+                    key,
+                    public,
+                };
+                LAST_STATIC.with_borrow_mut(|last| *last = Some(imported));
+                public
+            }
+        };
+        self.private = *private;
+        self.public = public;
+        self.key = Held::Static;
+        Ok(())
     }
 }
 
@@ -66,19 +149,24 @@ impl Dh for DhX25519 {
     }
 
     fn set(&mut self, privkey: &[u8]) {
-        // snow passes a private key of `priv_len` bytes; a key of another
-        // length leaves this side without a key, and its `dh` then fails.
-        if self.import(privkey).is_err() {
-            self.key = None;
+        // snow sets only static keys (ephemerals are generated). It passes a
+        // private key of `priv_len` bytes; a key of another length leaves this
+        // side without a key, and its `dh` then fails.
+        if self.set_static(privkey).is_err() {
+            self.key = Held::Nothing;
         }
     }
 
     fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
         let mut private = [0u8; X25519_LEN];
         rng.try_fill_bytes(&mut private)?;
-        let imported = self.import(&private);
+        let imported = import(&private);
+        self.private = private;
         private.fill(0);
-        imported
+        let (key, public) = imported?;
+        self.public = public;
+        self.key = Held::Own(key);
+        Ok(())
     }
 
     fn pubkey(&self) -> &[u8] {
@@ -90,18 +178,19 @@ impl Dh for DhX25519 {
     }
 
     fn dh(&self, pubkey: &[u8], out: &mut [u8]) -> Result<(), snow::Error> {
-        let key = self.key.as_ref().ok_or(snow::Error::Dh)?;
         let peer = pubkey.get(..X25519_LEN).ok_or(snow::Error::Dh)?;
         let out = out.get_mut(..X25519_LEN).ok_or(snow::Error::Dh)?;
-        agreement::agree(
-            key,
-            UnparsedPublicKey::new(&X25519, peer),
-            snow::Error::Dh,
-            |secret| {
-                out.copy_from_slice(secret);
-                Ok(())
-            },
-        )
+        match &self.key {
+            Held::Nothing => Err(snow::Error::Dh),
+            Held::Own(key) => agree(key, peer, out),
+            Held::Static => {
+                match with_last_static(&self.private, |last| agree(&last.key, peer, &mut *out)) {
+                    Some(result) => result,
+                    // This thread holds another static key (or none): import ours here.
+                    None => agree(&import(&self.private)?.0, peer, out),
+                }
+            }
+        }
     }
 }
 
@@ -252,6 +341,49 @@ mod tests {
             peer.dh(ours.pubkey(), &mut b).unwrap();
             assert_eq!(a, b);
         }
+    }
+
+    #[test]
+    fn a_static_key_set_again_is_reused_and_another_one_is_not_confused_with_it() {
+        let mut rng = Counter(9);
+        let mut peer = DhX25519::default();
+        peer.generate(&mut rng).unwrap();
+        let keys: Vec<[u8; 32]> = (0..2u8).map(|i| [i.wrapping_mul(77) ^ 0x35; 32]).collect();
+        // a, b, a again: the thread's cache holds one key at a time.
+        for private in [keys[0], keys[1], keys[0], keys[0]] {
+            let mut ours = DhX25519::default();
+            ours.set(&private);
+            let mut theirs = DefaultResolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+            theirs.set(&private);
+            assert_eq!(ours.pubkey(), theirs.pubkey());
+            assert_eq!(ours.privkey(), &private[..]);
+            let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+            ours.dh(peer.pubkey(), &mut a).unwrap();
+            theirs.dh(peer.pubkey(), &mut b).unwrap();
+            assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn a_static_key_agrees_on_a_thread_that_holds_another_one() {
+        let mut peer = DhX25519::default();
+        peer.generate(&mut Counter(5)).unwrap();
+        let mut ours = DhX25519::default();
+        ours.set(&[0x11; 32]);
+        let mut here = [0u8; 32];
+        ours.dh(peer.pubkey(), &mut here).unwrap();
+        let peer_public = peer.pubkey().to_vec();
+        let there = std::thread::spawn(move || {
+            // This thread's last static key is another one.
+            let mut other = DhX25519::default();
+            other.set(&[0x22; 32]);
+            let mut out = [0u8; 32];
+            ours.dh(&peer_public, &mut out).unwrap();
+            out
+        })
+        .join()
+        .unwrap();
+        assert_eq!(here, there);
     }
 
     #[test]
