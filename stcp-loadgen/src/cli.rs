@@ -26,6 +26,11 @@ Examples:
       the embedded server on the IPv6 loopback
   stcp-loadgen --payload 256 --clients 10 --rate 20000 --duration 30s
       open loop at 20 000 requests/s in total, latency from each request's intended send time
+  stcp-loadgen --requests-per-conn 1 --clients 16 --payload 256 --duration 4s --warmup 1s
+      churn: each connection does one echo, closes cleanly and is replaced (handshakes/s, server
+      CPU per handshake); --requests-per-conn 0 handshakes and closes without an echo
+  stcp-loadgen --requests-per-conn 10 --clients 64 --rate 2000
+      open-loop churn: 2000 new connections/s, 10 echoes each, at most 64 at a time
   stcp-loadgen merge results/a.json results/b.json --out results/
       combine reports from several client machines, with exact percentiles
 

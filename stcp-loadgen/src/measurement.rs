@@ -26,6 +26,10 @@ pub struct Connections {
     pub established: u64,
     /// Established connections that later failed (io, timeout or verify error).
     pub lost: u64,
+    /// Churn: connections that did their requests and closed cleanly (0 without churn, and in
+    /// reports written before this field existed).
+    #[serde(default)]
+    pub closed: u64,
 }
 
 /// One second (the last one may be shorter) of the measured interval.
@@ -38,6 +42,8 @@ pub struct Interval {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub errors: u64,
+    /// Connections set up (connect, and in STCP the handshake) in this interval.
+    pub handshakes: u64,
     /// Requests completed per second; for a merge, the sum over the merged runs.
     pub requests_per_second: f64,
 }
@@ -50,6 +56,7 @@ impl Interval {
             bytes_sent: 0,
             bytes_received: 0,
             errors: 0,
+            handshakes: 0,
             requests_per_second: 0.0,
         }
     }
@@ -82,6 +89,7 @@ impl Interval {
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
         self.errors += other.errors;
+        self.handshakes += other.handshakes;
     }
 }
 
@@ -95,6 +103,11 @@ pub struct Measurement {
     /// Handshake latency (connect start to session established) of every connection; in TCP mode,
     /// the connect latency.
     pub handshake: LatencyHistogram,
+    /// Connect latency (connect issued, or meant to be in an open loop, to connect completed) of
+    /// every connection.
+    pub connect: LatencyHistogram,
+    /// Connections set up within the measured interval (churn: its handshakes).
+    pub handshakes: u64,
     pub requests_per_second: f64,
     /// Raw bytes on the wire (headers, tags and payload) during the measured interval.
     pub bytes_sent: u64,
@@ -114,6 +127,8 @@ impl Measurement {
             measured_seconds: 0.0,
             latency: stats::new_histogram(),
             handshake: stats::new_histogram(),
+            connect: stats::new_histogram(),
+            handshakes: 0,
             requests_per_second: 0.0,
             bytes_sent: 0,
             bytes_received: 0,
@@ -129,6 +144,15 @@ impl Measurement {
         self.latency.len()
     }
 
+    /// Connections set up per second over the measured interval (churn: handshakes per second).
+    pub fn handshakes_per_second(&self) -> f64 {
+        if self.measured_seconds > 0.0 {
+            self.handshakes as f64 / self.measured_seconds
+        } else {
+            0.0
+        }
+    }
+
     /// Adds a run made at the same time from another machine (or process): counts and histograms
     /// add, rates add, the measured interval is the longest of the two.
     pub fn add_concurrent_run(&mut self, other: &Measurement) {
@@ -139,6 +163,10 @@ impl Measurement {
         self.handshake
             .add(&other.handshake)
             .expect("latency histograms share bounds");
+        self.connect
+            .add(&other.connect)
+            .expect("latency histograms share bounds");
+        self.handshakes += other.handshakes;
         self.requests_per_second += other.requests_per_second;
         self.bytes_sent += other.bytes_sent;
         self.bytes_received += other.bytes_received;
@@ -146,6 +174,7 @@ impl Measurement {
         self.connections.requested += other.connections.requested;
         self.connections.established += other.connections.established;
         self.connections.lost += other.connections.lost;
+        self.connections.closed += other.connections.closed;
         self.cpu.user_seconds += other.cpu.user_seconds;
         self.cpu.system_seconds += other.cpu.system_seconds;
         self.server_cpu = match (self.server_cpu, other.server_cpu) {

@@ -79,8 +79,14 @@ pub struct Configuration {
     pub clients: u64,
     pub depth: u64,
     pub threads: u64,
-    /// Open-loop total request rate (--rate); null for a closed loop.
+    /// Open-loop total request rate (--rate); null for a closed loop. With `requests_per_conn`
+    /// it counts new connections per second.
     pub rate_per_second: Option<f64>,
+    /// Churn (--requests-per-conn): requests each connection sends before it closes and a new
+    /// one takes its place; null for persistent connections (and in reports written before this
+    /// field existed).
+    #[serde(default)]
+    pub requests_per_conn: Option<u64>,
     pub duration_seconds: f64,
     pub warmup_seconds: f64,
     pub connect_rate_per_second: Option<f64>,
@@ -159,7 +165,19 @@ pub struct Results {
     pub bytes_sent: u64,
     pub bytes_received: u64,
     pub latency: LatencySummary,
+    /// Connect start to connection set up (STCP: handshake done; TCP: connected), every
+    /// connection of the run.
     pub handshake_latency: LatencySummary,
+    /// Connect start to connect completed, every connection of the run (absent in reports
+    /// written before this field existed).
+    #[serde(default = "LatencySummary::empty")]
+    pub connect_latency: LatencySummary,
+    /// Connections set up within the measured interval (churn: its handshakes).
+    #[serde(default)]
+    pub handshakes: u64,
+    /// handshakes / measured_seconds.
+    #[serde(default)]
+    pub handshakes_per_second: f64,
     pub errors: ErrorCounts,
     pub errors_total: u64,
     pub connections: Connections,
@@ -176,6 +194,10 @@ pub struct CpuUse {
     pub system_seconds: f64,
     /// (user + system) / requests, in microseconds.
     pub cpu_us_per_request: f64,
+    /// (user + system) / handshakes (those completed within the measured interval), in
+    /// microseconds; 0 when none was (and in reports written before this field existed).
+    #[serde(default)]
+    pub cpu_us_per_handshake: f64,
     /// (user + system) / measured_seconds: how many cores the client threads kept busy.
     pub cores_busy: f64,
 }
@@ -192,6 +214,9 @@ pub struct SecondSample {
     pub bytes_received: u64,
     pub p99_us: f64,
     pub errors: u64,
+    /// Connections set up in this second.
+    #[serde(default)]
+    pub handshakes: u64,
     /// This second's latency histogram, HdrHistogram V2 compressed, base64.
     pub histogram: String,
 }
@@ -202,6 +227,10 @@ pub struct Histograms {
     pub latency: String,
     /// Handshake latency of every connection, same encoding.
     pub handshake: String,
+    /// Connect latency of every connection, same encoding (absent in reports written before
+    /// this field existed).
+    #[serde(default)]
+    pub connect: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -229,10 +258,11 @@ impl Report {
     ) -> Report {
         let payload = configuration.payload_bytes;
         let latency = LatencySummary::of(&m.latency);
-        let closed_loop_in_flight = configuration
-            .rate_per_second
-            .is_none()
-            .then(|| (m.connections.established * configuration.depth) as f64);
+        // Little's law holds for persistent connections in a closed loop only: with churn a
+        // connection spends part of its life connecting, with no request in flight.
+        let closed_loop_in_flight = (configuration.rate_per_second.is_none()
+            && configuration.requests_per_conn.is_none())
+        .then(|| (m.connections.established * configuration.depth) as f64);
         let cpu_use = |cpu: &CpuTime| {
             let total = cpu.total_seconds();
             CpuUse {
@@ -240,6 +270,11 @@ impl Report {
                 system_seconds: cpu.system_seconds,
                 cpu_us_per_request: if m.requests() > 0 {
                     total / m.requests() as f64 * 1e6
+                } else {
+                    0.0
+                },
+                cpu_us_per_handshake: if m.handshakes > 0 {
+                    total / m.handshakes as f64 * 1e6
                 } else {
                     0.0
                 },
@@ -259,6 +294,9 @@ impl Report {
             bytes_received: m.bytes_received,
             latency,
             handshake_latency: LatencySummary::of(&m.handshake),
+            connect_latency: LatencySummary::of(&m.connect),
+            handshakes: m.handshakes,
+            handshakes_per_second: m.handshakes_per_second(),
             errors: m.errors,
             errors_total: m.errors.total(),
             connections: m.connections,
@@ -284,6 +322,7 @@ impl Report {
                 bytes_received: s.bytes_received,
                 p99_us: LatencySummary::of(&s.latency).p99_us,
                 errors: s.errors,
+                handshakes: s.handshakes,
                 histogram: hist_codec::encode(&s.latency),
             })
             .collect();
@@ -299,6 +338,7 @@ impl Report {
             histograms: Histograms {
                 latency: hist_codec::encode(&m.latency),
                 handshake: hist_codec::encode(&m.handshake),
+                connect: Some(hist_codec::encode(&m.connect)),
             },
             sources,
         }
@@ -316,6 +356,7 @@ impl Report {
                     bytes_sent: s.bytes_sent,
                     bytes_received: s.bytes_received,
                     errors: s.errors,
+                    handshakes: s.handshakes,
                     requests_per_second: s.requests_per_second,
                 })
             })
@@ -325,6 +366,11 @@ impl Report {
             measured_seconds: r.measured_seconds,
             latency: hist_codec::decode(&self.histograms.latency)?,
             handshake: hist_codec::decode(&self.histograms.handshake)?,
+            connect: match &self.histograms.connect {
+                Some(h) => hist_codec::decode(h)?,
+                None => crate::stats::new_histogram(),
+            },
+            handshakes: r.handshakes,
             requests_per_second: r.requests_per_second,
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
@@ -359,6 +405,9 @@ impl Report {
         ));
         if let Some(rate) = c.rate_per_second {
             name.push_str(&format!("-r{}", rate.round() as u64));
+        }
+        if let Some(n) = c.requests_per_conn {
+            name.push_str(&format!("-n{n}"));
         }
         name.push('-');
         name.push_str(compact_timestamp);

@@ -135,8 +135,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
     /// Open loop: R requests/s in total; latency is measured from each request's intended send time.
+    /// With --requests-per-conn, R new connections/s in total (connect latency from each one's
+    /// intended start).
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Churn: each connection sends N requests, closes cleanly (STCP: its Close record), and a
+    /// new connection connects and handshakes in its place; 0 handshakes and closes without an
+    /// echo. --clients connections at a time (closed loop), or --rate new ones per second.
+    #[arg(long, value_name = "N")]
+    pub requests_per_conn: Option<u64>,
     /// Measured interval.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     pub duration: Duration,
@@ -405,6 +412,7 @@ pub fn measure(
         depth: args.depth,
         threads,
         rate: args.rate,
+        requests_per_conn: args.requests_per_conn,
         warmup: args.warmup,
         duration: args.duration,
         connect_rate: args.connect_rate,
@@ -416,14 +424,21 @@ pub fn measure(
     };
     if !args.quiet {
         eprintln!(
-            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}warm-up {}, measuring {}",
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}{}warm-up {}, measuring {}",
             args.mode.name(),
             report::size_label(args.payload as u64),
             args.clients,
             args.depth,
             engine_config.thread_count(),
             busy_poll_label(args.busy_poll),
-            args.rate.map(|r| format!("open loop {r} req/s, ")).unwrap_or_default(),
+            args.requests_per_conn
+                .map(|n| format!("churn {n} request(s) per connection, "))
+                .unwrap_or_default(),
+            match (args.rate, args.requests_per_conn) {
+                (Some(r), Some(_)) => format!("open loop {r} connections/s, "),
+                (Some(r), None) => format!("open loop {r} req/s, "),
+                (None, _) => String::new(),
+            },
             summary::duration_label(args.warmup),
             summary::duration_label(args.duration)
         );
@@ -431,6 +446,7 @@ pub fn measure(
 
     let payload = args.payload as u64;
     let quiet = args.quiet;
+    let churn = args.requests_per_conn.is_some();
     let mut live = |phase: LoadPhase, index: u32, interval: &Interval| {
         if quiet {
             return;
@@ -442,9 +458,16 @@ pub fn measure(
         let p99 = crate::stats::LatencySummary::of(&interval.latency).p99_us;
         let rps = interval.requests_per_second;
         let mb = report::throughput_mb_per_s(payload, rps);
+        let hs = churn.then(|| {
+            if interval.seconds > 0.0 {
+                interval.handshakes as f64 / interval.seconds
+            } else {
+                0.0
+            }
+        });
         eprintln!(
             "{}",
-            summary::live_line(&label, rps, mb, p99, interval.errors)
+            summary::live_line(&label, rps, mb, p99, interval.errors, hs)
         );
     };
     // The target's addresses in turn: the next one only when no connection got through to the
@@ -500,6 +523,7 @@ pub fn measure(
         depth: u64::from(args.depth),
         threads: u64::from(engine_config.thread_count()),
         rate_per_second: args.rate,
+        requests_per_conn: args.requests_per_conn,
         duration_seconds: args.duration.as_secs_f64(),
         warmup_seconds: args.warmup.as_secs_f64(),
         connect_rate_per_second: args.connect_rate,

@@ -46,6 +46,11 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
+    /// The summary of no samples.
+    pub fn empty() -> LatencySummary {
+        LatencySummary::of(&new_histogram())
+    }
+
     pub fn of(histogram: &LatencyHistogram) -> LatencySummary {
         let us = |ns: u64| ns as f64 / 1_000.0;
         if histogram.is_empty() {

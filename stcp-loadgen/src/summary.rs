@@ -15,13 +15,18 @@ pub fn live_line(
     mb_per_s: f64,
     p99_us: f64,
     errors: u64,
+    handshakes_per_second: Option<f64>,
 ) -> String {
-    format!(
+    let mut line = format!(
         "[{label:>6}] {:>9} req/s  {:>9.2} MB/s  p99 {:>10}  errors {errors}",
         format!("{requests_per_second:.0}"),
         mb_per_s,
         latency(p99_us)
-    )
+    );
+    if let Some(hs) = handshakes_per_second {
+        line.push_str(&format!("  {hs:.0} handshakes/s"));
+    }
+    line
 }
 
 /// A latency given in microseconds, in the unit that reads best.
@@ -208,15 +213,50 @@ pub fn table(report: &Report) -> String {
     let h = &r.handshake_latency;
     let shook = h.count > 0;
     let hs = |us: f64| or_na(shook, || latency(us));
-    let _ = writeln!(
-        out,
-        "handshakes: {} of {} connections, p50 {}  p99 {}  max {}",
-        r.connections.established,
-        r.connections.requested,
-        hs(h.p50_us),
-        hs(h.p99_us),
-        hs(h.max_us)
-    );
+    match c.requests_per_conn {
+        None => {
+            let _ = writeln!(
+                out,
+                "handshakes: {} of {} connections, p50 {}  p99 {}  max {}",
+                r.connections.established,
+                r.connections.requested,
+                hs(h.p50_us),
+                hs(h.p99_us),
+                hs(h.max_us)
+            );
+        }
+        Some(n) => {
+            let _ = writeln!(
+                out,
+                "churn: {n} request(s) per connection, {} handshakes in the measured interval = \
+                 {:.0} handshakes/s; {} connections set up in all, {} closed cleanly",
+                r.handshakes,
+                r.handshakes_per_second,
+                r.connections.established,
+                r.connections.closed
+            );
+            let k = &r.connect_latency;
+            let cn = |us: f64| or_na(k.count > 0, || latency(us));
+            let _ = writeln!(
+                out,
+                "connect latency: p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                cn(k.p50_us),
+                cn(k.p90_us),
+                cn(k.p99_us),
+                cn(k.p99_9_us),
+                cn(k.max_us)
+            );
+            let _ = writeln!(
+                out,
+                "handshake latency (connect start to set up): p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+                hs(h.p50_us),
+                hs(h.p90_us),
+                hs(h.p99_us),
+                hs(h.p99_9_us),
+                hs(h.max_us)
+            );
+        }
+    }
     let e = &r.errors;
     let _ = writeln!(
         out,
@@ -227,6 +267,13 @@ pub fn table(report: &Report) -> String {
     match (ll.clients_times_depth, ll.consistent) {
         _ if !any => {
             let _ = writeln!(out, "Little's law: n/a (no request completed)");
+        }
+        _ if c.requests_per_conn.is_some() => {
+            let _ = writeln!(
+                out,
+                "Little's law: RPS x mean latency = {:.2} in flight (churn: connections spend part of their life connecting)",
+                ll.rps_times_mean_latency
+            );
         }
         (Some(n), Some(ok)) => {
             let _ = writeln!(
@@ -246,9 +293,21 @@ pub fn table(report: &Report) -> String {
         }
     }
     let timed = r.measured_seconds > 0.0;
+    let churn = c.requests_per_conn.is_some();
     let cpu_line = |who: &str, cpu: &crate::report::CpuUse| {
+        let per_handshake = if churn {
+            format!(
+                "{} us per handshake, ",
+                or_na(r.handshakes > 0, || format!(
+                    "{:.2}",
+                    cpu.cpu_us_per_handshake
+                ))
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "{who} CPU: {} us per request, {} cores busy (user {:.2} s, system {:.2} s)",
+            "{who} CPU: {per_handshake}{} us per request, {} cores busy (user {:.2} s, system {:.2} s)",
             or_na(any, || format!("{:.2}", cpu.cpu_us_per_request)),
             or_na(timed, || format!("{:.2}", cpu.cores_busy)),
             cpu.user_seconds,
@@ -283,6 +342,7 @@ mod tests {
             requested: 2,
             established: 1,
             lost: 1,
+            closed: 0,
         };
         m.cpu = CpuTime {
             user_seconds: 0.1,
@@ -298,6 +358,7 @@ mod tests {
             depth: 1,
             threads: 1,
             rate_per_second: None,
+            requests_per_conn: None,
             duration_seconds: 1.0,
             warmup_seconds: 0.0,
             connect_rate_per_second: None,
@@ -476,10 +537,13 @@ mod tests {
 
     #[test]
     fn live_line_names_every_figure() {
-        let line = live_line("3s", 12345.4, 6.32, 81.4, 0);
+        let line = live_line("3s", 12345.4, 6.32, 81.4, 0, None);
         assert!(
             line.contains("12345 req/s") && line.contains("6.32 MB/s") && line.contains("81.4 us"),
             "{line}"
         );
+        assert!(!line.contains("handshakes"), "{line}");
+        let line = live_line("3s", 12345.4, 6.32, 81.4, 0, Some(9876.4));
+        assert!(line.ends_with("9876 handshakes/s"), "{line}");
     }
 }

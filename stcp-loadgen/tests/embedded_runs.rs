@@ -231,3 +231,133 @@ fn json_output_round_trips_through_the_schema() {
     );
     assert_eq!(rebuilt, written);
 }
+
+/// Churn: every connection does its requests, closes cleanly and is replaced; the report counts
+/// the handshakes of the measured interval, both latency histograms and the server's CPU per
+/// handshake, and no error (the server takes every close as a clean one).
+fn check_churn(report: &Report, mode: &str, clients: u64, per_conn: u64) {
+    let c = &report.configuration;
+    let r = &report.results;
+    assert!(!report.partial, "{:?}", report.partial_reason);
+    assert_eq!(c.mode.name(), mode);
+    assert_eq!(c.requests_per_conn, Some(per_conn));
+    assert_eq!(r.errors_total, 0, "{:?}", r.errors);
+    assert!(
+        r.handshakes > clients,
+        "connections were replaced: {} handshakes",
+        r.handshakes
+    );
+    assert!((r.handshakes_per_second - r.handshakes as f64 / r.measured_seconds).abs() < 1e-6);
+    assert_eq!(
+        report.series.iter().map(|s| s.handshakes).sum::<u64>(),
+        r.handshakes
+    );
+    // Every connection set up was closed cleanly or still open at the end (at most one per slot).
+    let open_at_end = r.connections.established - r.connections.closed;
+    assert!(open_at_end <= clients, "{:?}", r.connections);
+    assert_eq!(r.connections.lost, 0);
+    // Connected: every connection set up, and any still handshaking at the end.
+    let connected = r.connect_latency.count;
+    assert!(
+        connected >= r.connections.established && connected <= r.connections.established + clients,
+        "{connected} connected, {:?}",
+        r.connections
+    );
+    assert_eq!(r.handshake_latency.count, r.connections.established);
+    assert!(r.connect_latency.p50_us <= r.handshake_latency.p50_us);
+    // Each connection's requests: N per closed connection, give or take those open at the end.
+    let closed = r.connections.closed;
+    if per_conn == 0 {
+        assert_eq!(r.requests, 0);
+    } else {
+        assert!(r.requests > 0);
+        assert!(
+            r.requests <= (closed + clients) * per_conn,
+            "{} requests",
+            r.requests
+        );
+    }
+    let server = r.server_cpu.expect("embedded server CPU");
+    assert!(server.cpu_us_per_handshake > 0.0);
+    let m = report.measurement().unwrap();
+    assert_eq!(m.connect.len(), connected);
+    assert_eq!(m.handshakes, r.handshakes);
+}
+
+fn churn_run(name: &str, args: &[&str]) -> (std::process::Output, Report) {
+    let out = fresh_dir(name);
+    let mut all = vec!["--payload", "256", "--duration", "1s", "--warmup", "200ms"];
+    all.extend_from_slice(args);
+    let (output, report) = run(&all, &out);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The embedded server logs every connection it counts as failed: a churn run has none,
+    // its last connections included (they finish their handshake and close too).
+    assert!(!stderr.contains("connection failed"), "{stderr}");
+    (output, report)
+}
+
+#[test]
+fn stcp_churn_one_request_per_connection() {
+    let (output, report) = churn_run(
+        "churn-stcp",
+        &["--requests-per-conn", "1", "--clients", "4"],
+    );
+    check_churn(&report, "stcp", 4, 1);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("handshakes/s") && stdout.contains("us per handshake"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tcp_churn_with_pipelined_requests() {
+    let (_, report) = churn_run(
+        "churn-tcp",
+        &[
+            "--mode",
+            "tcp",
+            "--requests-per-conn",
+            "5",
+            "--depth",
+            "2",
+            "--clients",
+            "3",
+        ],
+    );
+    check_churn(&report, "tcp", 3, 5);
+}
+
+#[test]
+fn stcp_churn_without_an_echo() {
+    let (_, report) = churn_run(
+        "churn-zero",
+        &["--requests-per-conn", "0", "--clients", "2"],
+    );
+    check_churn(&report, "stcp", 2, 0);
+}
+
+#[test]
+fn open_loop_churn_counts_new_connections_per_second() {
+    let (_, report) = churn_run(
+        "churn-open",
+        &[
+            "--requests-per-conn",
+            "2",
+            "--clients",
+            "8",
+            "--rate",
+            "300",
+        ],
+    );
+    check_churn(&report, "stcp", 8, 2);
+    let r = &report.results;
+    // The schedule bounds the connections from above: 300/s over the measured second, plus
+    // at most one per slot carried over from the warm-up.
+    assert!(
+        r.handshakes <= 300 + 8,
+        "{} handshakes at 300 connections/s",
+        r.handshakes
+    );
+}

@@ -21,6 +21,7 @@ fn configuration(clients: u64) -> Configuration {
         depth: 1,
         threads: 1,
         rate_per_second: None,
+        requests_per_conn: None,
         duration_seconds: 2.0,
         warmup_seconds: 0.0,
         connect_rate_per_second: None,
@@ -78,6 +79,7 @@ fn measurement(seed: u64, per_second: usize, all: &mut stats::LatencyHistogram) 
         requested: 5,
         established: 5,
         lost: 0,
+        closed: 0,
     };
     stats::record_ns(&mut m.handshake, 100_000 + seed);
     m

@@ -1,7 +1,8 @@
 //! `cargo bench -p stcp-proto`: record seal and open throughput per crypto
 //! backend at the seed's payload sizes, one frame (its records: one up to
 //! 16 KiB, four at 64 KiB) at a time and in batches across many connections,
-//! plus full handshakes per second.
+//! plus full handshakes per second per backend and X25519 (key generation
+//! plus agreement) per backend, the handshake's floor.
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use stcp_proto::frame::FRAME_HEADER_LEN;
@@ -128,28 +129,103 @@ fn seal_open(c: &mut Criterion) {
 
 fn handshakes(c: &mut Criterion) {
     let kp = StaticKeypair::generate([1; 32]);
-    let server = ServerConfig::new(kp.clone());
-    let client = ClientConfig::new(kp.public);
     let mut group = c.benchmark_group("handshake");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("nk_full", |b| {
-        let mut reply = Vec::new();
-        let mut seed = 0u64;
-        b.iter(|| {
-            seed += 1;
-            let mut s = [0u8; 32];
-            s[..8].copy_from_slice(&seed.to_le_bytes());
-            let (hs, hello) = ClientHandshake::start(&client, s).unwrap();
-            s[8] = 1;
-            let session =
-                ServerHandshake::accept(&server, s, &hello[FRAME_HEADER_LEN..], &mut reply)
-                    .unwrap();
-            let client_session = hs.finish(&reply[FRAME_HEADER_LEN..]).unwrap();
-            black_box((session.handshake_hash, client_session.handshake_hash));
-        })
-    });
+    for backend in CryptoBackend::ALL {
+        let mut server = ServerConfig::new(kp.clone());
+        server.crypto = backend.provider();
+        let mut client = ClientConfig::new(kp.public);
+        client.crypto = backend.provider();
+        group.bench_function(BenchmarkId::new("nk_full", backend), |b| {
+            let mut reply = Vec::new();
+            let mut seed = 0u64;
+            b.iter(|| {
+                seed += 1;
+                let mut s = [0u8; 32];
+                s[..8].copy_from_slice(&seed.to_le_bytes());
+                let (hs, hello) = ClientHandshake::start(&client, s).unwrap();
+                s[8] = 1;
+                let session =
+                    ServerHandshake::accept(&server, s, &hello[FRAME_HEADER_LEN..], &mut reply)
+                        .unwrap();
+                let client_session = hs.finish(&reply[FRAME_HEADER_LEN..]).unwrap();
+                black_box((session.handshake_hash, client_session.handshake_hash));
+            })
+        });
+        // The server's half alone (what a server core pays in crypto per handshake): hellos
+        // made beforehand, only `ServerHandshake::accept` timed.
+        group.bench_function(BenchmarkId::new("nk_server_accept", backend), |b| {
+            let mut reply = Vec::new();
+            let mut seed = 0u64;
+            b.iter_custom(|iters| {
+                let hellos: Vec<Vec<u8>> = (0..iters)
+                    .map(|_| {
+                        seed += 1;
+                        let mut s = [0u8; 32];
+                        s[..8].copy_from_slice(&seed.to_le_bytes());
+                        ClientHandshake::start(&client, s).unwrap().1
+                    })
+                    .collect();
+                let start = std::time::Instant::now();
+                for (i, hello) in hellos.iter().enumerate() {
+                    let mut s = [1u8; 32];
+                    s[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                    let session =
+                        ServerHandshake::accept(&server, s, &hello[FRAME_HEADER_LEN..], &mut reply)
+                            .unwrap();
+                    black_box(session.handshake_hash);
+                }
+                start.elapsed()
+            })
+        });
+    }
     group.finish();
 }
 
-criterion_group!(benches, seal_open, handshakes);
+/// One X25519 key generation (from 32 given bytes, public key derived) plus
+/// one agreement, as each backend's handshake does it: aws-lc-rs's
+/// `agreement` for aws-lc, snow's default (curve25519-dalek) for RustCrypto.
+/// A full NK handshake does three of each (both sides) plus the server's
+/// static key import: this is the floor under `handshake/nk_full`.
+fn x25519(c: &mut Criterion) {
+    use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
+    use snow::params::DHChoice;
+    use snow::resolvers::{CryptoResolver, DefaultResolver};
+
+    let peer = StaticKeypair::generate([3; 32]).public;
+    let mut group = c.benchmark_group("x25519_keygen_agree");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(BenchmarkId::from_parameter(CryptoBackend::AwsLc), |b| {
+        let mut private = [7u8; 32];
+        b.iter(|| {
+            private[0] = private[0].wrapping_add(1);
+            let key = PrivateKey::from_private_key(&X25519, black_box(&private)).unwrap();
+            let public = key.compute_public_key().unwrap();
+            let mut out = [0u8; 32];
+            agree(&key, UnparsedPublicKey::new(&X25519, &peer), (), |s| {
+                out.copy_from_slice(s);
+                Ok(())
+            })
+            .unwrap();
+            black_box((public.as_ref()[0], out));
+        })
+    });
+    group.bench_function(
+        BenchmarkId::from_parameter(CryptoBackend::RustCrypto),
+        |b| {
+            let mut dh = DefaultResolver.resolve_dh(&DHChoice::Curve25519).unwrap();
+            let mut private = [7u8; 32];
+            b.iter(|| {
+                private[0] = private[0].wrapping_add(1);
+                dh.set(black_box(&private));
+                let mut out = [0u8; 32];
+                dh.dh(&peer, &mut out).unwrap();
+                black_box((dh.pubkey()[0], out));
+            })
+        },
+    );
+    group.finish();
+}
+
+criterion_group!(benches, seal_open, handshakes, x25519);
 criterion_main!(benches);

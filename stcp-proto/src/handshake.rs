@@ -1,5 +1,6 @@
 //! The handshake: Noise_NK_25519_AESGCM_SHA256, or Noise_NKpsk2_25519_AESGCM_SHA256
-//! when a pre-shared key is configured, run by the `snow` crate.
+//! when a pre-shared key is configured, run by the `snow` crate with the
+//! primitives of the configured crypto backend (`resolver.rs`).
 //!
 //! Two messages, each one frame (4-byte length, at most [`HANDSHAKE_MAX_LEN`]):
 //! - client hello: `"STCP" | version | pattern | 0x0000 | Noise message 1 (-> e, es)`
@@ -123,11 +124,14 @@ impl ClientHandshake {
         let prefix = hello_prefix(pattern);
         let prologue = prologue(&prefix);
         let params = noise_name(pattern).parse().map_err(noise_error)?;
-        let mut builder = Builder::with_resolver(params, Box::new(SeededResolver::new(rng_seed)))
+        let resolver = SeededResolver::new(rng_seed, config.crypto.backend);
+        let mut builder = Builder::with_resolver(params, Box::new(resolver))
             .prologue(&prologue)
-            .remote_public_key(&config.server_public);
+            .map_err(noise_error)?
+            .remote_public_key(&config.server_public)
+            .map_err(noise_error)?;
         if let Some(psk) = &config.psk {
-            builder = builder.psk(2, psk);
+            builder = builder.psk(2, psk).map_err(noise_error)?;
         }
         let mut noise = builder.build_initiator().map_err(noise_error)?;
         let mut frame = vec![0u8; FRAME_HEADER_LEN + HELLO_PREFIX_LEN + NOISE_MESSAGE_LEN];
@@ -189,11 +193,14 @@ impl ServerHandshake {
         let pattern = prefix[5];
         let prologue = prologue(&prefix);
         let params = noise_name(pattern).parse().map_err(noise_error)?;
-        let mut builder = Builder::with_resolver(params, Box::new(SeededResolver::new(rng_seed)))
+        let resolver = SeededResolver::new(rng_seed, config.crypto.backend);
+        let mut builder = Builder::with_resolver(params, Box::new(resolver))
             .prologue(&prologue)
-            .local_private_key(&config.keypair.private);
+            .map_err(noise_error)?
+            .local_private_key(&config.keypair.private)
+            .map_err(noise_error)?;
         if let Some(psk) = &config.psk {
-            builder = builder.psk(2, psk);
+            builder = builder.psk(2, psk).map_err(noise_error)?;
         }
         let mut noise = builder.build_responder().map_err(noise_error)?;
         let message = &frame_payload[HELLO_PREFIX_LEN..];

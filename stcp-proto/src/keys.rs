@@ -6,6 +6,7 @@
 //! way. A PSK file holds 32 random bytes as 64 hex digits, mode 0600. Like
 //! ssh, a secret file that group or others may read is refused.
 
+use crate::crypto::CryptoBackend;
 use crate::resolver::SeededResolver;
 use snow::params::DHChoice;
 use snow::resolvers::CryptoResolver;
@@ -34,12 +35,13 @@ impl std::fmt::Debug for StaticKeypair {
 impl StaticKeypair {
     /// Generates a keypair from 32 bytes of caller-supplied randomness.
     pub fn generate(rng_seed: [u8; 32]) -> Self {
-        let resolver = SeededResolver::new(rng_seed);
+        let resolver = SeededResolver::new(rng_seed, CryptoBackend::AwsLc);
         let mut rng = resolver.resolve_rng().expect("seeded rng");
         let mut dh = resolver
             .resolve_dh(&DHChoice::Curve25519)
             .expect("snow provides X25519");
-        dh.generate(&mut *rng);
+        dh.generate(&mut *rng)
+            .expect("the seeded rng never fails, and X25519 takes any 32 bytes");
         let mut private = [0u8; 32];
         private.copy_from_slice(dh.privkey());
         Self::from_private(private)
@@ -47,7 +49,7 @@ impl StaticKeypair {
 
     /// The keypair whose private half is `private`.
     pub fn from_private(private: [u8; 32]) -> Self {
-        let mut dh = SeededResolver::new([0; 32])
+        let mut dh = SeededResolver::new([0; 32], CryptoBackend::AwsLc)
             .resolve_dh(&DHChoice::Curve25519)
             .expect("snow provides X25519");
         dh.set(&private);

@@ -60,8 +60,12 @@ pub struct EngineConfig {
     pub depth: u32,
     /// Client threads (at most one per connection).
     pub threads: u32,
-    /// Open loop: total requests per second.
+    /// Open loop: total requests per second; with `requests_per_conn`, new connections per
+    /// second.
     pub rate: Option<f64>,
+    /// Churn: each connection sends this many requests, closes cleanly and is replaced by a new
+    /// one (0: it handshakes and closes). None: connections persist for the whole run.
+    pub requests_per_conn: Option<u64>,
     pub warmup: Duration,
     pub duration: Duration,
     /// New connections per second; None: all at once.
@@ -153,6 +157,7 @@ pub fn run(
                 config.timeout,
                 thread_rate,
                 conn_ids.len(),
+                config.requests_per_conn,
             ),
             conn_ids,
             core: core.and_then(|c| core_ids.iter().copied().find(|id| id.id == c)),
@@ -397,15 +402,18 @@ impl Collector {
             m.latency.add(&second.latency).expect("same bounds");
             m.bytes_sent += second.bytes_sent;
             m.bytes_received += second.bytes_received;
+            m.handshakes += second.handshakes;
             m.series.push(second);
         }
         let mut cpu = ThreadCpu::default();
         for s in &self.summaries {
             m.handshake.add(&s.handshake).expect("same bounds");
+            m.connect.add(&s.connect).expect("same bounds");
             m.errors.add(&s.errors);
             m.connections.requested += s.requested;
             m.connections.established += s.established;
             m.connections.lost += s.lost;
+            m.connections.closed += s.closed;
             cpu.user += s.cpu.user;
             cpu.system += s.cpu.system;
         }

@@ -44,6 +44,12 @@ pub(super) struct Settings {
     pub open_loop_stride: u64,
     /// Open loop: nanoseconds between two requests of this thread.
     pub open_loop_interval_ns: f64,
+    /// Churn (--requests-per-conn N): each connection sends N requests, closes cleanly, and a
+    /// new connection takes its place. None: connections persist for the whole run.
+    pub requests_per_conn: Option<u64>,
+    /// Churn in open loop (--rate with --requests-per-conn): nanoseconds between two new
+    /// connections of this thread; the requests of a connection then go back to back.
+    pub churn_interval_ns: Option<f64>,
 }
 
 impl Settings {
@@ -54,7 +60,11 @@ impl Settings {
         timeout: Duration,
         thread_rate: Option<f64>,
         conns: usize,
+        requests_per_conn: Option<u64>,
     ) -> Settings {
+        // With churn the rate counts new connections, not requests.
+        let churn = requests_per_conn.is_some();
+        let request_rate = thread_rate.filter(|_| !churn);
         Settings {
             mode,
             payload,
@@ -63,10 +73,17 @@ impl Settings {
             out_capacity: out_capacity(mode, payload, depth),
             in_capacity: in_capacity(mode, payload, depth),
             timeout,
-            open_loop: thread_rate.is_some(),
+            open_loop: request_rate.is_some(),
             open_loop_stride: conns.max(1) as u64,
-            open_loop_interval_ns: thread_rate.map_or(0.0, |r| 1e9 / r),
+            open_loop_interval_ns: request_rate.map_or(0.0, |r| 1e9 / r),
+            requests_per_conn,
+            churn_interval_ns: thread_rate.filter(|_| churn).map(|r| 1e9 / r),
         }
+    }
+
+    /// Requests each connection of this workload sends before it is replaced (churn), or None.
+    pub fn churn(&self) -> Option<u64> {
+        self.requests_per_conn
     }
 
     /// Echo bytes of one connection worth receiving in one turn: what it has in flight, at most

@@ -32,10 +32,13 @@ pub enum ThreadMessage {
 /// A client thread's totals.
 pub struct ThreadSummary {
     pub handshake: LatencyHistogram,
+    pub connect: LatencyHistogram,
     pub errors: ErrorCounts,
     pub requested: u64,
     pub established: u64,
     pub lost: u64,
+    /// Churn: connections closed cleanly after their requests.
+    pub closed: u64,
     /// Established connections the server ended with its authenticated Close.
     pub closed_by_server: u64,
     /// Requests in flight on those connections when the server closed them.
@@ -52,10 +55,12 @@ impl ThreadSummary {
     pub fn failed(requested: u64, why: super::SetupError) -> ThreadSummary {
         ThreadSummary {
             handshake: stats::new_histogram(),
+            connect: stats::new_histogram(),
             errors: ErrorCounts::default(),
             requested,
             established: 0,
             lost: 0,
+            closed: 0,
             closed_by_server: 0,
             unanswered: 0,
             cpu: ThreadCpu::default(),
@@ -217,6 +222,14 @@ impl Tally {
                 &mut self.interval.latency,
                 latency.as_nanos().min(u128::from(u64::MAX)) as u64,
             );
+        }
+    }
+
+    /// A connection was set up (connect, and in STCP its handshake) this turn.
+    #[inline]
+    pub fn handshake(&mut self) {
+        if self.stage != Stage::Done {
+            self.interval.handshakes += 1;
         }
     }
 

@@ -1,7 +1,8 @@
 //! The Markdown tables: per backend combination, the seed's columns (Payload, Clients, Throughput,
 //! RPS, Avg latency, p99 latency, Errors) for TCP, STCP and the seed's published row, with the
 //! STCP/TCP requests/s ratio; then latency percentiles and CPU per request; then the ratio of
-//! every combination side by side when there are several.
+//! every combination side by side when there are several; then the handshake rows (churn):
+//! connections per second and CPU per handshake on each side.
 
 use std::fmt::Write as _;
 
@@ -164,7 +165,55 @@ pub fn document(evaluation: &Evaluation) -> String {
     if combinations(rows).len() > 1 {
         ratio_matrix(&mut out, rows);
     }
+    if !evaluation.handshake_rows.is_empty() {
+        handshake_table(&mut out, &evaluation.handshake_rows);
+    }
     out
+}
+
+/// Churn rows: each connection connects, handshakes (STCP), does its requests and closes, and
+/// is replaced. Handshakes/s is new connections per second; the ratio compares them.
+fn handshake_table(out: &mut String, rows: &[RowSummary]) {
+    let _ = writeln!(
+        out,
+        "### Handshakes: connect, handshake, N echoes, close (churn)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Backends | Payload | Clients | Requests/conn | Mode | Handshakes/s | Server CPU/handshake | Load generator CPU/handshake | p99 echo latency | Errors | Handshakes/s STCP/TCP |"
+    );
+    let _ = writeln!(
+        out,
+        "|:---------|--------:|--------:|--------------:|:-----|-------------:|--------------------:|----------------------------:|-----------------:|-------:|:----------------------|"
+    );
+    for row in rows {
+        for (name, mode) in [("TCP", &row.tcp), ("STCP", &row.stcp)] {
+            let Some(m) = mode else { continue };
+            let ratio = match (name, &row.ratio) {
+                ("STCP", Some(r)) => ratio_cell(r),
+                _ => String::new(),
+            };
+            let shook = m.handshakes_per_second > 0.0;
+            let per_handshake = |us: Option<f64>| match us {
+                Some(us) if shook => format!("{us:.1} µs"),
+                _ => "n/a".into(),
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {name} | {} | {} | {} | {} | {} | {ratio} |",
+                combination_label(row),
+                payload_label(row.payload_bytes),
+                row.clients,
+                row.requests_per_conn.unwrap_or(0),
+                rps(m.handshakes_per_second),
+                per_handshake(m.server_cpu_us_per_handshake),
+                per_handshake(Some(m.loadgen_cpu_us_per_handshake)),
+                latency_of(&m.latency, m.latency.p99_us),
+                errors_cell(m),
+            );
+        }
+    }
+    let _ = writeln!(out);
 }
 
 fn main_table(out: &mut String, rows: &[&RowSummary]) {
@@ -305,6 +354,9 @@ mod tests {
             errors_total: 0,
             loadgen_cpu_us_per_request: 3.0,
             server_cpu_us_per_request: None,
+            handshakes_per_second: 0.0,
+            loadgen_cpu_us_per_handshake: 0.0,
+            server_cpu_us_per_handshake: None,
         }
     }
 
@@ -312,6 +364,7 @@ mod tests {
         RowSummary {
             payload_bytes: 256,
             clients,
+            requests_per_conn: None,
             crypto: "aws-lc".into(),
             io: "io_uring".into(),
             duration_seconds: 70.0,
@@ -329,6 +382,7 @@ mod tests {
             setups: Vec::new(),
             pairs: 1,
             rows: vec![row(50), row(8)],
+            handshake_rows: Vec::new(),
             warnings: vec!["a warning".into()],
         };
         let md = document(&evaluation);
@@ -396,5 +450,39 @@ mod tests {
             pairs: vec![0.9, 0.8, 0.95],
         };
         assert_eq!(ratio_cell(&three), "**0.900** (0.800–0.950 over 3 pairs)");
+    }
+
+    #[test]
+    fn churn_rows_get_the_handshake_table() {
+        let mut churn = row(16);
+        churn.requests_per_conn = Some(1);
+        let mut tcp = mode(9_000.0, 1);
+        tcp.handshakes_per_second = 9_000.0;
+        tcp.server_cpu_us_per_handshake = Some(40.0);
+        tcp.loadgen_cpu_us_per_handshake = 50.0;
+        let mut stcp = mode(4_500.0, 2);
+        stcp.handshakes_per_second = 4_500.0;
+        stcp.server_cpu_us_per_handshake = Some(90.5);
+        stcp.loadgen_cpu_us_per_handshake = 100.0;
+        churn.tcp = Some(tcp);
+        churn.stcp = Some(stcp);
+        churn.ratio = crate::suite::aggregate::ratio_summary(vec![0.5]);
+        let evaluation = Evaluation {
+            environment: None,
+            setups: Vec::new(),
+            pairs: 1,
+            rows: vec![row(50)],
+            handshake_rows: vec![churn],
+            warnings: Vec::new(),
+        };
+        let md = document(&evaluation);
+        assert!(md.contains("### Handshakes"), "{md}");
+        assert!(
+            md.contains(
+                "| aws-lc / io_uring | 256 B | 16 | 1 | STCP | 4.50k | 90.5 µs | 100.0 µs |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| 0.500 |"), "{md}");
     }
 }

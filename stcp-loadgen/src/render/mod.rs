@@ -27,7 +27,10 @@ pub struct Evaluation {
     pub setups: Vec<String>,
     /// Interleaved pairs per row (the most any row has).
     pub pairs: u64,
+    /// Rows of persistent connections (the seed's kind): the main tables and the charts.
     pub rows: Vec<RowSummary>,
+    /// Churn rows (`256x16n1`): the handshake table.
+    pub handshake_rows: Vec<RowSummary>,
     /// Partial suites and runs, errors: what a reader must know before trusting the table.
     pub warnings: Vec<String>,
 }
@@ -188,11 +191,13 @@ impl Evaluation {
     pub fn of_suite(suite: &SuiteReport, reports: &[&Report]) -> Evaluation {
         let mut warnings = Vec::new();
         suite_warnings(suite, &mut warnings);
+        let (handshake_rows, rows) = split_churn(suite.rows.clone());
         Evaluation {
             environment: Some(suite.environment.clone()),
             setups: setups(reports.iter().copied()),
             pairs: pairs(&suite.rows),
-            rows: suite.rows.clone(),
+            rows,
+            handshake_rows,
             warnings,
         }
     }
@@ -237,14 +242,23 @@ impl Evaluation {
                     .first()
                     .map(|(_, r)| environment_of(&inputs.runs, r))
             });
+        let pairs = pairs(&rows);
+        let (handshake_rows, rows) = split_churn(rows);
         Ok(Evaluation {
             environment,
             setups: setups(inputs.runs.iter().map(|(_, r)| r)),
-            pairs: pairs(&rows),
+            pairs,
             rows,
+            handshake_rows,
             warnings,
         })
     }
+}
+
+/// Churn rows apart from the rest: (churn, persistent).
+fn split_churn(rows: Vec<RowSummary>) -> (Vec<RowSummary>, Vec<RowSummary>) {
+    rows.into_iter()
+        .partition(|r| r.requests_per_conn.is_some())
 }
 
 fn suite_warnings(suite: &SuiteReport, warnings: &mut Vec<String>) {

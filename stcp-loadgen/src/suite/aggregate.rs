@@ -83,7 +83,7 @@ pub fn summarize(runs: &[RunInput<'_>]) -> Result<Vec<RowSummary>, AggregateErro
             combinations.push(c);
         }
     }
-    let mut keys: Vec<(usize, u64, u64)> = Vec::new();
+    let mut keys: Vec<(usize, u64, u64, Option<u64>)> = Vec::new();
     for run in runs {
         let c = combination_of(run.report);
         let index = combinations.iter().position(|x| *x == c).unwrap_or(0);
@@ -91,6 +91,7 @@ pub fn summarize(runs: &[RunInput<'_>]) -> Result<Vec<RowSummary>, AggregateErro
             index,
             run.report.configuration.payload_bytes,
             run.report.configuration.clients,
+            run.report.configuration.requests_per_conn,
         );
         if !keys.contains(&key) {
             keys.push(key);
@@ -98,7 +99,7 @@ pub fn summarize(runs: &[RunInput<'_>]) -> Result<Vec<RowSummary>, AggregateErro
     }
     keys.sort_unstable();
     keys.into_iter()
-        .map(|(index, payload, clients)| {
+        .map(|(index, payload, clients, per_conn)| {
             let (crypto, io) = &combinations[index];
             let of_row: Vec<&RunInput<'_>> = runs
                 .iter()
@@ -106,10 +107,11 @@ pub fn summarize(runs: &[RunInput<'_>]) -> Result<Vec<RowSummary>, AggregateErro
                     let c = &r.report.configuration;
                     c.payload_bytes == payload
                         && c.clients == clients
+                        && c.requests_per_conn == per_conn
                         && combination_of(r.report) == (crypto.clone(), io.clone())
                 })
                 .collect();
-            summarize_row(payload, clients, crypto, io, &of_row)
+            summarize_row((payload, clients, per_conn), crypto, io, &of_row)
         })
         .collect()
 }
@@ -127,9 +129,17 @@ fn pair_order(runs: &mut [&RunInput<'_>]) {
     });
 }
 
+/// The rate a row's STCP/TCP ratio compares: connections per second for a churn row, requests
+/// per second otherwise.
+fn compared_rate(report: &crate::report::Report) -> f64 {
+    match report.configuration.requests_per_conn {
+        Some(_) => report.results.handshakes_per_second,
+        None => report.results.requests_per_second,
+    }
+}
+
 fn summarize_row(
-    payload: u64,
-    clients: u64,
+    (payload, clients, requests_per_conn): (u64, u64, Option<u64>),
     crypto: &str,
     io: &str,
     runs: &[&RunInput<'_>],
@@ -148,15 +158,14 @@ fn summarize_row(
     let pairs: Vec<f64> = tcp_runs
         .iter()
         .zip(&stcp_runs)
-        .filter(|(t, s)| {
-            !t.report.partial && !s.report.partial && t.report.results.requests_per_second > 0.0
-        })
-        .map(|(t, s)| s.report.results.requests_per_second / t.report.results.requests_per_second)
+        .filter(|(t, s)| !t.report.partial && !s.report.partial && compared_rate(t.report) > 0.0)
+        .map(|(t, s)| compared_rate(s.report) / compared_rate(t.report))
         .collect();
     let first = runs.first().map(|r| &r.report.configuration);
     Ok(RowSummary {
         payload_bytes: payload,
         clients,
+        requests_per_conn,
         crypto: crypto.to_string(),
         io: io.to_string(),
         duration_seconds: first.map_or(0.0, |c| c.duration_seconds),
@@ -177,6 +186,7 @@ fn mode_summary(
     let mut latency = stats::new_histogram();
     let mut errors = ErrorCounts::default();
     let (mut requests, mut seconds, mut partial_runs) = (0u64, 0.0f64, 0u64);
+    let mut handshakes = 0u64;
     let (mut loadgen_cpu, mut server_cpu, mut server_cpu_known) = (0.0f64, 0.0f64, true);
     for run in runs {
         let r = &run.report.results;
@@ -191,6 +201,7 @@ fn mode_summary(
             .expect("histograms of one schema share bounds");
         errors.add(&r.errors);
         requests += r.requests;
+        handshakes += r.handshakes;
         seconds += r.measured_seconds;
         partial_runs += u64::from(run.report.partial);
         loadgen_cpu += r.loadgen_cpu.user_seconds + r.loadgen_cpu.system_seconds;
@@ -202,6 +213,13 @@ fn mode_summary(
     let per_request = |cpu: f64| {
         if requests > 0 {
             cpu / requests as f64 * 1e6
+        } else {
+            0.0
+        }
+    };
+    let per_handshake = |cpu: f64| {
+        if handshakes > 0 {
+            cpu / handshakes as f64 * 1e6
         } else {
             0.0
         }
@@ -227,6 +245,13 @@ fn mode_summary(
         errors,
         loadgen_cpu_us_per_request: per_request(loadgen_cpu),
         server_cpu_us_per_request: server_cpu_known.then(|| per_request(server_cpu)),
+        handshakes_per_second: if seconds > 0.0 {
+            handshakes as f64 / seconds
+        } else {
+            0.0
+        },
+        loadgen_cpu_us_per_handshake: per_handshake(loadgen_cpu),
+        server_cpu_us_per_handshake: server_cpu_known.then(|| per_handshake(server_cpu)),
     }))
 }
 

@@ -306,6 +306,7 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguratio
             .map(|r| RowSpec {
                 payload_bytes: r.payload_bytes,
                 clients: u64::from(r.clients),
+                requests_per_conn: r.requests_per_conn,
             })
             .collect(),
         repeat: args.repeat,
@@ -388,7 +389,10 @@ mod tests {
     fn defaults_are_the_seeds_table_for_seventy_seconds() {
         let args = suite_args(&[]);
         let rows: Vec<String> = args.rows.iter().map(Row::to_string).collect();
-        assert_eq!(rows, ["256x50", "4kx20", "16kx10", "64kx5", "1mx20"]);
+        assert_eq!(
+            rows,
+            ["256x50", "4kx20", "16kx10", "64kx5", "1mx20", "256x16n1"]
+        );
         assert_eq!(args.duration, Duration::from_secs(70));
         assert_eq!(args.warmup, Duration::from_secs(2));
         assert_eq!(args.repeat, 1);

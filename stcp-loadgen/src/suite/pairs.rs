@@ -47,6 +47,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
         depth: 1,
         threads: args.threads,
         rate: None,
+        requests_per_conn: row.requests_per_conn,
         duration: args.duration,
         warmup: args.warmup,
         connect_rate: None,
@@ -105,10 +106,13 @@ pub(super) fn run_combination(
                 })?;
                 let report = measured.report;
                 let file = format!(
-                    "{sequence:0width$}-{}-{}-c{}-{crypto}-{io}-pair{pair}.json",
+                    "{sequence:0width$}-{}-{}-c{}{}-{crypto}-{io}-pair{pair}.json",
                     mode.name(),
                     size_label(row.payload_bytes),
-                    row.clients
+                    row.clients,
+                    row.requests_per_conn
+                        .map(|n| format!("-n{n}"))
+                        .unwrap_or_default()
                 );
                 report.write_as(out, &file).map_err(|e| {
                     let failure = StartError::Report(out.to_path_buf(), e);
@@ -118,14 +122,26 @@ pub(super) fn run_combination(
                     }
                 })?;
                 let r = &report.results;
+                // A churn row compares connections per second, the others requests per second.
+                let churn = row.requests_per_conn.is_some();
+                let rate = if churn {
+                    r.handshakes_per_second
+                } else {
+                    r.requests_per_second
+                };
                 let ratio = match (mode, tcp_rps) {
                     (Mode::Stcp, Some(t)) if t > 0.0 => {
-                        format!("  STCP/TCP {:.3}", r.requests_per_second / t)
+                        format!("  STCP/TCP {:.3}", rate / t)
                     }
                     _ => String::new(),
                 };
+                let handshakes = if churn {
+                    format!("{:.0} handshakes/s  ", r.handshakes_per_second)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "{label}: {:.0} req/s  {:.2} MB/s  avg {}  p99 {}  errors {}{}{ratio}  -> {file}",
+                    "{label}: {handshakes}{:.0} req/s  {:.2} MB/s  avg {}  p99 {}  errors {}{}{ratio}  -> {file}",
                     r.requests_per_second,
                     r.throughput_mb_per_s,
                     latency(r.latency.mean_us),
@@ -138,7 +154,7 @@ pub(super) fn run_combination(
                         .unwrap_or_default()
                 );
                 if mode == Mode::Tcp {
-                    tcp_rps = Some(r.requests_per_second);
+                    tcp_rps = Some(rate);
                 }
                 let interrupted = report.partial_reason.as_deref() == Some("interrupted");
                 done.push(Done {
@@ -148,10 +164,12 @@ pub(super) fn run_combination(
                         mode,
                         payload_bytes: row.payload_bytes,
                         clients: u64::from(row.clients),
+                        requests_per_conn: row.requests_per_conn,
                         crypto: crypto.clone(),
                         io: io.clone(),
                         pair,
                         requests_per_second: r.requests_per_second,
+                        handshakes_per_second: r.handshakes_per_second,
                         throughput_mb_per_s: r.throughput_mb_per_s,
                         errors_total: r.errors_total,
                         partial: report.partial,

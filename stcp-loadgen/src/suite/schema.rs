@@ -68,6 +68,10 @@ pub struct SuiteConfiguration {
 pub struct RowSpec {
     pub payload_bytes: u64,
     pub clients: u64,
+    /// Churn rows: requests per connection; null for persistent connections (and in suites
+    /// written before this field existed).
+    #[serde(default)]
+    pub requests_per_conn: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,12 +98,18 @@ pub struct SuiteRun {
     pub mode: Mode,
     pub payload_bytes: u64,
     pub clients: u64,
+    /// Churn rows: requests per connection; null otherwise.
+    #[serde(default)]
+    pub requests_per_conn: Option<u64>,
     pub crypto: String,
     /// "io_uring", "epoll" (the embedded server's), or "external".
     pub io: String,
     /// 1-based pair index within its row and combination.
     pub pair: u64,
     pub requests_per_second: f64,
+    /// Connections set up per second in the measured interval (churn rows; 0 otherwise).
+    #[serde(default)]
+    pub handshakes_per_second: f64,
     pub throughput_mb_per_s: f64,
     pub errors_total: u64,
     pub partial: bool,
@@ -112,6 +122,9 @@ pub struct SuiteRun {
 pub struct RowSummary {
     pub payload_bytes: u64,
     pub clients: u64,
+    /// Churn rows: requests per connection; null for persistent connections.
+    #[serde(default)]
+    pub requests_per_conn: Option<u64>,
     pub crypto: String,
     pub io: String,
     /// Measured interval of each run (the first run's, they are alike in a suite).
@@ -120,7 +133,8 @@ pub struct RowSummary {
     /// Null when no run of that mode is present.
     pub tcp: Option<ModeSummary>,
     pub stcp: Option<ModeSummary>,
-    /// STCP requests/s ÷ TCP requests/s over the whole pairs; null when there is none.
+    /// STCP requests/s ÷ TCP requests/s over the whole pairs (churn rows: handshakes/s, that is
+    /// connections/s); null when there is none.
     pub ratio: Option<RatioSummary>,
 }
 
@@ -147,6 +161,15 @@ pub struct ModeSummary {
     pub loadgen_cpu_us_per_request: f64,
     /// Embedded server CPU per request, µs; null with an external server.
     pub server_cpu_us_per_request: Option<f64>,
+    /// Connections set up in all runs' measured intervals ÷ measured_seconds (churn rows).
+    #[serde(default)]
+    pub handshakes_per_second: f64,
+    /// Load generator CPU per handshake, µs, over all runs (churn rows; 0 without handshakes).
+    #[serde(default)]
+    pub loadgen_cpu_us_per_handshake: f64,
+    /// Embedded server CPU per handshake, µs; null with an external server.
+    #[serde(default)]
+    pub server_cpu_us_per_handshake: Option<f64>,
 }
 
 /// The STCP/TCP requests/s ratio of each whole pair, and its median and spread.

@@ -5,8 +5,12 @@
 //! - [`RUSTCRYPTO`]: the pure-Rust `aes-gcm` crate (>= 0.10.3, RUSTSEC-2023-0096).
 //!
 //! Both backends are compiled in; a [`CryptoBackend`] names one at run time.
+//! The backend also chooses the handshake's primitives: aws-lc's X25519,
+//! AES-256-GCM and SHA-256 for [`AWS_LC`], snow's pure-Rust defaults for
+//! [`RUSTCRYPTO`] (see `resolver.rs`).
 
 mod aws_lc;
+pub(crate) mod noise_aws_lc;
 mod rustcrypto;
 
 use std::fmt;

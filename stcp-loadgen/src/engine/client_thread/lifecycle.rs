@@ -106,6 +106,11 @@ impl ClientThread {
                     Some(libc::ETIMEDOUT),
                     "handshake timed out",
                 )),
+                State::Established if conn.retiring && now > conn.setup_deadline => Some((
+                    ErrorKind::Io,
+                    Some(libc::ETIMEDOUT),
+                    "the server did not close after our close",
+                )),
                 State::Established => conn
                     .in_flight
                     .front()

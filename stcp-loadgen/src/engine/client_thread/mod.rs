@@ -7,6 +7,7 @@
 //! batch, and hand the sends to the kernel with the next wait. Buffers are allocated before the
 //! load starts, sized independently of the payload; nothing on the way allocates or locks.
 
+mod churn;
 mod lifecycle;
 mod receive;
 mod send;
@@ -105,8 +106,17 @@ struct ClientThread {
     /// Connections that could not be set up, by cause (logged once by the run, not per thread).
     setup_failures: SetupFailures,
     handshake: LatencyHistogram,
+    /// Connect latency (connect issued, or meant to be in an open loop, to connect completed)
+    /// of every connection.
+    connect: LatencyHistogram,
     established: u64,
     lost: u64,
+    /// Churn: connections that did their requests and closed cleanly (their slot reused).
+    recycled: u64,
+    /// Churn in open loop: slots free for the next new connection, and how many new
+    /// connections this thread has started so far (the schedule's index).
+    free: Vec<usize>,
+    next_conn: u64,
     /// Established connections the server ended with its authenticated Close (not errors).
     closed_by_server: u64,
     /// Requests in flight on those connections when the server closed them (no echo came).
@@ -155,8 +165,12 @@ impl ClientThread {
             errors: ErrorCounts::default(),
             setup_failures: SetupFailures::default(),
             handshake: stats::new_histogram(),
+            connect: stats::new_histogram(),
             established: 0,
             lost: 0,
+            recycled: 0,
+            free: Vec::with_capacity(n),
+            next_conn: 0,
             closed_by_server: 0,
             unanswered: 0,
             tally: None,
@@ -181,8 +195,13 @@ impl ClientThread {
         start: &StartLine,
         tx: &Sender<ThreadMessage>,
     ) -> ThreadSummary {
-        // 1. Connect and handshake every connection (ramped by --connect-rate).
-        self.connect_all(d, plan, start);
+        // 1. Connect and handshake every connection (ramped by --connect-rate); churn in open
+        //    loop starts with none and opens them on its schedule.
+        if self.settings.churn_interval_ns.is_some() {
+            self.free.extend((0..self.conns.len()).rev());
+        } else {
+            self.connect_all(d, plan, start);
+        }
         // 2. The start line: all threads have set up; then the load start time is published.
         let load_start = match start.wait_for_start(&self.stop) {
             Some(at) => at,
@@ -199,15 +218,14 @@ impl ClientThread {
         ));
         // 3. The load: warm-up, then the measured interval.
         if !self.settings.open_loop {
-            let depth = self.settings.depth;
-            for conn in self.conns.iter_mut().filter(|c| c.is_established()) {
-                for _ in 0..depth {
-                    conn.queue_request(load_start);
+            for slot in 0..self.conns.len() {
+                if self.conns[slot].is_established() {
+                    self.queue_first_requests(slot, load_start);
                 }
             }
         }
         while !self.tally().done() {
-            if self.stop_requested(start) || self.alive() == 0 {
+            if self.stop_requested(start) || self.all_lost() {
                 self.tally_mut().stop();
                 break;
             }
@@ -216,17 +234,20 @@ impl ClientThread {
                 break;
             }
         }
-        // 4. Drain: wait for the echoes in flight (not counted, but checked), then close.
+        // 4. Drain: wait for the echoes in flight (not counted, but checked), then close. With
+        //    churn, connections still connecting or handshaking finish first, so that every
+        //    connection the server saw ends with a clean close.
         let drain_until = Instant::now()
             + if self.stop_requested(start) {
                 INTERRUPT_DRAIN
             } else {
                 self.settings.timeout
             };
+        let churn = self.settings.churn().is_some();
         while self
             .conns
             .iter()
-            .any(|c| c.is_established() && c.in_flight.len() > 0)
+            .any(|c| (c.is_established() && c.in_flight.len() > 0) || (churn && c.is_setting_up()))
             && Instant::now() < drain_until
         {
             if self.turn(d).is_err() {
@@ -240,10 +261,12 @@ impl ClientThread {
     fn summary(&mut self) -> ThreadSummary {
         ThreadSummary {
             handshake: std::mem::replace(&mut self.handshake, stats::new_histogram()),
+            connect: std::mem::replace(&mut self.connect, stats::new_histogram()),
             errors: self.errors,
             requested: self.conns.len() as u64,
             established: self.established,
             lost: self.lost,
+            closed: self.recycled,
             closed_by_server: self.closed_by_server,
             unanswered: self.unanswered,
             cpu: self.tally.as_ref().map_or(ThreadCpu::default(), |t| t.cpu),
@@ -260,9 +283,37 @@ impl ClientThread {
         self.tally.as_mut().expect("tally exists during the load")
     }
 
-    /// Established connections that have not failed or been closed by the server since.
+    /// Established connections that have not failed, closed (churn) or been closed by the
+    /// server since.
     pub(super) fn alive(&self) -> u64 {
-        self.established - self.lost - self.closed_by_server
+        self.established - self.lost - self.closed_by_server - self.recycled
+    }
+
+    /// No connection can carry load any more: without churn, every established one is gone;
+    /// with churn (where a slot is between two connections for a moment), every slot has failed
+    /// or been closed by the server.
+    fn all_lost(&self) -> bool {
+        match self.settings.churn() {
+            None => self.alive() == 0,
+            Some(_) => self.conns.iter().all(Connection::has_ended),
+        }
+    }
+
+    /// A connection is ready for the load: its first requests (`depth`, at most its share with
+    /// churn) go in flight; with churn and nothing to send it retires at once.
+    pub(super) fn queue_first_requests(&mut self, slot: usize, now: Instant) {
+        let s = &self.settings;
+        let conn = &mut self.conns[slot];
+        let first = match s.churn() {
+            Some(n) => u64::from(s.depth).min(n),
+            None => u64::from(s.depth),
+        };
+        for _ in 0..first {
+            conn.queue_request(now);
+        }
+        if s.churn() == Some(0) {
+            conn.retire_ready = true;
+        }
     }
 
     pub(super) fn token(&self, op: Op, slot: usize) -> Token {
@@ -286,6 +337,10 @@ impl ClientThread {
         if self.settings.open_loop {
             self.schedule_open_loop(now);
         }
+        if self.settings.churn().is_some() {
+            self.retire_finished(now);
+            self.schedule_churn(d, now);
+        }
         self.seal_and_send(d);
         if now >= self.next_timeout_check {
             self.next_timeout_check = now + self.timeout_check_every;
@@ -302,6 +357,11 @@ impl ClientThread {
         if let Some(t) = &self.tally {
             if let Some(b) = t.next_boundary() {
                 until = until.min(b);
+            }
+            if let (Some(_), Some(&_)) = (self.settings.churn_interval_ns, self.free.last()) {
+                if t.accepting_requests() {
+                    until = until.min(self.next_churn_intended(t.load_start));
+                }
             }
             if self.settings.open_loop && t.accepting_requests() {
                 for c in self
@@ -337,7 +397,7 @@ impl Handler for ClientThread {
         match c.token.op {
             Op::Connect => self.on_connect(d, slot, c.result, now),
             Op::Recv => self.on_recv(d, slot, c, now),
-            Op::Send => self.on_send(d, slot, c.result),
+            Op::Send => self.on_send(d, slot, c.result, now),
             // Cancellations need no action; their targets complete on their own.
             Op::Accept | Op::Cancel => {}
         }

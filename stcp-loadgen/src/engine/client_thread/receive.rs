@@ -13,6 +13,12 @@ impl ClientThread {
             self.fail_connect(d, slot, -result);
             return;
         }
+        let conn = &mut self.conns[slot];
+        conn.connected = now;
+        stats::record_ns(
+            &mut self.connect,
+            now.saturating_duration_since(conn.started).as_nanos() as u64,
+        );
         self.arm_recv(d, slot);
         match self.settings.mode {
             Mode::Tcp => self.established(slot, now),
@@ -43,6 +49,9 @@ impl ClientThread {
         }
     }
 
+    /// A connection is set up (TCP: connected; STCP: handshake finished). Its handshake latency
+    /// counts from the connect's start; during the load it counts as a handshake of its second,
+    /// and with churn its requests start at once.
     pub(super) fn established(&mut self, slot: usize, now: Instant) {
         let conn = &mut self.conns[slot];
         conn.state = State::Established;
@@ -51,6 +60,11 @@ impl ClientThread {
             now.saturating_duration_since(conn.started).as_nanos() as u64,
         );
         self.established += 1;
+        let Some(t) = self.tally.as_mut() else { return };
+        t.handshake();
+        if self.settings.churn().is_some() && t.accepting_requests() && !self.closing {
+            self.queue_first_requests(slot, now);
+        }
     }
 
     pub(super) fn arm_recv(&mut self, d: &mut Driver, slot: usize) {
@@ -77,16 +91,23 @@ impl ClientThread {
                         now,
                         &self.settings,
                         self.tally.as_mut(),
-                        &mut self.handshake,
-                        &mut self.established,
                     );
                     d.give_back(buf);
-                    outcome
+                    if outcome == Ok(Absorbed::HandshakeDone) {
+                        self.established(slot, now);
+                    }
+                    outcome.map(|_| ())
                 }
                 None => Err((ErrorKind::Io, "receive completion without a buffer")),
             }
         } else if result == 0 {
             let conn = &mut self.conns[slot];
+            let answered = self.settings.mode == Mode::Tcp || conn.server_closed;
+            if conn.retiring && conn.is_established() && conn.in_complete == 0 && answered {
+                // Churn: the server's FIN (STCP: after its Close record) answers our close.
+                self.retired_eof(d, slot, now);
+                return;
+            }
             if conn.in_complete > 0 && conn.is_established() {
                 // Records of this turn wait to be opened; if the server's Close is among them
                 // this is a clean end. Judged in `open_records`; no re-arm.
@@ -167,6 +188,11 @@ impl ClientThread {
                 .expect("records arrive only during the load");
             if let Err(kind) = self.conns[slot].consume_opened(now, &self.settings, tally) {
                 self.fail(d, slot, kind, "echo differs from the request");
+            } else if self.conns[slot].retiring && self.conns[slot].server_closed {
+                // Churn: the server's Close answers ours; its FIN ends the connection.
+                if self.conns[slot].peer_eof {
+                    self.retired_eof(d, slot, now);
+                }
             } else if self.conns[slot].server_closed {
                 self.closed_by_server(d, slot);
             } else if self.conns[slot].peer_eof {
@@ -198,6 +224,15 @@ impl ClientThread {
     }
 }
 
+/// What received bytes did to a connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Absorbed {
+    /// Taken (part of the handshake reply, echoes, or bytes of an ended connection).
+    Taken,
+    /// They completed the handshake: the connection is established.
+    HandshakeDone,
+}
+
 /// Feeds received bytes to a connection, whatever stage it is in.
 fn absorb(
     conn: &mut Connection,
@@ -205,16 +240,14 @@ fn absorb(
     now: Instant,
     s: &Settings,
     tally: Option<&mut Tally>,
-    handshake: &mut LatencyHistogram,
-    established: &mut u64,
-) -> Result<(), (ErrorKind, &'static str)> {
+) -> Result<Absorbed, (ErrorKind, &'static str)> {
     match &conn.state {
         State::Handshaking(_) => {
             let Some(len) = conn
                 .absorb_handshake(data)
                 .map_err(|k| (k, "bad handshake reply"))?
             else {
-                return Ok(());
+                return Ok(Absorbed::Taken);
             };
             let State::Handshaking(hs) = std::mem::replace(&mut conn.state, State::Established)
             else {
@@ -231,12 +264,7 @@ fn absorb(
             conn.sealer = Some(session.sealer);
             conn.opener = Some(session.opener);
             conn.in_len = 0;
-            stats::record_ns(
-                handshake,
-                now.saturating_duration_since(conn.started).as_nanos() as u64,
-            );
-            *established += 1;
-            Ok(())
+            Ok(Absorbed::HandshakeDone)
         }
         State::Established => {
             let Some(tally) = tally else {
@@ -251,8 +279,9 @@ fn absorb(
                     .absorb_frames(data, now, s, tally)
                     .map_err(|k| (k, "echo differs from the request")),
             }
+            .map(|()| Absorbed::Taken)
         }
-        State::Failed | State::Closed => Ok(()),
+        State::Failed | State::Closed => Ok(Absorbed::Taken),
         State::NotStarted | State::Connecting => {
             Err((ErrorKind::Io, "data before the connection was set up"))
         }

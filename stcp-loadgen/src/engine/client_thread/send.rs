@@ -5,7 +5,7 @@
 use super::*;
 
 impl ClientThread {
-    pub(super) fn on_send(&mut self, d: &mut Driver, slot: usize, result: i32) {
+    pub(super) fn on_send(&mut self, d: &mut Driver, slot: usize, result: i32, now: Instant) {
         if self.conns[slot].has_ended() {
             return;
         }
@@ -25,6 +25,10 @@ impl ClientThread {
         // turn's `seal_and_send` (`sent` marks the connection).
         if let Some((ptr, len)) = self.conns[slot].sent(result as usize, self.now) {
             self.push_send(d, slot, ptr, len);
+        }
+        let conn = &self.conns[slot];
+        if conn.retired_eof && conn.sending.is_none() {
+            self.recycle(d, slot, now);
         }
     }
 

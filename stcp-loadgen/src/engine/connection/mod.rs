@@ -168,6 +168,17 @@ pub(super) struct Connection {
     /// The server's FIN arrived while whole records were still waiting to be opened this turn
     /// (judged after they are: a Close among them makes it a clean end).
     pub peer_eof: bool,
+    /// Churn: this connection has had all its requests answered; it closes once nothing of it
+    /// is being sent.
+    pub retire_ready: bool,
+    /// Churn: our close is on its way (STCP: the Close record; TCP: our FIN); the server's FIN
+    /// ends the connection cleanly, and a new one takes the slot.
+    pub retiring: bool,
+    /// Churn: the server's FIN came while a send was still in the kernel; the slot is reused
+    /// once that send completes.
+    pub retired_eof: bool,
+    /// When the connect completed (connect latency ends, handshake begins).
+    pub connected: Instant,
 }
 
 impl Connection {
@@ -202,11 +213,55 @@ impl Connection {
             server_closed: false,
             close_received: false,
             peer_eof: false,
+            retire_ready: false,
+            retiring: false,
+            retired_eof: false,
+            connected: now,
         }
+    }
+
+    /// Churn: makes the slot ready for a new connection after a clean close, keeping its
+    /// buffers (allocated once) and its place in the run. The caller has closed the socket and
+    /// knows no operation of it is left in the kernel; the generation moves on all the same, so
+    /// any late completion is ignored.
+    pub fn reset(&mut self, s: &Settings) {
+        self.gen = stcp_engine::next_gen(self.gen);
+        self.fd = None;
+        self.state = State::NotStarted;
+        self.sealer = None;
+        self.opener = None;
+        for out in &mut self.out {
+            out.clear();
+        }
+        self.fill = 0;
+        self.sending = None;
+        self.tx = SendCursor::new(s.payload);
+        self.in_len = 0;
+        self.in_complete = 0;
+        self.rx_expected = frame_records(s.payload);
+        self.rx_assembled = 0;
+        self.rx_verified = 0;
+        self.frame = FrameProgress::default();
+        while self.in_flight.pop().is_some() {}
+        self.next_seq = 0;
+        self.wants_open = false;
+        self.wants_send = false;
+        self.recv_armed = false;
+        self.server_closed = false;
+        self.close_received = false;
+        self.peer_eof = false;
+        self.retire_ready = false;
+        self.retiring = false;
+        self.retired_eof = false;
     }
 
     pub fn is_established(&self) -> bool {
         matches!(self.state, State::Established)
+    }
+
+    /// Connecting, or (STCP) handshaking.
+    pub fn is_setting_up(&self) -> bool {
+        matches!(self.state, State::Connecting | State::Handshaking(_))
     }
 
     /// Failed, or closed by the server: the connection takes no further part in the run.
@@ -307,7 +362,7 @@ impl Connection {
     /// request is still being written (a Close may not cut a frame): the connection then just
     /// ends when its operations are cancelled.
     pub fn queue_close(&mut self) {
-        if self.sealer.is_none() || self.writing() {
+        if self.sealer.is_none() || self.writing() || self.retiring {
             return;
         }
         let out = self.filling();
@@ -589,8 +644,12 @@ impl Connection {
             done.sent
         };
         tally.complete(now.saturating_duration_since(from));
-        if !s.open_loop && tally.accepting_requests() {
+        let more = s.requests_per_conn.is_none_or(|n| self.next_seq < n);
+        if !s.open_loop && tally.accepting_requests() && more {
             self.queue_request(now);
+        }
+        if !more && self.in_flight.len() == 0 {
+            self.retire_ready = true;
         }
     }
 

@@ -17,12 +17,20 @@ const DOWN: [u8; 32] = [2; 32];
 
 /// Closed loop: a completed request queues the next one.
 fn settings(mode: Mode, payload: usize, depth: u32) -> Settings {
-    Settings::new(mode, payload, depth, Duration::from_secs(5), None, 1)
+    Settings::new(mode, payload, depth, Duration::from_secs(5), None, 1, None)
 }
 
 /// Open loop: a completed request queues nothing, so `in_flight` counts what is left.
 fn open_loop(mode: Mode, payload: usize, depth: u32) -> Settings {
-    Settings::new(mode, payload, depth, Duration::from_secs(5), Some(1.0), 1)
+    Settings::new(
+        mode,
+        payload,
+        depth,
+        Duration::from_secs(5),
+        Some(1.0),
+        1,
+        None,
+    )
 }
 
 fn tally() -> (Tally, mpsc::Receiver<crate::engine::tally::ThreadMessage>) {
