@@ -23,6 +23,7 @@ pub mod payload;
 pub mod render;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod server_under_test;
 pub mod stats;
 pub mod stream;

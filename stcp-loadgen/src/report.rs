@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::measurement::{Connections, CpuTime, Interval, Measurement};
+use crate::schedule::Schedule;
 use crate::stats::{LatencySummary, LittlesLaw};
 use stcp_proto::Mode;
 
@@ -168,6 +169,10 @@ pub struct Results {
     pub loadgen_cpu: CpuUse,
     /// CPU the embedded server's workers used over the measured interval; null with --target.
     pub server_cpu: Option<CpuUse>,
+    /// Open loop: the rate asked for against the rate achieved, and which side was busy when the
+    /// run fell behind; null in a closed loop (and in reports written before this field existed).
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -250,6 +255,19 @@ impl Report {
                 },
             }
         };
+        let loadgen_cpu = cpu_use(&m.cpu);
+        let server_cpu = m.server_cpu.as_ref().map(cpu_use);
+        let schedule = configuration.rate_per_second.map(|target| {
+            let (client_cores, server_cores) =
+                side_cores(&configuration, &environment, !sources.is_empty());
+            Schedule::of(
+                target,
+                m.requests_per_second,
+                loadgen_cpu.cores_busy / client_cores,
+                server_cpu.map(|s| s.cores_busy / server_cores),
+                m.connections.established * configuration.depth,
+            )
+        });
         let results = Results {
             measured_seconds: m.measured_seconds,
             requests: m.requests(),
@@ -267,8 +285,9 @@ impl Report {
                 latency.mean_us,
                 closed_loop_in_flight,
             ),
-            loadgen_cpu: cpu_use(&m.cpu),
-            server_cpu: m.server_cpu.as_ref().map(cpu_use),
+            loadgen_cpu,
+            server_cpu,
+            schedule,
         };
         let series = m
             .series
@@ -438,6 +457,32 @@ pub enum ReadReportError {
     Json(PathBuf, serde_json::Error),
     #[error("{0} was written by {1} with schema version {2}; this build reads stcp-loadgen schema version {SCHEMA_VERSION}")]
     Schema(PathBuf, String, u32),
+}
+
+/// The cores each side had, as divisors of its `cores_busy`: the client threads' cores (the
+/// distinct cores they were pinned to, at most one per thread; in a merge, one per thread of every
+/// source), and the embedded server's workers' cores (its pinned cores, else every core).
+fn side_cores(c: &Configuration, e: &Environment, merged: bool) -> (f64, f64) {
+    let threads = c.threads.max(1);
+    let client = if merged {
+        threads
+    } else {
+        let mut pinned: Vec<u64> = e.pinning.client_cores.iter().flatten().copied().collect();
+        pinned.sort_unstable();
+        pinned.dedup();
+        let all_pinned = e.pinning.client_cores.iter().all(Option::is_some);
+        let cores = if all_pinned && !pinned.is_empty() {
+            pinned.len() as u64
+        } else {
+            e.cores.max(1)
+        };
+        threads.min(cores)
+    };
+    let server = match &e.pinning.server_cores {
+        Some(cores) if !cores.is_empty() => cores.len() as u64,
+        _ => e.cores.max(1),
+    };
+    (client as f64, server as f64)
 }
 
 /// `256`, `4k`, `64k`, `1m`: the size as given on the command line.

@@ -431,6 +431,7 @@ pub fn measure(
 
     let payload = args.payload as u64;
     let quiet = args.quiet;
+    let rate = args.rate;
     let mut live = |phase: LoadPhase, index: u32, interval: &Interval| {
         if quiet {
             return;
@@ -442,8 +443,11 @@ pub fn measure(
         let p99 = crate::stats::LatencySummary::of(&interval.latency).p99_us;
         let rps = interval.requests_per_second;
         let mb = report::throughput_mb_per_s(payload, rps);
+        let target = rate
+            .map(|r| crate::schedule::live_suffix(r, rps))
+            .unwrap_or_default();
         eprintln!(
-            "{}",
+            "{}{target}",
             summary::live_line(&label, rps, mb, p99, interval.errors)
         );
     };
