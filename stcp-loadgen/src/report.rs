@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::measurement::{Connections, CpuTime, Interval, Measurement};
-use crate::schedule::Schedule;
+use crate::schedule::{CoreShare, Schedule};
 use crate::stats::{LatencySummary, LittlesLaw};
 use stcp_proto::Mode;
 
@@ -183,6 +183,10 @@ pub struct CpuUse {
     pub cpu_us_per_request: f64,
     /// (user + system) / measured_seconds: how many cores the client threads kept busy.
     pub cores_busy: f64,
+    /// Time the threads were ready to run but waited for a CPU, summed over the threads (0 in
+    /// reports written before this field existed).
+    #[serde(default)]
+    pub waited_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -253,6 +257,7 @@ impl Report {
                 } else {
                     0.0
                 },
+                waited_seconds: cpu.waited_seconds,
             }
         };
         let loadgen_cpu = cpu_use(&m.cpu);
@@ -260,11 +265,24 @@ impl Report {
         let schedule = configuration.rate_per_second.map(|target| {
             let (client_cores, server_cores) =
                 side_cores(&configuration, &environment, !sources.is_empty());
+            // Each side's share of its cores it kept busy, and the share it spent ready to run
+            // but waiting for a CPU.
+            let shares = |cpu: &CpuUse, cores: f64| {
+                let waiting = if m.measured_seconds > 0.0 {
+                    cpu.waited_seconds / m.measured_seconds / cores
+                } else {
+                    0.0
+                };
+                CoreShare {
+                    busy: cpu.cores_busy / cores,
+                    waiting,
+                }
+            };
             Schedule::of(
                 target,
                 m.requests_per_second,
-                loadgen_cpu.cores_busy / client_cores,
-                server_cpu.map(|s| s.cores_busy / server_cores),
+                shares(&loadgen_cpu, client_cores),
+                server_cpu.map(|s| shares(&s, server_cores)),
                 m.connections.established * configuration.depth,
             )
         });
@@ -352,10 +370,12 @@ impl Report {
             cpu: CpuTime {
                 user_seconds: r.loadgen_cpu.user_seconds,
                 system_seconds: r.loadgen_cpu.system_seconds,
+                waited_seconds: r.loadgen_cpu.waited_seconds,
             },
             server_cpu: r.server_cpu.map(|c| CpuTime {
                 user_seconds: c.user_seconds,
                 system_seconds: c.system_seconds,
+                waited_seconds: c.waited_seconds,
             }),
             series,
         })

@@ -277,11 +277,13 @@ pub fn table(report: &Report) -> String {
     let timed = r.measured_seconds > 0.0;
     let cpu_line = |who: &str, cpu: &crate::report::CpuUse| {
         format!(
-            "{who} CPU: {} us per request, {} cores busy (user {:.2} s, system {:.2} s)",
+            "{who} CPU: {} us per request, {} cores busy (user {:.2} s, system {:.2} s; \
+             ready but waiting for a CPU {:.2} s)",
             or_na(any, || format!("{:.2}", cpu.cpu_us_per_request)),
             or_na(timed, || format!("{:.2}", cpu.cores_busy)),
             cpu.user_seconds,
-            cpu.system_seconds
+            cpu.system_seconds,
+            cpu.waited_seconds
         )
     };
     let _ = writeln!(out, "{}", cpu_line("load generator", &r.loadgen_cpu));
@@ -316,6 +318,7 @@ mod tests {
         m.cpu = CpuTime {
             user_seconds: 0.1,
             system_seconds: 0.1,
+            waited_seconds: 0.0,
         };
         m.server_cpu = Some(CpuTime::default());
         let configuration = Configuration {
