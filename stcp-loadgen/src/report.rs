@@ -262,30 +262,35 @@ impl Report {
         };
         let loadgen_cpu = cpu_use(&m.cpu);
         let server_cpu = m.server_cpu.as_ref().map(cpu_use);
-        let schedule = configuration.rate_per_second.map(|target| {
-            let (client_cores, server_cores) =
-                side_cores(&configuration, &environment, !sources.is_empty());
-            // Each side's share of its cores it kept busy, and the share it spent ready to run
-            // but waiting for a CPU.
-            let shares = |cpu: &CpuUse, cores: f64| {
-                let waiting = if m.measured_seconds > 0.0 {
-                    cpu.waited_seconds / m.measured_seconds / cores
-                } else {
-                    0.0
+        // An open loop's schedule, when something was measured to judge it by.
+        let measured = m.measured_seconds > 0.0;
+        let schedule = configuration
+            .rate_per_second
+            .filter(|_| measured)
+            .map(|target| {
+                let (client_cores, server_cores) =
+                    side_cores(&configuration, &environment, !sources.is_empty());
+                // Each side's share of its cores it kept busy, and the share it spent ready to run
+                // but waiting for a CPU.
+                let shares = |cpu: &CpuUse, cores: f64| {
+                    let waiting = if m.measured_seconds > 0.0 {
+                        cpu.waited_seconds / m.measured_seconds / cores
+                    } else {
+                        0.0
+                    };
+                    CoreShare {
+                        busy: cpu.cores_busy / cores,
+                        waiting,
+                    }
                 };
-                CoreShare {
-                    busy: cpu.cores_busy / cores,
-                    waiting,
-                }
-            };
-            Schedule::of(
-                target,
-                m.requests_per_second,
-                shares(&loadgen_cpu, client_cores),
-                server_cpu.map(|s| shares(&s, server_cores)),
-                m.connections.established * configuration.depth,
-            )
-        });
+                Schedule::of(
+                    target,
+                    m.requests_per_second,
+                    shares(&loadgen_cpu, client_cores),
+                    server_cpu.map(|s| shares(&s, server_cores)),
+                    m.connections.established * configuration.depth,
+                )
+            });
         let results = Results {
             measured_seconds: m.measured_seconds,
             requests: m.requests(),

@@ -152,8 +152,10 @@ pub enum Stop {
     Schedule { target: f64, fraction: f64 },
     /// A climbing step's p99 passed the ceiling.
     Ceiling { target: f64, p99_us: f64 },
-    /// A step had errors or was cut short.
+    /// A step had errors.
     Errors { target: f64, errors: u64 },
+    /// A step was cut short (see its run report's partial_reason).
+    CutShort { target: f64 },
     /// The next climbing step would pass --max-rate.
     MaxRate,
     /// --max-steps steps were run.
@@ -175,7 +177,10 @@ impl Stop {
                 latency(ceiling_us)
             ),
             Stop::Errors { target, errors } => {
-                format!("{errors} error(s) (or a cut-short step) at {target:.0} req/s")
+                format!("{errors} error(s) at {target:.0} req/s")
+            }
+            Stop::CutShort { target } => {
+                format!("the step at {target:.0} req/s was cut short (see its run report)")
             }
             Stop::MaxRate => "the next step would pass --max-rate".into(),
             Stop::MaxSteps => "--max-steps steps were run".into(),
@@ -232,7 +237,9 @@ impl Search {
         let target = result.target_per_second;
         match phase {
             Phase::Climb => {
-                let stop = if result.errors > 0 || result.partial {
+                let stop = if result.partial {
+                    Some(Stop::CutShort { target })
+                } else if result.errors > 0 {
                     Some(Stop::Errors {
                         target,
                         errors: result.errors,
