@@ -11,6 +11,7 @@ use crate::render::ReportArgs;
 use crate::run::RunArgs;
 use crate::stream::StreamArgs;
 use crate::suite::SuiteArgs;
+use crate::sweep::SweepArgs;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -33,6 +34,8 @@ Examples:
       open-loop churn: 2000 new connections/s, 10 echoes each, at most 64 at a time
   stcp-loadgen merge results/a.json results/b.json --out results/
       combine reports from several client machines, with exact percentiles
+  stcp-loadgen sweep --payload 256 --clients 50
+      latency against offered load, TCP and STCP: each mode's capacity under a p99 of 1 ms
 
 Every connection is an open file, two with the embedded server: the soft limit is raised to the
 hard one at start, and a run that still cannot fit is refused with the numbers. RUST_LOG sets the
@@ -56,12 +59,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Combine reports of runs made at the same time from several machines into one report.
+    /// Combine reports of runs (or sweeps) made at the same time from several machines into one.
     Merge(MergeArgs),
     /// Run the seed's table in TCP and STCP mode, interleaved, and write every report and a suite report.
     #[command(after_help = SUITE_EXAMPLES)]
     Suite(SuiteArgs),
-    /// Render suite and run reports as a Markdown table and SVG charts.
+    /// Step the offered rate (open loop) in TCP and STCP mode to find each one's capacity under a
+    /// p99 SLO; write every step's report and a sweep report.
+    #[command(after_help = SWEEP_EXAMPLES)]
+    Sweep(SweepArgs),
+    /// Render suite, sweep and run reports as Markdown tables and SVG charts.
     #[command(after_help = REPORT_EXAMPLES)]
     Report(ReportArgs),
     /// Measure one-way bulk TCP throughput over loopback (a physical limit for the echo rows).
@@ -85,10 +92,30 @@ go into --out. Exit status: 0 when every run was whole and error-free, 1 when an
 (verify mismatches included), 2 on bad usage, 3 when cut short (Ctrl-C), 4 when a server or a
 report could not be started or written.";
 
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  stcp-loadgen sweep --payload 256 --clients 50
+      TCP and STCP interleaved against an embedded server, from 1000 req/s doubling while the
+      schedule is kept, then 4 bisection steps near the knee; capacity under p99 1 ms
+  stcp-loadgen sweep --payload 16k --clients 10 --slo-p99 2ms --step-duration 5s
+      a larger payload, a looser SLO, longer steps
+  stcp-loadgen sweep --target 10.0.0.2:7443 --tcp-target 10.0.0.2:7444 --server-key k.pub
+      against a running stcp-server (run it from several hosts at once and merge the sweeps)
+  stcp-loadgen report results/sweep-256x50-20261202T130000Z --out-dir docs/figures
+      the capacity table and sweep.svg again from the saved reports
+
+A step is within the SLO when it achieved at least 99 % of its offered rate, its p99 (from each
+request's intended send time) is at most --slo-p99, and it had no error. A mode stops climbing when
+a step falls behind its schedule, passes --p99-ceiling or has errors. Every step's run report,
+sweep.json, report.md and sweep.svg go into --out. Exit status: 0 when the sweep ran whole and no
+step had an error, 1 when a step had errors, 2 on bad usage, 3 when cut short (Ctrl-C), 4 when the
+server or a report could not be started or written.";
+
 const REPORT_EXAMPLES: &str = "\
 Examples:
   stcp-loadgen report results/suite-full --out-dir docs/figures
       report.md, throughput.svg, latency.svg, backends.svg, ratio.svg from a suite directory
+      (and sweep.svg with the capacity table when the suite ran with --sweep)
   stcp-loadgen report results/tcp-256-c50-d1-*.json results/stcp-256-c50-d1-*.json
       the table of loose run reports (TCP and STCP runs pair by start time), on stdout";
 

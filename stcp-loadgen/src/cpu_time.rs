@@ -1,5 +1,7 @@
 //! CPU time of the calling thread (getrusage RUSAGE_THREAD), to report what the load generator
-//! itself costs per request.
+//! itself costs per request; and the time threads were ready to run but waited for a CPU (the
+//! scheduler's run delay, /proc/.../schedstat), which says when other work on the machine held
+//! them back.
 
 use std::time::Duration;
 
@@ -8,6 +10,8 @@ use std::time::Duration;
 pub struct ThreadCpu {
     pub user: Duration,
     pub system: Duration,
+    /// Time the thread was runnable but waiting for a CPU (zero where schedstat is missing).
+    pub waited: Duration,
 }
 
 impl ThreadCpu {
@@ -27,6 +31,10 @@ impl ThreadCpu {
         ThreadCpu {
             user: tv(usage.ru_utime),
             system: tv(usage.ru_stime),
+            waited: std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| parse_schedstat_wait(&s))
+                .map_or(Duration::ZERO, Duration::from_nanos),
         }
     }
 
@@ -35,6 +43,7 @@ impl ThreadCpu {
         ThreadCpu {
             user: self.user.saturating_sub(earlier.user),
             system: self.system.saturating_sub(earlier.system),
+            waited: self.waited.saturating_sub(earlier.waited),
         }
     }
 }
@@ -82,10 +91,22 @@ pub fn threads_named(prefix: &str) -> ThreadCpu {
             if name.starts_with(prefix) {
                 total.user += Duration::from_nanos(user * 1_000_000_000 / ticks);
                 total.system += Duration::from_nanos(system * 1_000_000_000 / ticks);
+                if let Some(waited) = std::fs::read_to_string(task.path().join("schedstat"))
+                    .ok()
+                    .and_then(|s| parse_schedstat_wait(&s))
+                {
+                    total.waited += Duration::from_nanos(waited);
+                }
             }
         }
     }
     total
+}
+
+/// The run delay (nanoseconds runnable but waiting for a CPU) of a schedstat line: its second
+/// field (`<on cpu ns> <waiting ns> <timeslices>`).
+fn parse_schedstat_wait(line: &str) -> Option<u64> {
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// (comm, utime, stime) of a /proc/<pid>/task/<tid>/stat line; comm may contain spaces and
@@ -111,6 +132,12 @@ mod stat_tests {
         assert_eq!(parse_task_stat(line), Some(("stcp-worker-0", 1234, 567)));
         let odd = "7 (a) b) R 1 2 3 4 5 6 7 8 9 10 11 12 0";
         assert_eq!(parse_task_stat(odd), Some(("a) b", 11, 12)));
+    }
+
+    #[test]
+    fn the_run_delay_is_the_second_schedstat_field() {
+        assert_eq!(parse_schedstat_wait("1043108 1056904 5\n"), Some(1_056_904));
+        assert_eq!(parse_schedstat_wait("12"), None);
     }
 
     #[test]

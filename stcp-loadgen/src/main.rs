@@ -1,11 +1,12 @@
 //! `stcp-loadgen`: run a load test (see `--help`), merge reports (`merge`), run the seed's table in
-//! TCP and STCP mode (`suite`), render reports (`report`) or measure loopback TCP (`stream`).
+//! TCP and STCP mode (`suite`), sweep the offered rate (`sweep`), render reports (`report`) or
+//! measure loopback TCP (`stream`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use stcp_loadgen::cli::{Cli, Command};
-use stcp_loadgen::{merge, render, report, run, stream, suite};
+use stcp_loadgen::{merge, render, report, run, stream, suite, sweep};
 
 fn main() -> ExitCode {
     stcp_server::messages::init_logging("warn");
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
     let status = match cli.command {
         Some(Command::Merge(args)) => merge_command(&args),
         Some(Command::Suite(args)) => suite::run(&args),
+        Some(Command::Sweep(args)) => sweep::command(&args),
         Some(Command::Report(args)) => render::command(&args),
         Some(Command::Stream(args)) => stream::command(&args),
         None => match run::run(&cli.run) {
@@ -34,6 +36,18 @@ fn main() -> ExitCode {
 }
 
 fn merge_command(args: &merge::MergeArgs) -> i32 {
+    let sweeps = args
+        .reports
+        .iter()
+        .filter(|p| sweep::merge::is_sweep(p))
+        .count();
+    if sweeps > 0 {
+        if sweeps < args.reports.len() {
+            eprintln!("stcp-loadgen merge: give either sweeps or run reports, not both");
+            return run::exit::USAGE;
+        }
+        return merge_sweeps(args);
+    }
     let mut reports = Vec::with_capacity(args.reports.len());
     for path in &args.reports {
         match report::Report::read(path) {
@@ -66,6 +80,36 @@ fn merge_command(args: &merge::MergeArgs) -> i32 {
                 "stcp-loadgen merge: cannot write into {}: {e}",
                 args.out.display()
             );
+            run::exit::CANNOT_START
+        }
+    }
+}
+
+fn merge_sweeps(args: &merge::MergeArgs) -> i32 {
+    let (secs, _) = stcp_loadgen::environment::now_unix();
+    let stamp = stcp_loadgen::environment::compact_utc(secs);
+    match sweep::merge::merge_sweeps(&args.reports, &args.out, &stamp) {
+        Ok((dir, merged)) => {
+            let text = match sweep::render_beside(&merged, &dir) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("stcp-loadgen merge: {e}");
+                    return run::exit::CANNOT_START;
+                }
+            };
+            print!("{text}");
+            println!(
+                "merged sweep: {}",
+                dir.join(sweep::schema::SWEEP_FILE_NAME).display()
+            );
+            if merged.partial {
+                run::exit::PARTIAL
+            } else {
+                run::exit::OK
+            }
+        }
+        Err(e) => {
+            eprintln!("stcp-loadgen merge: {e}");
             run::exit::CANNOT_START
         }
     }

@@ -9,6 +9,8 @@ use crate::stats::{self, LatencyHistogram};
 pub struct CpuTime {
     pub user_seconds: f64,
     pub system_seconds: f64,
+    /// Time the threads were ready to run but waited for a CPU (summed over threads).
+    pub waited_seconds: f64,
 }
 
 impl CpuTime {
@@ -177,10 +179,12 @@ impl Measurement {
         self.connections.closed += other.connections.closed;
         self.cpu.user_seconds += other.cpu.user_seconds;
         self.cpu.system_seconds += other.cpu.system_seconds;
+        self.cpu.waited_seconds += other.cpu.waited_seconds;
         self.server_cpu = match (self.server_cpu, other.server_cpu) {
             (Some(a), Some(b)) => Some(CpuTime {
                 user_seconds: a.user_seconds + b.user_seconds,
                 system_seconds: a.system_seconds + b.system_seconds,
+                waited_seconds: a.waited_seconds + b.waited_seconds,
             }),
             (a, b) => a.or(b),
         };

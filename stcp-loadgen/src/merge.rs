@@ -8,11 +8,12 @@ use clap::Args;
 use crate::hist_codec::HistogramCodecError;
 use crate::report::{Report, Source};
 
-/// `merge`: reports of runs made at the same time from several machines.
+/// `merge`: reports of runs (or sweeps) made at the same time from several machines.
 #[derive(Debug, Clone, Args)]
 pub struct MergeArgs {
-    /// Reports to combine (written by stcp-loadgen).
-    #[arg(required = true, num_args = 2.., value_name = "REPORT.json")]
+    /// Reports to combine (written by stcp-loadgen): run reports, or sweeps (sweep.json files or
+    /// their directories), whose steps merge one by one into a merged sweep directory.
+    #[arg(required = true, num_args = 2.., value_name = "REPORT.json|SWEEP")]
     pub reports: Vec<PathBuf>,
     /// Directory for the merged report.
     #[arg(long, default_value = "results", value_name = "DIR")]

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
 use crate::measurement::{Connections, CpuTime, Interval, Measurement};
+use crate::schedule::{CoreShare, Schedule};
 use crate::stats::{LatencySummary, LittlesLaw};
 use stcp_proto::Mode;
 
@@ -186,6 +187,10 @@ pub struct Results {
     pub loadgen_cpu: CpuUse,
     /// CPU the embedded server's workers used over the measured interval; null with --target.
     pub server_cpu: Option<CpuUse>,
+    /// Open loop: the rate asked for against the rate achieved, and which side was busy when the
+    /// run fell behind; null in a closed loop (and in reports written before this field existed).
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -200,6 +205,10 @@ pub struct CpuUse {
     pub cpu_us_per_handshake: f64,
     /// (user + system) / measured_seconds: how many cores the client threads kept busy.
     pub cores_busy: f64,
+    /// Time the threads were ready to run but waited for a CPU, summed over the threads (0 in
+    /// reports written before this field existed).
+    #[serde(default)]
+    pub waited_seconds: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,8 +292,46 @@ impl Report {
                 } else {
                     0.0
                 },
+                waited_seconds: cpu.waited_seconds,
             }
         };
+        let loadgen_cpu = cpu_use(&m.cpu);
+        let server_cpu = m.server_cpu.as_ref().map(cpu_use);
+        // An open loop's schedule, when something was measured to judge it by.
+        let measured = m.measured_seconds > 0.0;
+        let schedule = configuration
+            .rate_per_second
+            .filter(|_| measured)
+            .map(|target| {
+                let (client_cores, server_cores) =
+                    side_cores(&configuration, &environment, !sources.is_empty());
+                // Each side's share of its cores it kept busy, and the share it spent ready to run
+                // but waiting for a CPU.
+                let shares = |cpu: &CpuUse, cores: f64| {
+                    let waiting = if m.measured_seconds > 0.0 {
+                        cpu.waited_seconds / m.measured_seconds / cores
+                    } else {
+                        0.0
+                    };
+                    CoreShare {
+                        busy: cpu.cores_busy / cores,
+                        waiting,
+                    }
+                };
+                // With churn, the rate counts new connections: judge it by the handshakes.
+                let achieved = if configuration.requests_per_conn.is_some() {
+                    m.handshakes_per_second()
+                } else {
+                    m.requests_per_second
+                };
+                Schedule::of(
+                    target,
+                    achieved,
+                    shares(&loadgen_cpu, client_cores),
+                    server_cpu.map(|s| shares(&s, server_cores)),
+                    m.connections.established * configuration.depth,
+                )
+            });
         let results = Results {
             measured_seconds: m.measured_seconds,
             requests: m.requests(),
@@ -305,8 +352,9 @@ impl Report {
                 latency.mean_us,
                 closed_loop_in_flight,
             ),
-            loadgen_cpu: cpu_use(&m.cpu),
-            server_cpu: m.server_cpu.as_ref().map(cpu_use),
+            loadgen_cpu,
+            server_cpu,
+            schedule,
         };
         let series = m
             .series
@@ -379,10 +427,12 @@ impl Report {
             cpu: CpuTime {
                 user_seconds: r.loadgen_cpu.user_seconds,
                 system_seconds: r.loadgen_cpu.system_seconds,
+                waited_seconds: r.loadgen_cpu.waited_seconds,
             },
             server_cpu: r.server_cpu.map(|c| CpuTime {
                 user_seconds: c.user_seconds,
                 system_seconds: c.system_seconds,
+                waited_seconds: c.waited_seconds,
             }),
             series,
         })
@@ -487,6 +537,32 @@ pub enum ReadReportError {
     Json(PathBuf, serde_json::Error),
     #[error("{0} was written by {1} with schema version {2}; this build reads stcp-loadgen schema version {SCHEMA_VERSION}")]
     Schema(PathBuf, String, u32),
+}
+
+/// The cores each side had, as divisors of its `cores_busy`: the client threads' cores (the
+/// distinct cores they were pinned to, at most one per thread; in a merge, one per thread of every
+/// source), and the embedded server's workers' cores (its pinned cores, else every core).
+fn side_cores(c: &Configuration, e: &Environment, merged: bool) -> (f64, f64) {
+    let threads = c.threads.max(1);
+    let client = if merged {
+        threads
+    } else {
+        let mut pinned: Vec<u64> = e.pinning.client_cores.iter().flatten().copied().collect();
+        pinned.sort_unstable();
+        pinned.dedup();
+        let all_pinned = e.pinning.client_cores.iter().all(Option::is_some);
+        let cores = if all_pinned && !pinned.is_empty() {
+            pinned.len() as u64
+        } else {
+            e.cores.max(1)
+        };
+        threads.min(cores)
+    };
+    let server = match &e.pinning.server_cores {
+        Some(cores) if !cores.is_empty() => cores.len() as u64,
+        _ => e.cores.max(1),
+    };
+    (client as f64, server as f64)
 }
 
 /// `256`, `4k`, `64k`, `1m`: the size as given on the command line.

@@ -447,6 +447,7 @@ pub fn measure(
     let payload = args.payload as u64;
     let quiet = args.quiet;
     let churn = args.requests_per_conn.is_some();
+    let rate = args.rate;
     let mut live = |phase: LoadPhase, index: u32, interval: &Interval| {
         if quiet {
             return;
@@ -465,8 +466,12 @@ pub fn measure(
                 0.0
             }
         });
+        // With churn, an open loop's rate counts new connections.
+        let target = rate
+            .map(|r| crate::schedule::live_suffix(r, hs.unwrap_or(rps)))
+            .unwrap_or_default();
         eprintln!(
-            "{}",
+            "{}{target}",
             summary::live_line(&label, rps, mb, p99, interval.errors, hs)
         );
     };

@@ -167,6 +167,26 @@ fn littles_law_verdict(consistent: bool, in_flight: f64, expected: f64) -> Strin
     }
 }
 
+/// Little's law in an open loop, in plain words: requests/s × mean latency is how many requests
+/// were waiting on average, from their intended send time; at most `limit` (connections × depth)
+/// can be on the wire, so any more were queued behind the schedule, not yet sent.
+fn open_loop_littles_law(waiting: f64, limit: u64) -> String {
+    let on_wire = limit as f64;
+    if waiting > on_wire * (1.0 + crate::stats::LITTLES_LAW_TOLERANCE) {
+        format!(
+            "Little's law: on average {waiting:.0} requests were waiting for their echo, counted \
+             from their intended send time; at most {limit} (connections x depth) can be on the \
+             wire, so about {:.0} were queued behind the schedule, not yet sent",
+            waiting - on_wire
+        )
+    } else {
+        format!(
+            "Little's law: on average {waiting:.2} requests were in flight (requests/s x mean \
+             latency), within the {limit} that connections x depth allow"
+        )
+    }
+}
+
 /// The end summary: the seed's table with one row, then the details a reader needs to trust it.
 pub fn table(report: &Report) -> String {
     let c = &report.configuration;
@@ -285,11 +305,20 @@ pub fn table(report: &Report) -> String {
             );
         }
         _ => {
+            let limit = r
+                .schedule
+                .map_or(c.clients * c.depth, |s| s.in_flight_limit);
             let _ = writeln!(
                 out,
-                "Little's law: RPS x mean latency = {:.2} in flight (open loop: includes time queued behind the schedule)",
-                ll.rps_times_mean_latency
+                "{}",
+                open_loop_littles_law(ll.rps_times_mean_latency, limit)
             );
+        }
+    }
+    if let Some(schedule) = &r.schedule {
+        let _ = writeln!(out, "{}", schedule.line());
+        if let Some(behind) = schedule.behind_line() {
+            let _ = writeln!(out, "{behind}");
         }
     }
     let timed = r.measured_seconds > 0.0;
@@ -307,11 +336,13 @@ pub fn table(report: &Report) -> String {
             String::new()
         };
         format!(
-            "{who} CPU: {per_handshake}{} us per request, {} cores busy (user {:.2} s, system {:.2} s)",
+            "{who} CPU: {per_handshake}{} us per request, {} cores busy (user {:.2} s, system {:.2} s; \
+             ready but waiting for a CPU {:.2} s)",
             or_na(any, || format!("{:.2}", cpu.cpu_us_per_request)),
             or_na(timed, || format!("{:.2}", cpu.cores_busy)),
             cpu.user_seconds,
-            cpu.system_seconds
+            cpu.system_seconds,
+            cpu.waited_seconds
         )
     };
     let _ = writeln!(out, "{}", cpu_line("load generator", &r.loadgen_cpu));
@@ -347,6 +378,7 @@ mod tests {
         m.cpu = CpuTime {
             user_seconds: 0.1,
             system_seconds: 0.1,
+            waited_seconds: 0.0,
         };
         m.server_cpu = Some(CpuTime::default());
         let configuration = Configuration {
@@ -427,6 +459,20 @@ mod tests {
     fn payload_labels_match_the_seed_table() {
         assert_eq!(payload_label(256), "256 B");
         assert_eq!(payload_label(65536), "64 KiB");
+    }
+
+    #[test]
+    fn open_loop_littles_law_speaks_of_queued_requests() {
+        let queued = open_loop_littles_law(227_522.63, 50);
+        assert!(
+            queued.contains("227523 requests were waiting")
+                && queued.contains("at most 50 (connections x depth)")
+                && queued.contains("about 227473 were queued behind the schedule, not yet sent"),
+            "{queued}"
+        );
+        assert!(!queued.contains("in flight"), "{queued}");
+        let fine = open_loop_littles_law(12.5, 50);
+        assert!(fine.contains("12.50 requests were in flight"), "{fine}");
     }
 
     #[test]

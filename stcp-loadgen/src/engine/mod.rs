@@ -279,6 +279,7 @@ pub fn run(
     measurement.server_cpu = observed.and_then(|w| w.used()).map(|cpu| CpuTime {
         user_seconds: cpu.user.as_secs_f64(),
         system_seconds: cpu.system.as_secs_f64(),
+        waited_seconds: cpu.waited.as_secs_f64(),
     });
     EngineOutcome {
         measurement,
@@ -416,10 +417,12 @@ impl Collector {
             m.connections.closed += s.closed;
             cpu.user += s.cpu.user;
             cpu.system += s.cpu.system;
+            cpu.waited += s.cpu.waited;
         }
         m.cpu = CpuTime {
             user_seconds: cpu.user.as_secs_f64(),
             system_seconds: cpu.system.as_secs_f64(),
+            waited_seconds: cpu.waited.as_secs_f64(),
         };
         m.requests_per_second = if measured_seconds > 0.0 {
             m.requests() as f64 / measured_seconds

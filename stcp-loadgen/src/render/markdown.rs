@@ -135,13 +135,25 @@ pub fn document(evaluation: &Evaluation) -> String {
     for setup in &evaluation.setups {
         let _ = writeln!(out, "- Setup: {setup}");
     }
-    let _ = writeln!(
-        out,
-        "- Throughput is payload × 2 × RPS / 10^6 (both directions, as the seed counts). RPS and \
-         latencies are over all runs of a mode (histograms added); STCP/TCP is the median of the \
-         pairs' requests/s ratios (min–max). The seed's rows are its published figures \
-         ({SEED_SOURCE})."
-    );
+    if !rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Throughput is payload × 2 × RPS / 10^6 (both directions, as the seed counts). RPS and \
+             latencies are over all runs of a mode (histograms added); STCP/TCP is the median of the \
+             pairs' requests/s ratios (min–max). The seed's rows are its published figures \
+             ({SEED_SOURCE})."
+        );
+    }
+    if !evaluation.sweeps.is_empty() {
+        let _ = writeln!(
+            out,
+            "- Sweeps: open loop, each step a run at one offered rate, TCP and STCP steps \
+             interleaved; latency from each request's intended send time (queueing counts). A step \
+             is within the SLO when it achieved at least 99 % of its offered rate, its p99 is at \
+             most the SLO and it had no error; a mode's capacity is the highest achieved rate of \
+             such a step."
+        );
+    }
     for warning in &evaluation.warnings {
         let _ = writeln!(out, "- **Warning:** {warning}");
     }
@@ -168,6 +180,7 @@ pub fn document(evaluation: &Evaluation) -> String {
     if !evaluation.handshake_rows.is_empty() {
         handshake_table(&mut out, &evaluation.handshake_rows);
     }
+    super::capacity::section(&mut out, &evaluation.sweeps);
     out
 }
 
@@ -383,6 +396,7 @@ mod tests {
             pairs: 1,
             rows: vec![row(50), row(8)],
             handshake_rows: Vec::new(),
+            sweeps: Vec::new(),
             warnings: vec!["a warning".into()],
         };
         let md = document(&evaluation);
@@ -473,6 +487,7 @@ mod tests {
             pairs: 1,
             rows: vec![row(50)],
             handshake_rows: vec![churn],
+            sweeps: Vec::new(),
             warnings: Vec::new(),
         };
         let md = document(&evaluation);

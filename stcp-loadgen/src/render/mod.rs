@@ -1,7 +1,9 @@
-//! `stcp-loadgen report`: reads suite reports, suite directories and run reports, and renders what
-//! people look at: a Markdown table in the seed's columns with TCP and STCP side by side, the
-//! STCP/TCP ratio and the seed's figure ([`markdown`]), and SVG charts ([`charts`]).
+//! `stcp-loadgen report`: reads suite reports, suite directories, sweep reports and run reports,
+//! and renders what people look at: a Markdown table in the seed's columns with TCP and STCP side
+//! by side, the STCP/TCP ratio and the seed's figure, the capacity table of sweeps
+//! ([`markdown`]), and SVG charts ([`charts`]).
 
+pub mod capacity;
 pub mod charts;
 pub mod markdown;
 pub mod seed;
@@ -17,6 +19,9 @@ use crate::suite::aggregate::{self, AggregateError, RunInput};
 use crate::suite::schema::{
     ReadSuiteError, RowSummary, SuiteEnvironment, SuiteReport, SUITE_FILE_NAME, SUITE_TOOL_NAME,
 };
+use crate::sweep::schema::{
+    ReadSweepError, SweepReport, SweepStep, SWEEP_FILE_NAME, SWEEP_TOOL_NAME,
+};
 
 /// Everything the table and the charts show.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +36,8 @@ pub struct Evaluation {
     pub rows: Vec<RowSummary>,
     /// Churn rows (`256x16n1`): the handshake table.
     pub handshake_rows: Vec<RowSummary>,
+    /// Sweeps of latency against offered load: the capacity table and chart.
+    pub sweeps: Vec<SweepReport>,
     /// Partial suites and runs, errors: what a reader must know before trusting the table.
     pub warnings: Vec<String>,
 }
@@ -42,11 +49,13 @@ pub enum RenderError {
     Run(#[from] ReadReportError),
     #[error("{0}")]
     Suite(#[from] ReadSuiteError),
+    #[error("{0}")]
+    Sweep(#[from] ReadSweepError),
     #[error("cannot read {0}: {1}")]
     Io(PathBuf, std::io::Error),
-    #[error("{0} is neither a stcp-loadgen run report nor a suite report")]
+    #[error("{0} is neither a stcp-loadgen run report nor a suite or sweep report")]
     Unknown(PathBuf),
-    #[error("{0}: no suite.json and no report in it")]
+    #[error("{0}: no suite.json, sweep.json or report in it")]
     EmptyDirectory(PathBuf),
     #[error("{0}")]
     Aggregate(#[from] AggregateError),
@@ -63,12 +72,14 @@ pub struct Inputs {
     pub runs: Vec<(PathBuf, Report)>,
     /// Suites whose run reports could not all be found: their stored rows are used.
     pub suites_without_runs: Vec<(PathBuf, SuiteReport)>,
+    /// Sweep reports, their steps read again from their run reports when those are all there.
+    pub sweeps: Vec<(PathBuf, SweepReport)>,
 }
 
 /// `report`: the table and the charts.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// Suite directories, suite.json files and run reports.
+    /// Suite and sweep directories, suite.json and sweep.json files, and run reports.
     #[arg(required = true, value_name = "FILE|DIR")]
     pub inputs: Vec<PathBuf>,
     /// Directory for report.md and the SVG charts (created if missing); without it only the
@@ -121,15 +132,19 @@ pub fn write_outputs(
     Ok(written)
 }
 
-/// Reads every input: a directory stands for its suite.json, or else every report in it; a
-/// suite report brings its run reports (named relative to it) when they are all there.
+/// Reads every input: a directory stands for its suite.json or sweep.json, or else every report in
+/// it; a suite report brings its run reports (named relative to it) when they are all there, and
+/// the sweeps it made (in directories beside them); a sweep report brings its steps' run reports.
 pub fn load(paths: &[PathBuf]) -> Result<Inputs, RenderError> {
     let mut files: Vec<PathBuf> = Vec::new();
     for path in paths {
         if path.is_dir() {
             let suite = path.join(SUITE_FILE_NAME);
+            let sweep = path.join(SWEEP_FILE_NAME);
             if suite.exists() {
                 files.push(suite);
+            } else if sweep.exists() {
+                files.push(sweep);
             } else {
                 let mut found: Vec<PathBuf> = std::fs::read_dir(path)
                     .map_err(|e| RenderError::Io(path.clone(), e))?
@@ -171,11 +186,21 @@ pub fn load(paths: &[PathBuf]) -> Result<Inputs, RenderError> {
                             inputs.runs.push((f, report));
                         }
                     }
+                    for sweep in &suite.sweeps {
+                        let sweep_file = dir.join(&sweep.file);
+                        let key = sweep_file
+                            .canonicalize()
+                            .unwrap_or_else(|_| sweep_file.clone());
+                        if seen.insert(key) {
+                            inputs.sweeps.push(read_sweep(&sweep_file)?);
+                        }
+                    }
                     inputs.suites.push((file, suite));
                 } else {
                     inputs.suites_without_runs.push((file, suite));
                 }
             }
+            Some(SWEEP_TOOL_NAME) => inputs.sweeps.push(read_sweep(&file)?),
             Some(TOOL_NAME) => {
                 let report = Report::read(&file)?;
                 inputs.runs.push((file, report));
@@ -186,18 +211,84 @@ pub fn load(paths: &[PathBuf]) -> Result<Inputs, RenderError> {
     Ok(inputs)
 }
 
+/// Reads a sweep report; when every step's run report is beside it, its steps are read again
+/// from them (so the table and the chart come from the runs themselves).
+fn read_sweep(file: &Path) -> Result<(PathBuf, SweepReport), RenderError> {
+    let mut sweep = SweepReport::read(file)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    if sweep.steps.iter().all(|s| dir.join(&s.file).exists()) {
+        let slo = sweep.configuration.slo_p99_us;
+        let steps = sweep
+            .steps
+            .iter()
+            .map(|s| {
+                let run = Report::read(&dir.join(&s.file))?;
+                Ok(SweepStep::of(
+                    s.sequence,
+                    s.file.clone(),
+                    s.phase,
+                    &run,
+                    slo,
+                ))
+            })
+            .collect::<Result<Vec<_>, RenderError>>()?;
+        let modes: Vec<stcp_proto::Mode> = sweep.modes.iter().map(|m| m.mode).collect();
+        let stopped: Vec<(stcp_proto::Mode, String)> = sweep
+            .modes
+            .iter()
+            .map(|m| (m.mode, m.stopped.clone()))
+            .collect();
+        let (capacities, ratio) = crate::sweep::schema::capacities(&modes, &steps, slo, |mode| {
+            stopped
+                .iter()
+                .find(|(m, _)| *m == mode)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default()
+        });
+        sweep.steps = steps;
+        sweep.modes = capacities;
+        sweep.capacity_ratio = ratio;
+    }
+    Ok((file.to_path_buf(), sweep))
+}
+
 impl Evaluation {
+    /// What `sweep` writes beside its reports: the capacity table and chart of its sweeps.
+    pub fn of_sweeps(sweeps: Vec<SweepReport>) -> Evaluation {
+        let mut warnings = Vec::new();
+        for sweep in &sweeps {
+            sweep_warnings(sweep, &mut warnings);
+        }
+        Evaluation {
+            environment: sweeps.first().map(|s| s.environment.clone()),
+            setups: Vec::new(),
+            pairs: 0,
+            rows: Vec::new(),
+            handshake_rows: Vec::new(),
+            sweeps,
+            warnings,
+        }
+    }
+
     /// What `suite` prints at its end: its own rows, with the setup read from its run reports.
-    pub fn of_suite(suite: &SuiteReport, reports: &[&Report]) -> Evaluation {
+    pub fn of_suite(
+        suite: &SuiteReport,
+        reports: &[&Report],
+        sweeps: Vec<SweepReport>,
+    ) -> Evaluation {
         let mut warnings = Vec::new();
         suite_warnings(suite, &mut warnings);
         let (handshake_rows, rows) = split_churn(suite.rows.clone());
+        for sweep in &sweeps {
+            sweep_warnings(sweep, &mut warnings);
+        }
         Evaluation {
             environment: Some(suite.environment.clone()),
             setups: setups(reports.iter().copied()),
             pairs: pairs(&suite.rows),
             rows,
             handshake_rows,
+            sweeps,
             warnings,
         }
     }
@@ -230,6 +321,9 @@ impl Evaluation {
                 warnings.push(format!("{}: partial run ({why})", path.display()));
             }
         }
+        for (_, sweep) in &inputs.sweeps {
+            sweep_warnings(sweep, &mut warnings);
+        }
         let environment = inputs
             .suites
             .iter()
@@ -241,7 +335,8 @@ impl Evaluation {
                     .runs
                     .first()
                     .map(|(_, r)| environment_of(&inputs.runs, r))
-            });
+            })
+            .or_else(|| inputs.sweeps.first().map(|(_, s)| s.environment.clone()));
         let pairs = pairs(&rows);
         let (handshake_rows, rows) = split_churn(rows);
         Ok(Evaluation {
@@ -250,6 +345,7 @@ impl Evaluation {
             pairs,
             rows,
             handshake_rows,
+            sweeps: inputs.sweeps.iter().map(|(_, s)| s.clone()).collect(),
             warnings,
         })
     }
@@ -259,6 +355,24 @@ impl Evaluation {
 fn split_churn(rows: Vec<RowSummary>) -> (Vec<RowSummary>, Vec<RowSummary>) {
     rows.into_iter()
         .partition(|r| r.requests_per_conn.is_some())
+}
+
+fn sweep_warnings(sweep: &SweepReport, warnings: &mut Vec<String>) {
+    if let Some(why) = &sweep.partial_reason {
+        warnings.push(format!(
+            "the sweep of {} started {} is partial: {why}",
+            sweep.workload(),
+            sweep.environment.started_at
+        ));
+    }
+    if sweep.errors_total > 0 {
+        warnings.push(format!(
+            "the sweep of {} started {} had {} error(s) in its steps",
+            sweep.workload(),
+            sweep.environment.started_at,
+            sweep.errors_total
+        ));
+    }
 }
 
 fn suite_warnings(suite: &SuiteReport, warnings: &mut Vec<String>) {

@@ -14,7 +14,7 @@ use crate::server_under_test::{ExternalServer, ServerUnderTest};
 
 /// One backend combination: a server to start (or the external one) and the client crypto.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Combination {
+pub(crate) enum Combination {
     Embedded {
         crypto: CryptoBackend,
         io: IoBackend,
@@ -25,7 +25,7 @@ pub(super) enum Combination {
 }
 
 impl Combination {
-    pub(super) fn crypto(self) -> CryptoBackend {
+    pub(crate) fn crypto(self) -> CryptoBackend {
         match self {
             Combination::Embedded { crypto, .. } | Combination::External { crypto } => crypto,
         }
@@ -55,7 +55,7 @@ pub(super) fn io_choices(args: &SuiteArgs) -> Vec<IoBackend> {
     }
 }
 
-pub(super) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
+pub(crate) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
     let mut out: Vec<T> = Vec::new();
     for item in items {
         if !out.contains(item) {
@@ -65,7 +65,7 @@ pub(super) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
     out
 }
 
-pub(super) fn start_server(
+pub(crate) fn start_server(
     combination: Combination,
     external: Option<&(Vec<SocketAddr>, Vec<SocketAddr>, [u8; 32])>,
     psk: Option<[u8; 32]>,

@@ -5,7 +5,7 @@
 //! report adds the STCP/TCP ratio per row (median of the pairs, with spread).
 
 pub mod aggregate;
-mod matrix;
+pub(crate) mod matrix;
 mod pairs;
 pub mod rows;
 pub mod schema;
@@ -22,12 +22,14 @@ use crate::render;
 use crate::report::Report;
 use crate::run::{self, exit, StartError};
 use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
+use crate::sweep::search::SearchArgs;
+use crate::sweep::{self, SweepContext, SweepSpec};
 use crate::values::{crypto_parser, io_parser, parse_busy_poll, parse_duration};
 use aggregate::{AggregateError, RunInput};
 use matrix::{combinations, describe_server, io_choices, start_server};
 use pairs::{run_args, run_combination, Done, Stop};
 use rows::Row;
-use schema::{RowSpec, SuiteConfiguration, SuiteEnvironment, SuiteReport};
+use schema::{RowSpec, SuiteConfiguration, SuiteEnvironment, SuiteReport, SuiteSweep};
 
 /// `suite`: the seed's table, TCP vs STCP, interleaved.
 #[derive(Debug, Clone, Args)]
@@ -80,7 +82,17 @@ pub struct SuiteArgs {
     /// Print every run's live line each second.
     #[arg(long)]
     pub live: bool,
+    /// After each combination's rows, sweep the offered rate of its 256 B and 16 KiB rows (TCP and
+    /// STCP interleaved) for their capacity under --slo-p99, as `stcp-loadgen sweep` does.
+    #[arg(long)]
+    pub sweep: bool,
+    /// How the sweeps search (with --sweep).
+    #[command(flatten)]
+    pub search: SearchArgs,
 }
+
+/// Payloads whose rows `--sweep` sweeps.
+pub const SWEPT_PAYLOADS: [u64; 2] = [256, 16 << 10];
 
 fn parse_row(text: &str) -> Result<Row, String> {
     text.parse()
@@ -136,6 +148,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         ));
     }
     let combinations = combinations(args);
+    let swept = swept_rows(args)?;
     for row in &args.rows {
         for mode in PAIR_ORDER {
             run_args(args, *row, mode, args.crypto[0])
@@ -188,7 +201,22 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         out.display()
     );
 
+    if !swept.is_empty() {
+        eprintln!(
+            "stcp-loadgen suite: then the sweeps of {} per combination, each up to {} steps a mode \
+             of {:?} warm-up + {:?} measured",
+            swept
+                .iter()
+                .map(|s| s.label())
+                .collect::<Vec<_>>()
+                .join(" and "),
+            args.search.max_steps,
+            args.search.step_warmup,
+            args.search.step_duration
+        );
+    }
     let mut done: Vec<Done> = Vec::new();
+    let mut sweeps: Vec<(SuiteSweep, crate::sweep::schema::SweepReport)> = Vec::new();
     let mut stop: Option<Stop> = None;
     let width = planned.to_string().len().max(2);
     for combination in &combinations {
@@ -217,7 +245,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
             },
         );
         describe_server(&server, &cell);
-        let outcome = run_combination(
+        let mut outcome = run_combination(
             args,
             *combination,
             &server,
@@ -226,6 +254,16 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
             (&out, width, planned),
             &mut done,
         );
+        if outcome.is_ok() {
+            outcome = sweep_combination(
+                &swept,
+                combination.crypto(),
+                &server,
+                (args, psk, &cell),
+                &out,
+                &mut sweeps,
+            );
+        }
         server.stop();
         if let Err(s) = outcome {
             stop = Some(s);
@@ -243,7 +281,10 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         .collect();
     let rows = aggregate::summarize(&inputs)?;
     let errors_total = done.iter().map(|d| d.run.errors_total).sum();
-    let all_clean = done.iter().all(|d| d.run.exit_status == exit::OK);
+    let all_clean = done.iter().all(|d| d.run.exit_status == exit::OK)
+        && sweeps
+            .iter()
+            .all(|(s, _)| !s.partial && s.errors_total == 0);
     let uname = environment::uname();
     let suite = SuiteReport {
         schema_version: schema::SUITE_SCHEMA_VERSION,
@@ -265,12 +306,17 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         },
         runs: done.iter().map(|d| d.run.clone()).collect(),
         rows,
+        sweeps: sweeps.iter().map(|(s, _)| s.clone()).collect(),
     };
     let path = suite
         .write_into(&out)
         .map_err(|e| SuiteError::Write(out.clone(), e))?;
     let reports: Vec<&Report> = done.iter().map(|d| &d.report).collect();
-    let evaluation = render::Evaluation::of_suite(&suite, &reports);
+    let evaluation = render::Evaluation::of_suite(
+        &suite,
+        &reports,
+        sweeps.into_iter().map(|(_, report)| report).collect(),
+    );
     let text = render::markdown::document(&evaluation);
     print!("{text}");
     println!("suite report: {}", path.display());
@@ -284,7 +330,10 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         Err(e) => eprintln!("stcp-loadgen suite: table and charts not written: {e}"),
     }
 
-    let status = exit_status(stop.as_ref(), &done);
+    let status = match exit_status(stop.as_ref(), &done) {
+        exit::OK if !suite.ok => exit::TOO_MANY_ERRORS,
+        status => status,
+    };
     if status != exit::OK {
         eprintln!(
             "stcp-loadgen suite: FAILED: {} error(s) over {} run(s), {} partial (see {})",
@@ -295,6 +344,101 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         );
     }
     Ok(status)
+}
+
+/// The sweeps `--sweep` asks for: one per persistent row of 256 B or 16 KiB (not the churn
+/// rows, whose rate would count connections), with the search options.
+fn swept_rows(args: &SuiteArgs) -> Result<Vec<SweepSpec>, SuiteError> {
+    if !args.sweep {
+        return Ok(Vec::new());
+    }
+    let plan = args.search.plan().map_err(SuiteError::Usage)?;
+    let specs: Vec<SweepSpec> = args
+        .rows
+        .iter()
+        .filter(|r| SWEPT_PAYLOADS.contains(&r.payload_bytes) && r.requests_per_conn.is_none())
+        .map(|r| SweepSpec {
+            payload: r.payload_bytes,
+            clients: r.clients,
+            depth: 1,
+            modes: PAIR_ORDER.to_vec(),
+            plan,
+            step_duration: args.search.step_duration,
+            step_warmup: args.search.step_warmup,
+            crypto: args.crypto[0],
+            threads: args.threads,
+            timeout: args.timeout,
+            busy_poll: args.busy_poll,
+            live: args.live,
+        })
+        .collect();
+    if specs.is_empty() {
+        return Err(SuiteError::Usage(
+            "--sweep sweeps the 256 B and 16 KiB rows, and --rows has neither".into(),
+        ));
+    }
+    Ok(specs)
+}
+
+/// The sweeps of one backend combination against its server, each into its own directory under
+/// `out`; stops at the first that cannot run or is interrupted.
+fn sweep_combination(
+    specs: &[SweepSpec],
+    crypto: stcp_proto::CryptoBackend,
+    server: &ServerUnderTest,
+    (args, psk, (crypto_name, io)): (&SuiteArgs, Option<[u8; 32]>, &(String, String)),
+    out: &std::path::Path,
+    sweeps: &mut Vec<(SuiteSweep, crate::sweep::schema::SweepReport)>,
+) -> Result<(), Stop> {
+    for spec in specs {
+        let spec = SweepSpec {
+            crypto,
+            ..spec.clone()
+        };
+        let dir_name = format!("sweep-{}-{crypto_name}-{io}", spec.label());
+        let context = SweepContext {
+            target: args.target.clone(),
+            tcp_target: args.tcp_target.clone(),
+            io: server.embedded().map(|_| IoBackend::Auto),
+            psk,
+        };
+        let report = sweep::sweep(&spec, server, &context, &out.join(&dir_name)).map_err(|e| {
+            let reason = format!("the sweep of {} could not run: {e}", spec.label());
+            match e {
+                sweep::SweepError::Start(failure) => Stop {
+                    reason,
+                    failure: Some(failure),
+                },
+                _ => Stop {
+                    reason,
+                    failure: None,
+                },
+            }
+        })?;
+        let interrupted = report.partial_reason.as_deref() == Some("interrupted");
+        sweeps.push((
+            SuiteSweep {
+                file: format!("{dir_name}/{}", sweep::schema::SWEEP_FILE_NAME),
+                payload_bytes: spec.payload,
+                clients: u64::from(spec.clients),
+                crypto: crypto_name.clone(),
+                io: io.clone(),
+                tcp_capacity_per_second: report.capacity(Mode::Tcp),
+                stcp_capacity_per_second: report.capacity(Mode::Stcp),
+                capacity_ratio: report.capacity_ratio,
+                partial: report.partial,
+                errors_total: report.errors_total,
+            },
+            report,
+        ));
+        if interrupted {
+            return Err(Stop {
+                reason: "interrupted".into(),
+                failure: None,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What was asked for, as the suite report records it.
@@ -329,6 +473,7 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguratio
         psk,
         planned_runs: planned,
         busy_poll_us: args.busy_poll.as_secs_f64() * 1e6,
+        sweep: args.sweep,
     }
 }
 

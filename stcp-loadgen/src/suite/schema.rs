@@ -34,6 +34,26 @@ pub struct SuiteReport {
     pub runs: Vec<SuiteRun>,
     /// Per row and backend combination: TCP and STCP side by side and their ratio.
     pub rows: Vec<RowSummary>,
+    /// With `--sweep`: the sweeps of the 256 B and 16 KiB rows (empty without, and in suites
+    /// written before this field existed).
+    #[serde(default)]
+    pub sweeps: Vec<SuiteSweep>,
+}
+
+/// A sweep made by `suite --sweep`: where its report is, and its capacities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteSweep {
+    /// Its sweep.json, relative to the suite report's directory.
+    pub file: String,
+    pub payload_bytes: u64,
+    pub clients: u64,
+    pub crypto: String,
+    pub io: String,
+    pub tcp_capacity_per_second: Option<f64>,
+    pub stcp_capacity_per_second: Option<f64>,
+    pub capacity_ratio: Option<f64>,
+    pub partial: bool,
+    pub errors_total: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +82,10 @@ pub struct SuiteConfiguration {
     /// existed). Each run's report has the values in force on both sides.
     #[serde(default)]
     pub busy_poll_us: f64,
+    /// `--sweep`: whether the 256 B and 16 KiB rows were also swept (false in suites written
+    /// before this field existed).
+    #[serde(default)]
+    pub sweep: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

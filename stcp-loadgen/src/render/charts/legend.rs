@@ -29,6 +29,8 @@ pub(super) fn draw_legend<'a, 'b: 'a, Y: Ranged>(
 #[derive(Clone, Copy)]
 pub(super) enum Swatch {
     Line(RGBColor),
+    /// A thin line with small points.
+    Thin(RGBColor),
     Dashed(RGBColor),
     Bar(RGBColor),
 }
@@ -87,6 +89,13 @@ pub(super) fn legend_strip<'b>(
                     c.stroke_width(3),
                 ))?;
                 strip.draw(&Circle::new((x + 13, y), 4, c.filled()))?;
+            }
+            Swatch::Thin(c) => {
+                strip.draw(&PathElement::new(
+                    vec![(x, y), (x + 26, y)],
+                    c.stroke_width(1),
+                ))?;
+                strip.draw(&Circle::new((x + 13, y), 2, c.filled()))?;
             }
             Swatch::Dashed(c) => {
                 for dash in 0..3 {

@@ -3,7 +3,11 @@
 //! - `latency.svg`: p50, p90, p99, p99.9 per row, TCP against STCP, one panel per row;
 //! - `backends.svg`: requests/s per backend combination (crypto × io), one panel per row, with
 //!   the spread of the runs and the STCP/TCP ratio above each pair of bars;
-//! - `ratio.svg`: the STCP/TCP ratio per row and combination, median with min–max.
+//! - `ratio.svg`: the STCP/TCP ratio per row and combination, median with min–max;
+//! - `sweep.svg`: p50, p99, p99.9 against achieved requests/s for each sweep, TCP and STCP, with
+//!   the SLO and each mode's capacity (only when there are sweeps).
+//!
+//! The first four are drawn only when there are closed-loop rows.
 //!
 //! Charts with many series carry one legend strip under their title rather than a box inside the
 //! plot, so that no legend ever covers a line or a bar.
@@ -12,6 +16,7 @@ mod axis;
 mod bars;
 mod legend;
 mod lines;
+mod sweep;
 
 use std::error::Error;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,7 @@ pub const THROUGHPUT_SVG: &str = "throughput.svg";
 pub const LATENCY_SVG: &str = "latency.svg";
 pub const BACKENDS_SVG: &str = "backends.svg";
 pub const RATIO_SVG: &str = "ratio.svg";
+pub const SWEEP_SVG: &str = "sweep.svg";
 
 const FONT: &str = "sans-serif";
 const TITLE_SIZE: u32 = 24;
@@ -55,12 +61,18 @@ type DrawChart = fn(&Evaluation, &Path) -> ChartResult;
 
 /// Writes every chart into `dir`; returns the paths written.
 pub fn write_all(evaluation: &Evaluation, dir: &Path) -> Result<Vec<PathBuf>, RenderError> {
-    let charts: [(&str, DrawChart); 4] = [
-        (THROUGHPUT_SVG, lines::throughput),
-        (LATENCY_SVG, lines::latency),
-        (BACKENDS_SVG, bars::backends),
-        (RATIO_SVG, bars::ratio),
-    ];
+    let mut charts: Vec<(&str, DrawChart)> = Vec::new();
+    if !evaluation.rows.is_empty() {
+        charts.extend([
+            (THROUGHPUT_SVG, lines::throughput as DrawChart),
+            (LATENCY_SVG, lines::latency),
+            (BACKENDS_SVG, bars::backends),
+            (RATIO_SVG, bars::ratio),
+        ]);
+    }
+    if !evaluation.sweeps.is_empty() {
+        charts.push((SWEEP_SVG, sweep::sweep));
+    }
     let mut written = Vec::new();
     for (name, draw) in charts {
         let path = dir.join(name);
