@@ -113,18 +113,14 @@ impl Worker {
     }
 
     fn on_data(&mut self, d: &mut Driver, slot: usize, buf: RingBuf) {
-        let Worker {
-            conns,
-            pool,
-            shared,
-            ..
-        } = self;
+        let Worker { conns, pool, .. } = self;
         let c = &mut conns[slot];
-        let result = ingest(c, d.buffers().bytes(&buf), pool, &shared.proto);
+        let result = ingest(c, d.buffers().bytes(&buf), pool);
         match result {
             Ok(r) => {
-                if r.handshake {
-                    WorkerCounters::add(&self.counters().handshakes, 1);
+                if r.hello {
+                    self.hellos
+                        .push_back((slot as u32, self.conns[slot].gen, false));
                 }
                 if r.frames > 0 {
                     WorkerCounters::add(&self.counters().frames, r.frames);
