@@ -7,6 +7,7 @@
 
 use std::{
     fmt, io,
+    net::SocketAddr,
     sync::{atomic::AtomicU64, Arc},
     task::Poll,
     time::{Duration, Instant},
@@ -24,6 +25,7 @@ use super::{Ready, Shared, WorkerListeners};
 use crate::{
     echo::{accept_handshake, push_close_record, Crypto},
     errors::ErrorKind,
+    handshake_limit::HandshakeLimiter,
     ratelog,
     stats::WorkerCounters,
 };
@@ -101,11 +103,11 @@ pub fn run_worker(
     })
 }
 
-async fn accept_any(ls: &[(Mode, TcpListener)]) -> (Mode, io::Result<TcpStream>) {
+async fn accept_any(ls: &[(Mode, TcpListener)]) -> (Mode, io::Result<(TcpStream, SocketAddr)>) {
     std::future::poll_fn(|cx| {
         for (mode, l) in ls {
             if let Poll::Ready(r) = l.poll_accept(cx) {
-                return Poll::Ready((*mode, r.map(|(s, _)| s)));
+                return Poll::Ready((*mode, r));
             }
         }
         Poll::Pending
@@ -123,12 +125,35 @@ async fn serve(index: usize, shared: Arc<Shared>, ls: Vec<(Mode, TcpListener)>) 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let counters = || shared.stats.worker(index);
+    // `--handshake-rate-per-ip`: connections are tasks here, so the worker's buckets are
+    // consulted where the worker itself runs, when an STCP connection is accepted (each makes
+    // at most one handshake), rather than in the connection's task when its hello arrives.
+    let mut limiter = shared
+        .config
+        .handshake_rate_per_ip
+        .map(|rate| HandshakeLimiter::new(rate, Instant::now()));
     loop {
         tokio::select! {
             (mode, r) = accept_any(&ls), if !ls.is_empty() => match r {
-                Ok(stream) => {
+                Ok((stream, peer)) => {
                     if !shared.admit() {
                         WorkerCounters::add(&counters().refused, 1);
+                        drop(stream);
+                        continue;
+                    }
+                    if mode == Mode::Stcp
+                        && limiter
+                            .as_mut()
+                            .is_some_and(|l| !l.allow(peer.ip(), Instant::now()))
+                    {
+                        WorkerCounters::add(&counters().accepted, 1);
+                        WorkerCounters::add(&counters().closed, 1);
+                        shared.release();
+                        counters().error(ErrorKind::HandshakeRateLimited);
+                        ratelog::connection_failed(
+                            ErrorKind::HandshakeRateLimited,
+                            &"source address over --handshake-rate-per-ip",
+                        );
                         drop(stream);
                         continue;
                     }

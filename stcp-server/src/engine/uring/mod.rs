@@ -44,7 +44,7 @@ use self::{
     pool::BufPool,
 };
 use super::{Ready, Shared, WorkerListeners};
-use crate::stats::WorkerCounters;
+use crate::{handshake_limit::HandshakeLimiter, stats::WorkerCounters};
 
 /// Timeouts are checked this often.
 const TICK: Duration = Duration::from_millis(100);
@@ -74,6 +74,8 @@ struct Worker {
     /// Connections holding a complete hello, in arrival order (slot, generation, already
     /// counted as deferred): answered by the bounded handshake step (`hello.rs`).
     hellos: VecDeque<(u32, u32, bool)>,
+    /// `--handshake-rate-per-ip`: this worker's buckets.
+    limiter: Option<HandshakeLimiter>,
     jobs: Vec<Job>,
     now: Instant,
     next_tick: Instant,
@@ -124,6 +126,9 @@ fn setup(
         "io_uring ready"
     );
     let now = Instant::now();
+    let limiter = cfg
+        .handshake_rate_per_ip
+        .map(|rate| HandshakeLimiter::new(rate, now));
     let listeners = listeners
         .into_vec()
         .into_iter()
@@ -146,6 +151,7 @@ fn setup(
         flush: Vec::with_capacity(1024),
         eofs: Vec::new(),
         hellos: VecDeque::with_capacity(256),
+        limiter,
         jobs: Vec::with_capacity(1024),
         now,
         next_tick: now + TICK,
