@@ -6,8 +6,8 @@
 //! (64 KiB), plus the one incomplete record the decoder holds.
 
 use std::{
+    cell::RefCell,
     fmt, io,
-    net::SocketAddr,
     sync::{atomic::AtomicU64, Arc},
     task::Poll,
     time::{Duration, Instant},
@@ -23,12 +23,17 @@ use tokio::{
 
 use super::{Ready, Shared, WorkerListeners};
 use crate::{
-    echo::{accept_handshake, push_close_record, Crypto},
+    echo::{accept_handshake, check_hello, push_close_record, Crypto},
     errors::ErrorKind,
     handshake_limit::HandshakeLimiter,
     ratelog,
     stats::WorkerCounters,
 };
+
+thread_local! {
+    /// `--handshake-rate-per-ip`: the buckets of the worker running on this thread.
+    static LIMITER: RefCell<Option<HandshakeLimiter>> = const { RefCell::new(None) };
+}
 
 /// "No idle timeout" as a duration tokio accepts.
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -39,6 +44,10 @@ enum ConnError {
     Io(io::Error),
     Timeout(ErrorKind),
     Truncated,
+    /// The hello's source address was over `--handshake-rate-per-ip`.
+    RateLimited,
+    /// The peer's address was gone before its handshake (it could not receive the reply).
+    NoPeer,
 }
 
 impl ConnError {
@@ -48,6 +57,8 @@ impl ConnError {
             ConnError::Io(_) => ErrorKind::Io,
             ConnError::Timeout(k) => *k,
             ConnError::Truncated => ErrorKind::Truncated,
+            ConnError::RateLimited => ErrorKind::HandshakeRateLimited,
+            ConnError::NoPeer => ErrorKind::Io,
         }
     }
 }
@@ -59,6 +70,8 @@ impl fmt::Display for ConnError {
             ConnError::Io(e) => write!(f, "{e}"),
             ConnError::Timeout(k) => f.write_str(k.label()),
             ConnError::Truncated => f.write_str("stream cut"),
+            ConnError::RateLimited => f.write_str("source address over --handshake-rate-per-ip"),
+            ConnError::NoPeer => f.write_str("peer address unavailable before the handshake"),
         }
     }
 }
@@ -103,11 +116,11 @@ pub fn run_worker(
     })
 }
 
-async fn accept_any(ls: &[(Mode, TcpListener)]) -> (Mode, io::Result<(TcpStream, SocketAddr)>) {
+async fn accept_any(ls: &[(Mode, TcpListener)]) -> (Mode, io::Result<TcpStream>) {
     std::future::poll_fn(|cx| {
         for (mode, l) in ls {
             if let Poll::Ready(r) = l.poll_accept(cx) {
-                return Poll::Ready((*mode, r));
+                return Poll::Ready((*mode, r.map(|(s, _)| s)));
             }
         }
         Poll::Pending
@@ -125,35 +138,20 @@ async fn serve(index: usize, shared: Arc<Shared>, ls: Vec<(Mode, TcpListener)>) 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let counters = || shared.stats.worker(index);
-    // `--handshake-rate-per-ip`: connections are tasks here, so the worker's buckets are
-    // consulted where the worker itself runs, when an STCP connection is accepted (each makes
-    // at most one handshake), rather than in the connection's task when its hello arrives.
-    let mut limiter = shared
-        .config
-        .handshake_rate_per_ip
-        .map(|rate| HandshakeLimiter::new(rate, Instant::now()));
+    // `--handshake-rate-per-ip`: this worker's buckets, for its connections' tasks, which all
+    // run on this thread (a current-thread runtime): no lock.
+    LIMITER.with(|l| {
+        *l.borrow_mut() = shared
+            .config
+            .handshake_rate_per_ip
+            .map(|rate| HandshakeLimiter::new(rate, Instant::now()));
+    });
     loop {
         tokio::select! {
             (mode, r) = accept_any(&ls), if !ls.is_empty() => match r {
-                Ok((stream, peer)) => {
+                Ok(stream) => {
                     if !shared.admit() {
                         WorkerCounters::add(&counters().refused, 1);
-                        drop(stream);
-                        continue;
-                    }
-                    if mode == Mode::Stcp
-                        && limiter
-                            .as_mut()
-                            .is_some_and(|l| !l.allow(peer.ip(), Instant::now()))
-                    {
-                        WorkerCounters::add(&counters().accepted, 1);
-                        WorkerCounters::add(&counters().closed, 1);
-                        shared.release();
-                        counters().error(ErrorKind::HandshakeRateLimited);
-                        ratelog::connection_failed(
-                            ErrorKind::HandshakeRateLimited,
-                            &"source address over --handshake-rate-per-ip",
-                        );
                         drop(stream);
                         continue;
                     }
@@ -361,6 +359,19 @@ async fn echo(
 ) -> Result<Step, ConnError> {
     let counters = cx.shared.stats.worker(cx.index);
     if framing == Framing::Handshake {
+        // Malformed hellos fail before the limit is asked (and cost it nothing).
+        check_hello(&cx.shared.proto, run)?;
+        if LIMITER.with(|l| l.borrow().is_some()) {
+            let ip = cx.stream.peer_addr().map_err(|_| ConnError::NoPeer)?.ip();
+            let allowed = LIMITER.with(|l| {
+                l.borrow_mut()
+                    .as_mut()
+                    .is_none_or(|l| l.allow(ip, Instant::now()))
+            });
+            if !allowed {
+                return Err(ConnError::RateLimited);
+            }
+        }
         let mut reply = Vec::new();
         *cx.crypto = Some(accept_handshake(&cx.shared.proto, run, &mut reply)?);
         decoder.set_framing(Framing::Records);

@@ -12,7 +12,7 @@ use super::{
     conn::{Chunk, Conn},
     pool::BufPool,
 };
-use crate::echo::accept_handshake;
+use crate::echo::{accept_handshake, check_hello};
 
 /// What one receive produced besides the chunks queued on the connection.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -30,13 +30,20 @@ pub struct Ingested {
 }
 
 /// Feeds `data` (bytes just received) to connection `c`. Reassembled records are queued on
-/// `c.fresh` (for the batch); a complete hello is copied to `c.hello` and answered later by
+/// `c.fresh` (for the batch); a complete hello passing the cheap checks (magic, version,
+/// pattern, length: a garbage hello fails here, as it would in the handshake) is copied to
+/// `c.hello` and answered later by
 /// [`answer_hello`], so that the ~90 us of the server's handshake half run where the worker
 /// budgets them, after established connections' records. A client cannot seal anything before
 /// the server's reply, so bytes after the hello (in the same receive or before the reply) fail
 /// the connection as [`Error::BadHandshake`]. The returned range is the run left in `data` for
 /// the caller to queue in place.
-pub fn ingest(c: &mut Conn, data: &[u8], pool: &mut BufPool) -> Result<Ingested, Error> {
+pub fn ingest(
+    c: &mut Conn,
+    data: &[u8],
+    pool: &mut BufPool,
+    proto: &ServerConfig,
+) -> Result<Ingested, Error> {
     let mut out = Ingested::default();
     if c.hello.is_some() {
         return Err(Error::BadHandshake);
@@ -54,6 +61,10 @@ pub fn ingest(c: &mut Conn, data: &[u8], pool: &mut BufPool) -> Result<Ingested,
         if d.reassembled {
             let unit = c.decoder.take_reassembled(pool.get());
             if framing == Framing::Handshake {
+                if let Err(e) = check_hello(proto, &unit) {
+                    pool.put(unit);
+                    return Err(e);
+                }
                 hold_hello(c, unit, data.len() - pos, d.consumed)?;
                 out.hello = true;
                 return Ok(out);
@@ -64,6 +75,7 @@ pub fn ingest(c: &mut Conn, data: &[u8], pool: &mut BufPool) -> Result<Ingested,
         if !d.run.is_empty() {
             let run = pos + d.run.start..pos + d.run.end;
             if framing == Framing::Handshake {
+                check_hello(proto, &data[run.clone()])?;
                 let mut hello = pool.get();
                 hello.extend_from_slice(&data[run]);
                 hold_hello(c, hello, data.len() - pos, d.consumed)?;
@@ -143,7 +155,7 @@ fn handshake(
 mod tests {
     use std::time::Instant;
 
-    use stcp_proto::{ClientConfig, ClientHandshake, Mode, StaticKeypair};
+    use stcp_proto::{ClientConfig, ClientHandshake, Mode, StaticKeypair, FRAME_HEADER_LEN};
 
     use super::*;
 
@@ -178,9 +190,9 @@ mod tests {
         let mut pool = BufPool::default();
         let mut c = stcp_conn();
         // Split across two receives: the decoder reassembles it.
-        let r = ingest(&mut c, &hello[..10], &mut pool).unwrap();
+        let r = ingest(&mut c, &hello[..10], &mut pool, &cfg).unwrap();
         assert!(!r.hello && c.hello.is_none());
-        let r = ingest(&mut c, &hello[10..], &mut pool).unwrap();
+        let r = ingest(&mut c, &hello[10..], &mut pool, &cfg).unwrap();
         assert!(r.hello);
         assert!(c.hello.is_some() && c.sendq.is_empty() && c.crypto.is_none());
         assert_eq!(c.framing(), Framing::Handshake);
@@ -190,7 +202,7 @@ mod tests {
         assert_eq!(c.framing(), Framing::Records);
         // Whole in one receive: same.
         let mut c = stcp_conn();
-        assert!(ingest(&mut c, &hello, &mut pool).unwrap().hello);
+        assert!(ingest(&mut c, &hello, &mut pool, &cfg).unwrap().hello);
         answer_hello(&mut c, &mut pool, &cfg).unwrap();
         assert_eq!(c.sendq.len(), 1);
     }
@@ -198,17 +210,35 @@ mod tests {
     /// No client can seal a record before the server's reply: bytes after the hello, in the
     /// same receive or a later one, fail the connection.
     #[test]
+    fn garbage_hellos_fail_before_being_held() {
+        let (cfg, hello) = server_and_hello();
+        let mut pool = BufPool::default();
+        let mut garbage = hello.clone();
+        garbage[FRAME_HEADER_LEN] ^= 0xff;
+        let mut c = stcp_conn();
+        let e = ingest(&mut c, &garbage, &mut pool, &cfg).unwrap_err();
+        assert!(matches!(e, Error::NotStcp), "{e:?}");
+        assert!(c.hello.is_none());
+        // Split, so the decoder reassembles it: same.
+        let mut c = stcp_conn();
+        ingest(&mut c, &garbage[..7], &mut pool, &cfg).unwrap();
+        let e = ingest(&mut c, &garbage[7..], &mut pool, &cfg).unwrap_err();
+        assert!(matches!(e, Error::NotStcp), "{e:?}");
+        assert!(c.hello.is_none());
+    }
+
+    #[test]
     fn bytes_after_a_held_hello_fail() {
-        let (_, hello) = server_and_hello();
+        let (cfg, hello) = server_and_hello();
         let mut pool = BufPool::default();
         let mut c = stcp_conn();
         let mut data = hello.clone();
         data.push(0);
-        let e = ingest(&mut c, &data, &mut pool).unwrap_err();
+        let e = ingest(&mut c, &data, &mut pool, &cfg).unwrap_err();
         assert!(matches!(e, Error::BadHandshake), "{e:?}");
         let mut c = stcp_conn();
-        assert!(ingest(&mut c, &hello, &mut pool).unwrap().hello);
-        let e = ingest(&mut c, &[0], &mut pool).unwrap_err();
+        assert!(ingest(&mut c, &hello, &mut pool, &cfg).unwrap().hello);
+        let e = ingest(&mut c, &[0], &mut pool, &cfg).unwrap_err();
         assert!(matches!(e, Error::BadHandshake), "{e:?}");
     }
 
@@ -220,20 +250,21 @@ mod tests {
 
     #[test]
     fn tcp_bytes_are_echoed_as_they_arrive() {
+        let cfg = ServerConfig::new(StaticKeypair::generate([1; 32]));
         let mut pool = BufPool::default();
         let mut c = tcp_conn();
         let mut data = frame(3);
         data.extend(frame(0));
         data.extend(&frame(10)[..6]);
-        let r = ingest(&mut c, &data, &mut pool).unwrap();
+        let r = ingest(&mut c, &data, &mut pool, &cfg).unwrap();
         assert_eq!((r.start, r.end, r.frames), (0, data.len(), 2));
         assert!(!c.stream.at_boundary());
         // The rest of the partial frame plus a frame split after its header byte 2.
         let mut more = frame(10)[6..].to_vec();
         more.extend(&frame(5)[..2]);
-        let r = ingest(&mut c, &more, &mut pool).unwrap();
+        let r = ingest(&mut c, &more, &mut pool, &cfg).unwrap();
         assert_eq!((r.start, r.end, r.frames), (0, more.len(), 1));
-        let r = ingest(&mut c, &frame(5)[2..], &mut pool).unwrap();
+        let r = ingest(&mut c, &frame(5)[2..], &mut pool, &cfg).unwrap();
         assert_eq!(r.frames, 1);
         assert!(c.stream.at_boundary());
         assert_eq!(c.decoder.capacity(), 0, "nothing is buffered in TCP mode");
@@ -242,15 +273,16 @@ mod tests {
 
     #[test]
     fn oversized_header_fails_before_buffering() {
+        let cfg = ServerConfig::new(StaticKeypair::generate([1; 32]));
         let mut pool = BufPool::default();
         let mut c = tcp_conn();
-        let e = ingest(&mut c, &frame(65)[..10], &mut pool).unwrap_err();
+        let e = ingest(&mut c, &frame(65)[..10], &mut pool, &cfg).unwrap_err();
         assert!(matches!(e, Error::FrameTooLarge { len: 65, max: 64 }));
         // Same when the header arrives split over two receives, and for good.
         let mut c = tcp_conn();
-        ingest(&mut c, &[0, 0], &mut pool).unwrap();
-        assert!(ingest(&mut c, &[1, 0, 9], &mut pool).is_err());
-        assert!(ingest(&mut c, &[0], &mut pool).is_err());
+        ingest(&mut c, &[0, 0], &mut pool, &cfg).unwrap();
+        assert!(ingest(&mut c, &[1, 0, 9], &mut pool, &cfg).is_err());
+        assert!(ingest(&mut c, &[0], &mut pool, &cfg).is_err());
         assert_eq!(c.decoder.capacity(), 0);
     }
 }

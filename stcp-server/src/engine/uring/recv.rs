@@ -113,9 +113,14 @@ impl Worker {
     }
 
     fn on_data(&mut self, d: &mut Driver, slot: usize, buf: RingBuf) {
-        let Worker { conns, pool, .. } = self;
+        let Worker {
+            conns,
+            pool,
+            shared,
+            ..
+        } = self;
         let c = &mut conns[slot];
-        let result = ingest(c, d.buffers().bytes(&buf), pool);
+        let result = ingest(c, d.buffers().bytes(&buf), pool, &shared.proto);
         match result {
             Ok(r) => {
                 if r.hello {
