@@ -1,7 +1,7 @@
 //! The hostile-peer matrix (issue 6; protocol v2 records, issue "STCP v2 records" item 7). Every
 //! case runs against one real stcp-server (started in this process on loopback ports: both
 //! listeners, a PSK, short handshake and idle timeouts, a 1 MiB --max-frame, a small
-//! --max-conns) while two stcp-loadgen processes keep a steady, verified load on other
+//! --max-conns, a --handshake-rate-per-ip) while two stcp-loadgen processes keep a steady, verified load on other
 //! connections of the same server, one in STCP mode and one in raw TCP mode.
 //!
 //! Each case must close only the offending connection and count it under its kind (or, for a
