@@ -229,6 +229,18 @@ impl ServerHandshake {
         ))
     }
 
+    /// The checks [`ServerHandshake::accept`] makes before any Diffie-Hellman: magic, version,
+    /// pattern against the server's PSK, reserved bytes, message length. A server can refuse
+    /// a malformed hello with the same error `accept` would give, before it spends (or
+    /// budgets, or rate-limits) a handshake on it.
+    pub fn check_hello(config: &ServerConfig, frame_payload: &[u8]) -> Result<(), Error> {
+        Self::check_prefix(config, frame_payload)?;
+        if frame_payload.len() != HELLO_PREFIX_LEN + NOISE_MESSAGE_LEN {
+            return Err(Error::BadHandshake);
+        }
+        Ok(())
+    }
+
     fn check_prefix(config: &ServerConfig, hello: &[u8]) -> Result<[u8; HELLO_PREFIX_LEN], Error> {
         if hello.len() < MAGIC.len() || hello[..MAGIC.len()] != MAGIC {
             return Err(Error::NotStcp);

@@ -15,6 +15,7 @@ Examples:
   stcp-server --psk ./stcp.psk --max-frame 1m --idle-timeout 2m
   stcp-server --io epoll --crypto rustcrypto   force the epoll backend and the RustCrypto AES-GCM
   stcp-server --cores 1 --busy-poll 50us       spin up to 50 µs for completions before sleeping
+  stcp-server --handshake-rate-per-ip 50       at most 50 handshakes/s per client address and worker
   stcp-server keygen ./server.key              new keypair (0600) + ./server.key.pub; prints the public key
   stcp-server genpsk ./stcp.psk                new pre-shared key file (0600)
 
@@ -75,6 +76,11 @@ pub struct Cli {
     /// ignores it.
     #[arg(long, value_name = "DURATION|off", default_value = "off", value_parser = parse_busy_poll)]
     pub busy_poll: Duration,
+    /// Most handshakes per second each worker computes for one client address (IPv6: one /64),
+    /// in bursts of up to the same number; a hello over it closes its connection unanswered,
+    /// counted as handshake_rate_limited (default: no limit).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub handshake_rate_per_ip: Option<u32>,
     /// Print a stats line every second (default: when stderr is a terminal).
     #[arg(long, overrides_with = "no_stats")]
     pub stats: bool,
@@ -177,6 +183,8 @@ mod tests {
             "rustcrypto",
             "--busy-poll",
             "50us",
+            "--handshake-rate-per-ip",
+            "20",
         ]);
         assert!(c.listen.0.is_none());
         assert_eq!(c.tcp_listen.0.unwrap().port(), 0);
@@ -186,6 +194,9 @@ mod tests {
         assert_eq!(c.io, IoBackend::Epoll);
         assert_eq!(c.crypto, CryptoBackend::RustCrypto);
         assert_eq!(c.busy_poll, Duration::from_micros(50));
+        assert_eq!(c.handshake_rate_per_ip, Some(20));
+        assert_eq!(Cli::parse_from(["stcp-server"]).handshake_rate_per_ip, None);
+        assert!(Cli::try_parse_from(["stcp-server", "--handshake-rate-per-ip", "0"]).is_err());
         for off in ["off", "0"] {
             let c = Cli::parse_from(["stcp-server", "--busy-poll", off]);
             assert_eq!(c.busy_poll, Duration::ZERO);

@@ -98,6 +98,10 @@ pub struct Config {
     /// up to this long (`Duration::ZERO`: off, the default). It keeps the worker's core busy while
     /// idle, trading CPU for the wake-up of a sleeping thread. The epoll backend ignores it.
     pub busy_poll: Duration,
+    /// Most handshakes per second each worker computes for one source address (IPv6: one /64),
+    /// as a token bucket with bursts of the same size (`None`: no limit, the default). A hello
+    /// over the limit closes its connection unanswered, counted as `handshake_rate_limited`.
+    pub handshake_rate_per_ip: Option<u32>,
 }
 
 impl Config {
@@ -124,6 +128,7 @@ impl Config {
             conn_buffer_limit: DEFAULT_CONN_BUFFER_LIMIT,
             close_grace: Duration::from_millis(500),
             busy_poll: Duration::ZERO,
+            handshake_rate_per_ip: None,
         }
     }
 

@@ -37,6 +37,12 @@ pub fn accept_handshake(
     }))
 }
 
+/// The cheap checks of a whole hello frame (header included), before any handshake work:
+/// what [`accept_handshake`] would refuse without computing anything.
+pub fn check_hello(config: &ServerConfig, hello: &[u8]) -> Result<(), Error> {
+    ServerHandshake::check_hello(config, hello.get(FRAME_HEADER_LEN..).unwrap_or_default())
+}
+
 /// Appends a sealed close record to `out`.
 pub fn push_close_record(sealer: &mut RecordSealer, out: &mut Vec<u8>) -> Result<(), Error> {
     let start = out.len();

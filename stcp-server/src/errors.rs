@@ -59,11 +59,13 @@ pub enum ErrorKind {
     Closed,
     /// Local misuse: sealing before the handshake finished (a server bug if ever counted).
     NotEstablished,
+    /// The hello's source address was over `--handshake-rate-per-ip`: closed without an answer.
+    HandshakeRateLimited,
 }
 
 impl ErrorKind {
     /// Number of kinds.
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 26;
     /// Every kind, in counter order.
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::FrameTooLarge,
@@ -91,6 +93,7 @@ impl ErrorKind {
         ErrorKind::Accept,
         ErrorKind::Closed,
         ErrorKind::NotEstablished,
+        ErrorKind::HandshakeRateLimited,
     ];
 
     /// Short stable label for stats lines and logs.
@@ -121,6 +124,7 @@ impl ErrorKind {
             ErrorKind::Accept => "accept",
             ErrorKind::Closed => "closed",
             ErrorKind::NotEstablished => "not_established",
+            ErrorKind::HandshakeRateLimited => "handshake_rate_limited",
         }
     }
 

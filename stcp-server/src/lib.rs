@@ -23,6 +23,7 @@ mod echo;
 mod engine;
 pub mod errors;
 pub mod fd_limit;
+pub mod handshake_limit;
 pub mod listener;
 pub mod messages;
 mod ratelog;

@@ -120,6 +120,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         idle_timeout: cli.idle_timeout.0,
         stats_interval: stats.then_some(Duration::from_secs(1)),
         busy_poll: cli.busy_poll,
+        handshake_rate_per_ip: cli.handshake_rate_per_ip,
         ..Config::new(keypair)
     };
 

@@ -27,6 +27,8 @@ pub struct WorkerCounters {
     /// STCP handshakes completed.
     pub handshakes: AtomicU64,
     /// Frames echoed.
+    /// Hellos that waited for a later loop iteration's bounded handshake step.
+    pub handshakes_deferred: AtomicU64,
     pub frames: AtomicU64,
     /// Bytes received (wire bytes: headers, tags and payload).
     pub bytes_in: AtomicU64,
@@ -96,6 +98,7 @@ impl Stats {
             s.refused += w.refused.load(Relaxed);
             s.closed += w.closed.load(Relaxed);
             s.handshakes += w.handshakes.load(Relaxed);
+            s.handshakes_deferred += w.handshakes_deferred.load(Relaxed);
             s.frames += w.frames.load(Relaxed);
             s.bytes_in += w.bytes_in.load(Relaxed);
             s.bytes_out += w.bytes_out.load(Relaxed);
@@ -122,6 +125,8 @@ pub struct StatsSnapshot {
     /// STCP handshakes completed.
     pub handshakes: u64,
     /// Frames echoed.
+    /// Hellos that waited for a later loop iteration's bounded handshake step (io_uring).
+    pub handshakes_deferred: u64,
     pub frames: u64,
     /// Wire bytes received.
     pub bytes_in: u64,
@@ -195,12 +200,13 @@ impl StatsSnapshot {
     pub fn summary(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);
         format!(
-            "summary: {:.1} s | connections {} (refused {}, handshakes {}) | frames {} ({:.0}/s) | \
+            "summary: {:.1} s | connections {} (refused {}, handshakes {}, deferred {}) | frames {} ({:.0}/s) | \
              in {} out {} ({:.1} MB/s out) | ring starved {} | errors:{}",
             secs,
             self.accepted,
             self.refused,
             self.handshakes,
+            self.handshakes_deferred,
             self.frames,
             self.frames as f64 / secs,
             crate::units::format_size(self.bytes_in),

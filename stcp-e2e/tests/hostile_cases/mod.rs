@@ -595,6 +595,109 @@ pub(super) fn flood_case(m: &mut Matrix) {
     );
 }
 
+/// A flood of garbage hellos (a handshake header announcing a plausible length, then bytes that
+/// are not STCP), 16 connections at a time: each is refused from its first bytes, counted as
+/// `not_stcp`, and the steady loads lose nothing (checked at the end of the matrix).
+pub(super) fn garbage_hello_flood_case(m: &mut Matrix) {
+    const BATCH: u64 = 16;
+    const BATCHES: u64 = 16;
+    m.case(
+        "a flood of garbage hellos (256 connections)",
+        "stcp",
+        Counted::Error(ErrorKind::NotStcp),
+        BATCH * BATCHES,
+        |m| {
+            let frames_before = m.server.stats().frames;
+            for b in 0..BATCHES {
+                let mut batch: Vec<TcpStream> = (0..BATCH).map(|_| connect(m.stcp)).collect();
+                for (i, s) in batch.iter_mut().enumerate() {
+                    let junk: Vec<u8> = (0..64u64)
+                        .map(|k| (k * 31 + b * 7 + i as u64) as u8 | 0x80)
+                        .collect();
+                    s.write_all(&frame(&junk)).unwrap();
+                }
+                for (i, s) in batch.iter_mut().enumerate() {
+                    assert!(closed_by_peer(s), "garbage hello {b}/{i} not closed");
+                }
+            }
+            wait_for(
+                &m.server,
+                "the steady loads to echo during the flood",
+                |s| s.frames > frames_before,
+            );
+        },
+    );
+}
+
+/// A flood of valid hellos from one address: stcp-loadgen churning (handshake, close, again)
+/// with one thread, against a server with --handshake-rate-per-ip. The hellos over each
+/// worker's bucket are closed unanswered and counted as `handshake_rate_limited` (and nothing
+/// else is counted: the answered ones close cleanly); the bucket's share is answered; the
+/// steady loads lose nothing (checked at the end of the matrix).
+pub(super) fn valid_hello_flood_case(m: &mut Matrix) {
+    m.case_counting(
+        "a flood of valid hellos over --handshake-rate-per-ip (stcp-loadgen churn, 1 thread)",
+        "stcp",
+        Counted::Error(ErrorKind::HandshakeRateLimited),
+        |m| {
+            let before = m.server.stats();
+            let out = m.dir.join("hello-flood");
+            let output = loadgen()
+                .env("RUST_LOG", "error")
+                .args(["--target", &m.stcp.to_string(), "--server-key"])
+                .arg(
+                    m.public
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>(),
+                )
+                .arg("--psk")
+                .arg(&m.psk_file)
+                .args([
+                    "--requests-per-conn",
+                    "0",
+                    "--clients",
+                    "8",
+                    "--threads",
+                    "1",
+                ])
+                .args(["--duration", "2s", "--warmup", "0s", "--timeout", "5s"])
+                .args(["--quiet", "--out"])
+                .arg(&out)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let report = only_report(&out).expect("a report");
+            // Every connection the load generator made has ended on the server.
+            wait_for(&m.server, "the flood's connections to close", |s| {
+                s.open() == STEADY_CONNS
+            });
+            let after = m.server.stats();
+            let limited = after.error(ErrorKind::HandshakeRateLimited)
+                - before.error(ErrorKind::HandshakeRateLimited);
+            let answered = after.handshakes - before.handshakes;
+            assert!(
+                limited > 0,
+                "no hello was rate-limited: {report:?}\n{stderr}"
+            );
+            assert!(answered > 0, "no hello was answered\n{stderr}");
+            // The load generator saw both: handshakes completed (its first connections' are not
+            // in the churn count), and refusals as handshake errors.
+            assert!(
+                report.results.handshakes > 0 && report.results.handshakes <= answered,
+                "{} handshakes reported, {answered} answered\n{stderr}",
+                report.results.handshakes
+            );
+            assert!(
+                report.results.errors.handshake > 0 && report.results.errors.handshake <= limited,
+                "{} handshake errors reported, {limited} refused\n{stderr}",
+                report.results.errors.handshake
+            );
+            limited
+        },
+    );
+}
+
 /// The load generator pinning the wrong key: every handshake fails, with a clear message.
 pub(super) fn loadgen_wrong_key_case(m: &mut Matrix) {
     m.case(

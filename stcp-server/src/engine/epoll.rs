@@ -6,6 +6,7 @@
 //! (64 KiB), plus the one incomplete record the decoder holds.
 
 use std::{
+    cell::RefCell,
     fmt, io,
     sync::{atomic::AtomicU64, Arc},
     task::Poll,
@@ -22,11 +23,17 @@ use tokio::{
 
 use super::{Ready, Shared, WorkerListeners};
 use crate::{
-    echo::{accept_handshake, push_close_record, Crypto},
+    echo::{accept_handshake, check_hello, push_close_record, Crypto},
     errors::ErrorKind,
+    handshake_limit::HandshakeLimiter,
     ratelog,
     stats::WorkerCounters,
 };
+
+thread_local! {
+    /// `--handshake-rate-per-ip`: the buckets of the worker running on this thread.
+    static LIMITER: RefCell<Option<HandshakeLimiter>> = const { RefCell::new(None) };
+}
 
 /// "No idle timeout" as a duration tokio accepts.
 const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -37,6 +44,10 @@ enum ConnError {
     Io(io::Error),
     Timeout(ErrorKind),
     Truncated,
+    /// The hello's source address was over `--handshake-rate-per-ip`.
+    RateLimited,
+    /// The peer's address was gone before its handshake (it could not receive the reply).
+    NoPeer,
 }
 
 impl ConnError {
@@ -46,6 +57,8 @@ impl ConnError {
             ConnError::Io(_) => ErrorKind::Io,
             ConnError::Timeout(k) => *k,
             ConnError::Truncated => ErrorKind::Truncated,
+            ConnError::RateLimited => ErrorKind::HandshakeRateLimited,
+            ConnError::NoPeer => ErrorKind::Io,
         }
     }
 }
@@ -57,6 +70,8 @@ impl fmt::Display for ConnError {
             ConnError::Io(e) => write!(f, "{e}"),
             ConnError::Timeout(k) => f.write_str(k.label()),
             ConnError::Truncated => f.write_str("stream cut"),
+            ConnError::RateLimited => f.write_str("source address over --handshake-rate-per-ip"),
+            ConnError::NoPeer => f.write_str("peer address unavailable before the handshake"),
         }
     }
 }
@@ -123,6 +138,14 @@ async fn serve(index: usize, shared: Arc<Shared>, ls: Vec<(Mode, TcpListener)>) 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let counters = || shared.stats.worker(index);
+    // `--handshake-rate-per-ip`: this worker's buckets, for its connections' tasks, which all
+    // run on this thread (a current-thread runtime): no lock.
+    LIMITER.with(|l| {
+        *l.borrow_mut() = shared
+            .config
+            .handshake_rate_per_ip
+            .map(|rate| HandshakeLimiter::new(rate, Instant::now()));
+    });
     loop {
         tokio::select! {
             (mode, r) = accept_any(&ls), if !ls.is_empty() => match r {
@@ -336,6 +359,19 @@ async fn echo(
 ) -> Result<Step, ConnError> {
     let counters = cx.shared.stats.worker(cx.index);
     if framing == Framing::Handshake {
+        // Malformed hellos fail before the limit is asked (and cost it nothing).
+        check_hello(&cx.shared.proto, run)?;
+        if LIMITER.with(|l| l.borrow().is_some()) {
+            let ip = cx.stream.peer_addr().map_err(|_| ConnError::NoPeer)?.ip();
+            let allowed = LIMITER.with(|l| {
+                l.borrow_mut()
+                    .as_mut()
+                    .is_none_or(|l| l.allow(ip, Instant::now()))
+            });
+            if !allowed {
+                return Err(ConnError::RateLimited);
+            }
+        }
         let mut reply = Vec::new();
         *cx.crypto = Some(accept_handshake(&cx.shared.proto, run, &mut reply)?);
         decoder.set_framing(Framing::Records);

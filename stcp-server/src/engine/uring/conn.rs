@@ -235,6 +235,8 @@ pub struct Conn {
     pub in_batch: bool,
     /// In the worker's list of connections to send for.
     pub in_flush: bool,
+    /// STCP: a complete hello waiting for the worker's bounded handshake step.
+    pub hello: Option<Vec<u8>>,
     /// Handshake deadline (STCP before the hello) or drain deadline.
     pub deadline: Option<Instant>,
     pub last_active: Instant,
@@ -259,6 +261,7 @@ impl Conn {
             cancels_inflight: 0,
             in_batch: false,
             in_flush: false,
+            hello: None,
             deadline: None,
             last_active: now,
         }
@@ -290,6 +293,7 @@ impl Conn {
         self.cancels_inflight = 0;
         self.in_batch = false;
         self.in_flush = false;
+        self.hello = None;
         self.deadline = (mode == Mode::Stcp).then_some(handshake_deadline);
         self.last_active = now;
     }

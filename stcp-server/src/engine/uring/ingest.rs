@@ -12,7 +12,7 @@ use super::{
     conn::{Chunk, Conn},
     pool::BufPool,
 };
-use crate::echo::accept_handshake;
+use crate::echo::{accept_handshake, check_hello};
 
 /// What one receive produced besides the chunks queued on the connection.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -24,13 +24,20 @@ pub struct Ingested {
     pub end: usize,
     /// Raw frames completed (TCP mode, counted here because no batch sees them).
     pub frames: u64,
-    /// A handshake completed.
-    pub handshake: bool,
+    /// A complete hello is held on the connection (`Conn::hello`) for the worker's bounded
+    /// handshake step ([`answer_hello`]).
+    pub hello: bool,
 }
 
 /// Feeds `data` (bytes just received) to connection `c`. Reassembled records are queued on
-/// `c.fresh` (for the batch), a handshake reply on `c.sendq`; the returned range is the run
-/// left in `data` for the caller to queue in place.
+/// `c.fresh` (for the batch); a complete hello passing the cheap checks (magic, version,
+/// pattern, length: a garbage hello fails here, as it would in the handshake) is copied to
+/// `c.hello` and answered later by
+/// [`answer_hello`], so that the ~90 us of the server's handshake half run where the worker
+/// budgets them, after established connections' records. A client cannot seal anything before
+/// the server's reply, so bytes after the hello (in the same receive or before the reply) fail
+/// the connection as [`Error::BadHandshake`]. The returned range is the run left in `data` for
+/// the caller to queue in place.
 pub fn ingest(
     c: &mut Conn,
     data: &[u8],
@@ -38,6 +45,9 @@ pub fn ingest(
     proto: &ServerConfig,
 ) -> Result<Ingested, Error> {
     let mut out = Ingested::default();
+    if c.hello.is_some() {
+        return Err(Error::BadHandshake);
+    }
     if c.framing() == Framing::Frames {
         // A bad header fails the connection: the bytes before it are not echoed either.
         out.frames = c.stream.advance(data).map_err(|e| e.error)? as u64;
@@ -51,10 +61,13 @@ pub fn ingest(
         if d.reassembled {
             let unit = c.decoder.take_reassembled(pool.get());
             if framing == Framing::Handshake {
-                let r = handshake(c, &unit, pool, proto);
-                pool.put(unit);
-                r?;
-                out.handshake = true;
+                if let Err(e) = check_hello(proto, &unit) {
+                    pool.put(unit);
+                    return Err(e);
+                }
+                hold_hello(c, unit, data.len() - pos, d.consumed)?;
+                out.hello = true;
+                return Ok(out);
             } else {
                 queue_fresh(c, unit);
             }
@@ -62,8 +75,12 @@ pub fn ingest(
         if !d.run.is_empty() {
             let run = pos + d.run.start..pos + d.run.end;
             if framing == Framing::Handshake {
-                handshake(c, &data[run], pool, proto)?;
-                out.handshake = true;
+                check_hello(proto, &data[run.clone()])?;
+                let mut hello = pool.get();
+                hello.extend_from_slice(&data[run]);
+                hold_hello(c, hello, data.len() - pos, d.consumed)?;
+                out.hello = true;
+                return Ok(out);
             } else if out.end == out.start {
                 (out.start, out.end) = (run.start, run.end);
             } else {
@@ -84,6 +101,27 @@ fn queue_fresh(c: &mut Conn, buf: Vec<u8>) {
     let chunk = Chunk::Heap { buf, sent: 0 };
     c.held.add(&chunk);
     c.fresh.push_back(chunk);
+}
+
+/// Keeps a complete hello on the connection; `left` bytes of the receive were still unread
+/// before the decoder consumed `consumed` of them.
+fn hold_hello(c: &mut Conn, hello: Vec<u8>, left: usize, consumed: usize) -> Result<(), Error> {
+    c.hello = Some(hello);
+    if left > consumed {
+        return Err(Error::BadHandshake);
+    }
+    Ok(())
+}
+
+/// Answers the hello held on `c` (see [`ingest`]): on success the connection carries records
+/// from now on and the reply is queued on `c.sendq`.
+pub fn answer_hello(c: &mut Conn, pool: &mut BufPool, proto: &ServerConfig) -> Result<(), Error> {
+    let Some(hello) = c.hello.take() else {
+        return Ok(());
+    };
+    let r = handshake(c, &hello, pool, proto);
+    pool.put(hello);
+    r
 }
 
 fn handshake(
@@ -117,7 +155,7 @@ fn handshake(
 mod tests {
     use std::time::Instant;
 
-    use stcp_proto::{Mode, StaticKeypair};
+    use stcp_proto::{ClientConfig, ClientHandshake, Mode, StaticKeypair, FRAME_HEADER_LEN};
 
     use super::*;
 
@@ -127,6 +165,81 @@ mod tests {
         let fd = std::fs::File::open("/dev/null").expect("open /dev/null");
         c.open(fd.into(), Mode::Tcp, 64, now, now);
         c
+    }
+
+    fn stcp_conn() -> Conn {
+        let now = Instant::now();
+        let mut c = Conn::vacant(now);
+        let fd = std::fs::File::open("/dev/null").expect("open /dev/null");
+        c.open(fd.into(), Mode::Stcp, 64, now, now);
+        c
+    }
+
+    fn server_and_hello() -> (ServerConfig, Vec<u8>) {
+        let keys = StaticKeypair::generate([1; 32]);
+        let client = ClientConfig::new(keys.public);
+        let (_, hello) = ClientHandshake::start(&client, [2; 32]).expect("hello");
+        (ServerConfig::new(keys), hello)
+    }
+
+    /// A hello is only held by ingest (no handshake work while receiving); answering it later
+    /// queues the reply and switches the connection to records.
+    #[test]
+    fn a_hello_is_held_then_answered() {
+        let (cfg, hello) = server_and_hello();
+        let mut pool = BufPool::default();
+        let mut c = stcp_conn();
+        // Split across two receives: the decoder reassembles it.
+        let r = ingest(&mut c, &hello[..10], &mut pool, &cfg).unwrap();
+        assert!(!r.hello && c.hello.is_none());
+        let r = ingest(&mut c, &hello[10..], &mut pool, &cfg).unwrap();
+        assert!(r.hello);
+        assert!(c.hello.is_some() && c.sendq.is_empty() && c.crypto.is_none());
+        assert_eq!(c.framing(), Framing::Handshake);
+        answer_hello(&mut c, &mut pool, &cfg).unwrap();
+        assert!(c.hello.is_none() && c.crypto.is_some());
+        assert_eq!(c.sendq.len(), 1, "the reply is queued");
+        assert_eq!(c.framing(), Framing::Records);
+        // Whole in one receive: same.
+        let mut c = stcp_conn();
+        assert!(ingest(&mut c, &hello, &mut pool, &cfg).unwrap().hello);
+        answer_hello(&mut c, &mut pool, &cfg).unwrap();
+        assert_eq!(c.sendq.len(), 1);
+    }
+
+    /// No client can seal a record before the server's reply: bytes after the hello, in the
+    /// same receive or a later one, fail the connection.
+    #[test]
+    fn garbage_hellos_fail_before_being_held() {
+        let (cfg, hello) = server_and_hello();
+        let mut pool = BufPool::default();
+        let mut garbage = hello.clone();
+        garbage[FRAME_HEADER_LEN] ^= 0xff;
+        let mut c = stcp_conn();
+        let e = ingest(&mut c, &garbage, &mut pool, &cfg).unwrap_err();
+        assert!(matches!(e, Error::NotStcp), "{e:?}");
+        assert!(c.hello.is_none());
+        // Split, so the decoder reassembles it: same.
+        let mut c = stcp_conn();
+        ingest(&mut c, &garbage[..7], &mut pool, &cfg).unwrap();
+        let e = ingest(&mut c, &garbage[7..], &mut pool, &cfg).unwrap_err();
+        assert!(matches!(e, Error::NotStcp), "{e:?}");
+        assert!(c.hello.is_none());
+    }
+
+    #[test]
+    fn bytes_after_a_held_hello_fail() {
+        let (cfg, hello) = server_and_hello();
+        let mut pool = BufPool::default();
+        let mut c = stcp_conn();
+        let mut data = hello.clone();
+        data.push(0);
+        let e = ingest(&mut c, &data, &mut pool, &cfg).unwrap_err();
+        assert!(matches!(e, Error::BadHandshake), "{e:?}");
+        let mut c = stcp_conn();
+        assert!(ingest(&mut c, &hello, &mut pool, &cfg).unwrap().hello);
+        let e = ingest(&mut c, &[0], &mut pool, &cfg).unwrap_err();
+        assert!(matches!(e, Error::BadHandshake), "{e:?}");
     }
 
     fn frame(len: usize) -> Vec<u8> {

@@ -119,6 +119,9 @@ impl Worker {
         }
         c.life = Life::Draining;
         c.deadline = Some(self.now + grace);
+        if let Some(hello) = c.hello.take() {
+            self.pool.put(hello);
+        }
         self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
             release(ch, d, &mut self.pool, &mut c.held);
@@ -137,6 +140,9 @@ impl Worker {
         c.life = Life::Aborting;
         // SAFETY: plain syscall on a descriptor this connection owns.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        if let Some(hello) = c.hello.take() {
+            self.pool.put(hello);
+        }
         self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
             release(ch, d, &mut self.pool, &mut c.held);
@@ -207,6 +213,9 @@ impl Worker {
         }
         c.gen = next_gen(c.gen);
         c.crypto = None;
+        if let Some(hello) = c.hello.take() {
+            self.pool.put(hello);
+        }
         self.pool.put(c.decoder.clear());
         while let Some(ch) = c.fresh.pop_front() {
             release(ch, d, &mut self.pool, &mut c.held);

@@ -8,15 +8,18 @@
 //! (`batch.rs`, which submits the replies ready so far whenever a long batch has more crypto
 //! to do), judges end-of-stream, checks deadlines every 100 ms (after the completions, so they
 //! see fresh activity), and queues one send per connection with pending echoes (`send.rs`);
+//! then answers at most a few hellos (`hello.rs`: handshakes after established traffic);
 //! the driver ends the turn by re-arming receives that ran out of buffers and publishing the
 //! buffers given back. The next turn's submit sends the rest with one `io_uring_enter`.
 //!
-//! Files: `conn.rs` (a connection's state), `ingest.rs` (bytes to units), `recv.rs`
-//! (receives and end of stream), `batch.rs` (crypto), `send.rs` (sends and backpressure),
-//! `lifecycle.rs` (accept, deadlines, close), `shutdown.rs` (stopping).
+//! Files: `conn.rs` (a connection's state), `ingest.rs` (bytes to units), `hello.rs` (the
+//! bounded handshake step), `recv.rs` (receives and end of stream), `batch.rs` (crypto),
+//! `send.rs` (sends and backpressure), `lifecycle.rs` (accept, deadlines, close),
+//! `shutdown.rs` (stopping).
 
 mod batch;
 mod conn;
+mod hello;
 mod ingest;
 mod lifecycle;
 mod pool;
@@ -25,6 +28,7 @@ mod send;
 mod shutdown;
 
 use std::{
+    collections::VecDeque,
     io,
     os::fd::{IntoRawFd, RawFd},
     sync::Arc,
@@ -40,7 +44,7 @@ use self::{
     pool::BufPool,
 };
 use super::{Ready, Shared, WorkerListeners};
-use crate::stats::WorkerCounters;
+use crate::{handshake_limit::HandshakeLimiter, stats::WorkerCounters};
 
 /// Timeouts are checked this often.
 const TICK: Duration = Duration::from_millis(100);
@@ -67,6 +71,11 @@ struct Worker {
     flush: Vec<u32>,
     /// Connections whose client sent FIN this iteration.
     eofs: Vec<(u32, u32)>,
+    /// Connections holding a complete hello, in arrival order (slot, generation, already
+    /// counted as deferred): answered by the bounded handshake step (`hello.rs`).
+    hellos: VecDeque<(u32, u32, bool)>,
+    /// `--handshake-rate-per-ip`: this worker's buckets.
+    limiter: Option<HandshakeLimiter>,
     jobs: Vec<Job>,
     now: Instant,
     next_tick: Instant,
@@ -117,6 +126,9 @@ fn setup(
         "io_uring ready"
     );
     let now = Instant::now();
+    let limiter = cfg
+        .handshake_rate_per_ip
+        .map(|rate| HandshakeLimiter::new(rate, now));
     let listeners = listeners
         .into_vec()
         .into_iter()
@@ -138,6 +150,8 @@ fn setup(
         batch: Vec::with_capacity(1024),
         flush: Vec::with_capacity(1024),
         eofs: Vec::new(),
+        hellos: VecDeque::with_capacity(256),
+        limiter,
         jobs: Vec::with_capacity(1024),
         now,
         next_tick: now + TICK,
@@ -169,7 +183,14 @@ impl Worker {
                     return Ok(());
                 }
             }
-            d.turn(self, TICK)?;
+            // Hellos still waiting for the bounded handshake step: look for completions
+            // without sleeping.
+            let wait = if self.hellos.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            d.turn(self, wait)?;
             self.now = Instant::now();
             self.crypto_batch(d)?;
             self.handle_eofs(d)?;
@@ -180,6 +201,12 @@ impl Worker {
                 self.next_tick = self.now + TICK;
             }
             self.flush_sends(d)?;
+            // Established connections' echoes are queued: now a bounded number of handshakes,
+            // whose replies go out with this turn's submissions.
+            if !self.hellos.is_empty() {
+                self.answer_hellos(d)?;
+                self.flush_sends(d)?;
+            }
             d.end_turn(self)?;
         }
     }

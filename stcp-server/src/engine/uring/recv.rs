@@ -123,8 +123,9 @@ impl Worker {
         let result = ingest(c, d.buffers().bytes(&buf), pool, &shared.proto);
         match result {
             Ok(r) => {
-                if r.handshake {
-                    WorkerCounters::add(&self.counters().handshakes, 1);
+                if r.hello {
+                    self.hellos
+                        .push_back((slot as u32, self.conns[slot].gen, false));
                 }
                 if r.frames > 0 {
                     WorkerCounters::add(&self.counters().frames, r.frames);
