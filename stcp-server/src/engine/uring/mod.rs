@@ -5,8 +5,7 @@
 //! Per loop iteration ([`run_worker`]): the driver submits everything queued, waits, and hands
 //! each completion to the worker (accept, receive, send, cancel: [`Worker::on_completion`]); the
 //! worker then opens and reseals every STCP chunk the iteration produced in one batch
-//! (`batch.rs`, which submits the replies ready so far whenever a long batch has more crypto
-//! to do), judges end-of-stream, checks deadlines every 100 ms (after the completions, so they
+//! (`batch.rs`), judges end-of-stream, checks deadlines every 100 ms (after the completions, so they
 //! see fresh activity), and queues one send per connection with pending echoes (`send.rs`);
 //! then answers at most a few hellos (`hello.rs`: handshakes after established traffic);
 //! the driver ends the turn by re-arming receives that ran out of buffers and publishing the
