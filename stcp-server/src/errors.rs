@@ -233,6 +233,26 @@ mod tests {
     }
 
     #[test]
+    fn handshake_kinds_are_distinct_and_about_handshakes() {
+        let mut kinds: Vec<usize> = ErrorKind::HANDSHAKE.iter().map(|&k| k as usize).collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), ErrorKind::HANDSHAKE.len());
+        for k in ErrorKind::HANDSHAKE {
+            let label = k.label();
+            assert!(
+                label.contains("handshake")
+                    || label.contains("psk")
+                    || ["not_stcp", "version_mismatch", "unknown_pattern"].contains(&label),
+                "{label}"
+            );
+        }
+        for k in [ErrorKind::BadTag, ErrorKind::Io, ErrorKind::Truncated] {
+            assert!(!ErrorKind::HANDSHAKE.contains(&k));
+        }
+    }
+
+    #[test]
     fn maps_protocol_errors() {
         assert_eq!(ErrorKind::of(&stcp_proto::Error::BadTag), ErrorKind::BadTag);
         assert_eq!(
