@@ -47,8 +47,8 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_secs(2);
 /// Time a scraper has to take the response.
 pub const RESPONSE_DEADLINE: Duration = Duration::from_secs(2);
 
-/// How often the idle metrics thread looks for a new connection and for the stop flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// Pause after a failed accept (out of descriptors and the like), so that it does not spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// The path served.
 pub const PATH: &str = "/metrics";
@@ -260,16 +260,40 @@ pub fn render(registry: &Registry, out: &mut String) {
     }
 }
 
-/// Starts the metrics thread on `listener`; it serves until `stop` is set.
-pub fn spawn(
+/// The running metrics thread: [`MetricsThread::stop`] ends it.
+pub struct MetricsThread {
+    handle: thread::JoinHandle<()>,
+    /// The thread's listener (a second descriptor for it), to wake a blocked `accept`.
     listener: TcpListener,
-    registry: Registry,
     stop: Arc<AtomicBool>,
-) -> io::Result<thread::JoinHandle<()>> {
-    listener.set_nonblocking(true)?;
-    thread::Builder::new()
-        .name("stcp-metrics".into())
-        .spawn(move || serve(&listener, &registry, &stop))
+}
+
+impl MetricsThread {
+    /// Starts the metrics thread on `listener`. It blocks in `accept` while no one scrapes, so
+    /// an idle endpoint costs no CPU.
+    pub fn spawn(listener: TcpListener, registry: Registry) -> io::Result<MetricsThread> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let waker = listener.try_clone()?;
+        let flag = stop.clone();
+        let handle = thread::Builder::new()
+            .name("stcp-metrics".into())
+            .spawn(move || serve(&listener, &registry, &flag))?;
+        Ok(MetricsThread {
+            handle,
+            listener: waker,
+            stop,
+        })
+    }
+
+    /// Stops the thread and waits for it: a blocked `accept` is woken by shutting the listening
+    /// socket down (Linux ends it with EINVAL); a scrape in progress ends within its deadlines.
+    pub fn stop(self) {
+        self.stop.store(true, Relaxed);
+        if let Err(e) = socket2::SockRef::from(&self.listener).shutdown(Shutdown::Both) {
+            tracing::debug!("metrics listener shutdown: {e}");
+        }
+        let _ = self.handle.join();
+    }
 }
 
 fn serve(listener: &TcpListener, registry: &Registry, stop: &AtomicBool) {
@@ -282,12 +306,12 @@ fn serve(listener: &TcpListener, registry: &Registry, stop: &AtomicBool) {
                     tracing::debug!(%peer, "metrics request failed: {e}");
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) if stop.load(Relaxed) => break,
             Err(e) => {
                 // Out of descriptors and the like: try again later, without spinning.
                 tracing::debug!("metrics accept failed: {e}");
-                thread::sleep(ACCEPT_POLL);
+                thread::sleep(ACCEPT_RETRY);
             }
         }
     }
@@ -400,8 +424,6 @@ fn exchange(
     body: &mut String,
     registry: &Registry,
 ) -> io::Result<()> {
-    // Accepted sockets do not inherit the listener's O_NONBLOCK on Linux; say so anyway.
-    stream.set_nonblocking(false)?;
     let answer = read_head(&mut stream, head, Instant::now() + REQUEST_DEADLINE)?;
     let (status, extra) = match answer {
         Answer::Metrics => {

@@ -17,7 +17,7 @@ use crate::{
     engine::{self, Shared, WorkerListeners},
     errors::ServerError,
     listener::bind_reuseport,
-    metrics::{self, ServerInfo},
+    metrics::{self, MetricsThread, ServerInfo},
     stats::{spawn_reporter, Stats, StatsSnapshot},
 };
 
@@ -52,9 +52,8 @@ pub struct ServerHandle {
     backend: Backend,
     workers: Vec<thread::JoinHandle<std::io::Result<()>>>,
     reporter: Option<thread::JoinHandle<()>>,
-    metrics: Option<thread::JoinHandle<()>>,
-    /// Stops the metrics thread once the workers are done (it serves during their drain).
-    metrics_stop: Arc<AtomicBool>,
+    /// Stopped once the workers are done (it serves during their drain).
+    metrics: Option<MetricsThread>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     started: Instant,
@@ -188,7 +187,6 @@ impl Server {
             }
             _ => None,
         };
-        let metrics_stop = Arc::new(AtomicBool::new(false));
         let metrics = match metrics_listener {
             Some(listener) if failure.is_none() => {
                 let info = ServerInfo {
@@ -196,7 +194,7 @@ impl Server {
                     crypto,
                 };
                 let registry = metrics::registry(stats.clone(), info);
-                match metrics::spawn(listener, registry, metrics_stop.clone()) {
+                match MetricsThread::spawn(listener, registry) {
                     Ok(h) => Some(h),
                     Err(e) => {
                         failure = Some(ServerError::MetricsThread(e));
@@ -214,7 +212,6 @@ impl Server {
             workers,
             reporter,
             metrics,
-            metrics_stop,
             stop,
             stats,
             started: Instant::now(),
@@ -307,12 +304,11 @@ impl ServerHandle {
         // Workers are done: stop the reporter and the metrics thread too (a scrape in progress
         // ends within metrics::REQUEST_DEADLINE and RESPONSE_DEADLINE).
         self.stop.store(true, Ordering::Relaxed);
-        self.metrics_stop.store(true, Ordering::Relaxed);
         if let Some(r) = self.reporter.take() {
             let _ = r.join();
         }
         if let Some(m) = self.metrics.take() {
-            let _ = m.join();
+            m.stop();
         }
         result.map(|()| self.stats.snapshot())
     }
