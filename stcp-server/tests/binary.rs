@@ -268,17 +268,26 @@ fn metrics_flag_serves_prometheus_text_until_sigterm() {
     t.write_all(&frame(b"counted")).unwrap();
     assert_eq!(read_tcp_frame(&mut t).unwrap(), b"counted");
 
-    let mut s = std::net::TcpStream::connect(metrics).unwrap();
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
-    assert!(
-        answer.contains("\nstcp_frames_echoed_total{worker=\"0\"} 1\n"),
-        "{answer}"
-    );
+    // The worker counts the frame once its echo is written, which the client may see first:
+    // scrape until the count shows (bounded).
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let answer = loop {
+        let mut s = std::net::TcpStream::connect(metrics).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        if answer.contains("\nstcp_frames_echoed_total{worker=\"0\"} 1\n") {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the echo is not counted: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(answer.contains("io_backend=\"epoll\""), "{answer}");
     drop(t);
 

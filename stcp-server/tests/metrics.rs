@@ -349,6 +349,8 @@ fn hostile_scrapers_do_not_block_the_next(io: IoBackend) {
     tcp.write_all(&frame(b"still echoing")).unwrap();
     assert_eq!(read_tcp_frame(&mut tcp).unwrap(), b"still echoing");
     drop(tcp);
+    // (The worker counts the frame once its echo is written, which the client may see first.)
+    wait_for(&server, "the echo counted", |s| s.frames == 1);
 
     // The next scrape is answered, once the silent one's deadline has passed.
     let m = scrape(&server);
