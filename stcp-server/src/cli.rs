@@ -16,6 +16,7 @@ Examples:
   stcp-server --io epoll --crypto rustcrypto   force the epoll backend and the RustCrypto AES-GCM
   stcp-server --cores 1 --busy-poll 50us       spin up to 50 µs for completions before sleeping
   stcp-server --handshake-rate-per-ip 50       at most 50 handshakes/s per client address and worker
+  stcp-server --metrics 127.0.0.1:9464         Prometheus metrics at http://127.0.0.1:9464/metrics
   stcp-server keygen ./server.key              new keypair (0600) + ./server.key.pub; prints the public key
   stcp-server genpsk ./stcp.psk                new pre-shared key file (0600)
 
@@ -81,6 +82,10 @@ pub struct Cli {
     /// counted as handshake_rate_limited (default: no limit).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub handshake_rate_per_ip: Option<u32>,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, from a thread of its own,
+    /// one request at a time (default: none).
+    #[arg(long, value_name = "ADDR|none", default_value = "none", value_parser = parse_listen)]
+    pub metrics: Listen,
     /// Print a stats line every second (default: when stderr is a terminal).
     #[arg(long, overrides_with = "no_stats")]
     pub stats: bool,
@@ -185,6 +190,8 @@ mod tests {
             "50us",
             "--handshake-rate-per-ip",
             "20",
+            "--metrics",
+            "127.0.0.1:9464",
         ]);
         assert!(c.listen.0.is_none());
         assert_eq!(c.tcp_listen.0.unwrap().port(), 0);
@@ -195,6 +202,13 @@ mod tests {
         assert_eq!(c.crypto, CryptoBackend::RustCrypto);
         assert_eq!(c.busy_poll, Duration::from_micros(50));
         assert_eq!(c.handshake_rate_per_ip, Some(20));
+        assert_eq!(c.metrics.0.unwrap().port(), 9464);
+        assert!(Cli::parse_from(["stcp-server"]).metrics.0.is_none());
+        assert!(Cli::parse_from(["stcp-server", "--metrics", "none"])
+            .metrics
+            .0
+            .is_none());
+        assert!(Cli::try_parse_from(["stcp-server", "--metrics", "9464"]).is_err());
         assert_eq!(Cli::parse_from(["stcp-server"]).handshake_rate_per_ip, None);
         assert!(Cli::try_parse_from(["stcp-server", "--handshake-rate-per-ip", "0"]).is_err());
         for off in ["off", "0"] {

@@ -102,12 +102,16 @@ pub struct Config {
     /// as a token bucket with bursts of the same size (`None`: no limit, the default). A hello
     /// over the limit closes its connection unanswered, counted as `handshake_rate_limited`.
     pub handshake_rate_per_ip: Option<u32>,
+    /// Serve Prometheus metrics over HTTP at `/metrics` on this address, from a thread of its
+    /// own (`None`: no metrics endpoint, the default). Port 0 picks an ephemeral port
+    /// ([`crate::ServerHandle::metrics_addr`]).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
     /// Defaults: STCP on 127.0.0.1:7443, TCP on 127.0.0.1:7444, every core, 10000 connections,
     /// 16 MiB frames, 10 s handshake timeout, 300 s idle timeout, 64 KiB of buffers per
-    /// connection, no stats thread, no busy poll.
+    /// connection, no stats thread, no busy poll, no metrics endpoint.
     pub fn new(keypair: StaticKeypair) -> Config {
         Config {
             stcp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7443))),
@@ -129,6 +133,7 @@ impl Config {
             close_grace: Duration::from_millis(500),
             busy_poll: Duration::ZERO,
             handshake_rate_per_ip: None,
+            metrics_listen: None,
         }
     }
 

@@ -96,6 +96,23 @@ impl ErrorKind {
         ErrorKind::HandshakeRateLimited,
     ];
 
+    /// The kinds that only a handshake can end in (the server's `handshakes_failed` metric by
+    /// kind). A handshake can also end in a kind not listed here (`io`: the socket failed;
+    /// `truncated`: the client went away before its hello was whole); those count only among
+    /// the errors.
+    pub const HANDSHAKE: [ErrorKind; 10] = [
+        ErrorKind::HandshakeTooLarge,
+        ErrorKind::NotStcp,
+        ErrorKind::VersionMismatch,
+        ErrorKind::UnknownPattern,
+        ErrorKind::PskRequired,
+        ErrorKind::PskNotConfigured,
+        ErrorKind::BadHandshake,
+        ErrorKind::HandshakeAuthFailed,
+        ErrorKind::HandshakeTimeout,
+        ErrorKind::HandshakeRateLimited,
+    ];
+
     /// Short stable label for stats lines and logs.
     pub fn label(self) -> &'static str {
         match self {
@@ -173,6 +190,17 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// The metrics listener could not be created.
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsListen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The metrics thread could not be started.
+    #[error("cannot start the metrics thread: {0}")]
+    MetricsThread(io::Error),
     /// Neither listener is configured.
     #[error("nothing to serve: both the STCP and the TCP listener are turned off")]
     NoListener,
@@ -202,6 +230,26 @@ mod tests {
         labels.sort();
         labels.dedup();
         assert_eq!(labels.len(), ErrorKind::COUNT);
+    }
+
+    #[test]
+    fn handshake_kinds_are_distinct_and_about_handshakes() {
+        let mut kinds: Vec<usize> = ErrorKind::HANDSHAKE.iter().map(|&k| k as usize).collect();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), ErrorKind::HANDSHAKE.len());
+        for k in ErrorKind::HANDSHAKE {
+            let label = k.label();
+            assert!(
+                label.contains("handshake")
+                    || label.contains("psk")
+                    || ["not_stcp", "version_mismatch", "unknown_pattern"].contains(&label),
+                "{label}"
+            );
+        }
+        for k in [ErrorKind::BadTag, ErrorKind::Io, ErrorKind::Truncated] {
+            assert!(!ErrorKind::HANDSHAKE.contains(&k));
+        }
     }
 
     #[test]

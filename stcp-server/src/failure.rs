@@ -45,10 +45,11 @@ pub enum Failure {
     #[error("cannot read the OS random number generator: {0}")]
     Random(getrandom::Error),
     /// The server did not start.
-    #[error("{}", start_message(error, *listen))]
+    #[error("{}", start_message(error, listen))]
     Start {
         error: ServerError,
-        listen: Listeners,
+        /// Boxed: three addresses would make every `Result<_, Failure>` large.
+        listen: Box<Listeners>,
     },
     /// The signal-handling thread did not start.
     #[error("cannot start the signal-handling thread: {0}")]
@@ -63,6 +64,7 @@ pub enum Failure {
 pub struct Listeners {
     pub stcp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Failure {
@@ -93,7 +95,7 @@ impl Failure {
     }
 }
 
-fn start_message(e: &ServerError, listen: Listeners) -> String {
+fn start_message(e: &ServerError, listen: &Listeners) -> String {
     match e {
         ServerError::UringUnavailable(cause) => format!(
             "io_uring is unavailable here: {cause}; use --io epoll (or --io auto, which falls back \
@@ -106,22 +108,9 @@ fn start_message(e: &ServerError, listen: Listeners) -> String {
             } else {
                 "--tcp-listen"
             };
-            match source.kind() {
-                io::ErrorKind::AddrInUse => format!(
-                    "cannot listen on {addr} ({option}): the address is in use, perhaps by another \
-                     stcp-server: stop that process, or give {option} another port (or none)"
-                ),
-                io::ErrorKind::AddrNotAvailable => format!(
-                    "cannot listen on {addr} ({option}): not an address of this machine: give one \
-                     of its addresses, 0.0.0.0 or [::]"
-                ),
-                io::ErrorKind::PermissionDenied => format!(
-                    "cannot listen on {addr} ({option}): permission denied (ports below 1024 need \
-                     privileges): give {option} a port of 1024 or more"
-                ),
-                _ => format!("cannot listen on {addr} ({option}): {source}"),
-            }
+            listen_message(*addr, option, source)
         }
+        ServerError::MetricsListen { addr, source } => listen_message(*addr, "--metrics", source),
         ServerError::Worker { worker, source } => format!(
             "worker {worker} could not start: {source}{}",
             match source.raw_os_error() {
@@ -136,6 +125,25 @@ fn start_message(e: &ServerError, listen: Listeners) -> String {
     }
 }
 
+/// Why `addr`, given with `option`, cannot be listened on, and what to do.
+fn listen_message(addr: SocketAddr, option: &str, source: &io::Error) -> String {
+    match source.kind() {
+        io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {addr} ({option}): the address is in use, perhaps by another \
+             stcp-server: stop that process, or give {option} another port (or none)"
+        ),
+        io::ErrorKind::AddrNotAvailable => format!(
+            "cannot listen on {addr} ({option}): not an address of this machine: give one \
+             of its addresses, 0.0.0.0 or [::]"
+        ),
+        io::ErrorKind::PermissionDenied => format!(
+            "cannot listen on {addr} ({option}): permission denied (ports below 1024 need \
+             privileges): give {option} a port of 1024 or more"
+        ),
+        _ => format!("cannot listen on {addr} ({option}): {source}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +152,7 @@ mod tests {
         Listeners {
             stcp: Some("127.0.0.1:7443".parse().unwrap()),
             tcp: Some("127.0.0.1:7444".parse().unwrap()),
+            metrics: Some("127.0.0.1:9464".parse().unwrap()),
         }
     }
 
@@ -155,7 +164,7 @@ mod tests {
         };
         let f = Failure::Start {
             error: e,
-            listen: listeners(),
+            listen: Box::new(listeners()),
         };
         assert_eq!(
             f.to_string(),
@@ -166,10 +175,27 @@ mod tests {
     }
 
     #[test]
+    fn a_metrics_port_in_use_names_its_option() {
+        let f = Failure::Start {
+            error: ServerError::MetricsListen {
+                addr: "127.0.0.1:9464".parse().unwrap(),
+                source: io::Error::from(io::ErrorKind::AddrInUse),
+            },
+            listen: Box::new(listeners()),
+        };
+        assert_eq!(
+            f.to_string(),
+            "cannot listen on 127.0.0.1:9464 (--metrics): the address is in use, perhaps by \
+             another stcp-server: stop that process, or give --metrics another port (or none)"
+        );
+        assert_eq!(f.exit_status(), exit::CANNOT_START);
+    }
+
+    #[test]
     fn io_uring_refused_says_how_to_fall_back() {
         let f = Failure::Start {
             error: ServerError::UringUnavailable(stcp_engine::Unavailable::PermissionDenied),
-            listen: listeners(),
+            listen: Box::new(listeners()),
         };
         let m = f.to_string();
         assert!(m.contains("seccomp") && m.contains("--io epoll"), "{m}");

@@ -1,6 +1,7 @@
 //! stcp-server: a thread-per-core echo server for STCP (Noise-secured records) and raw framed TCP,
 //! on io_uring with an epoll (tokio) fallback. Also a library: [`Server::start`] runs it in-process
 //! and returns a [`ServerHandle`] with the bound addresses, counters, `stop()` and `join()`.
+//! [`metrics`] serves the counters to Prometheus (`Config::metrics_listen`).
 //!
 //! ```no_run
 //! use stcp_server::{Config, Server};
@@ -26,6 +27,7 @@ pub mod fd_limit;
 pub mod handshake_limit;
 pub mod listener;
 pub mod messages;
+pub mod metrics;
 mod ratelog;
 pub mod server;
 pub mod stats;

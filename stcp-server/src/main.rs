@@ -73,6 +73,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let listen = Listeners {
         stcp: cli.listen.0,
         tcp: cli.tcp_listen.0,
+        metrics: cli.metrics.0,
     };
     check_listeners(listen)?;
 
@@ -121,6 +122,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         stats_interval: stats.then_some(Duration::from_secs(1)),
         busy_poll: cli.busy_poll,
         handshake_rate_per_ip: cli.handshake_rate_per_ip,
+        metrics_listen: listen.metrics,
         ..Config::new(keypair)
     };
 
@@ -130,18 +132,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // SAFETY: `set` is a valid, initialised sigset_t; blocking signals is per-thread state.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
-    let server = Server::start(config).map_err(|error| Failure::Start { error, listen })?;
+    let server = Server::start(config).map_err(|error| Failure::Start {
+        error,
+        listen: Box::new(listen),
+    })?;
     let busy_poll = match (cli.busy_poll.is_zero(), server.backend()) {
         (true, _) => String::new(),
         (false, Backend::Uring) => format!(", busy poll {:?}", cli.busy_poll),
         (false, Backend::Epoll) => " (--busy-poll is ignored by epoll)".into(),
     };
     eprintln!(
-        "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {}",
+        "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {}{}",
         workers,
         server.backend().name(),
         server.stcp_addr().map_or("off".into(), |a| a.to_string()),
         server.tcp_addr().map_or("off".into(), |a| a.to_string()),
+        server
+            .metrics_addr()
+            .map_or(String::new(), |a| format!(" | metrics http://{a}/metrics")),
     );
     let stopper = server.stopper();
     std::thread::Builder::new()
@@ -176,6 +184,15 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 /// Listener options that parse but cannot work together.
 fn check_listeners(listen: Listeners) -> Result<(), Failure> {
+    if let Some(m) = listen.metrics.filter(|m| m.port() != 0) {
+        for (option, addr) in [("--listen", listen.stcp), ("--tcp-listen", listen.tcp)] {
+            if addr == Some(m) {
+                return Err(Failure::Usage(format!(
+                    "--metrics and {option} are both {m}: give each its own port"
+                )));
+            }
+        }
+    }
     match (listen.stcp, listen.tcp) {
         (None, None) => Err(Failure::Usage(
             "--listen and --tcp-listen are both none: nothing to serve; give at least one address"

@@ -3,7 +3,7 @@
 //! thread per core is started on the chosen io backend.
 
 use std::{
-    net::SocketAddr,
+    net::{SocketAddr, TcpListener},
     sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc, Arc,
@@ -17,6 +17,7 @@ use crate::{
     engine::{self, Shared, WorkerListeners},
     errors::ServerError,
     listener::bind_reuseport,
+    metrics::{self, MetricsThread, ServerInfo},
     stats::{spawn_reporter, Stats, StatsSnapshot},
 };
 
@@ -47,9 +48,12 @@ pub struct Server;
 pub struct ServerHandle {
     stcp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     backend: Backend,
     workers: Vec<thread::JoinHandle<std::io::Result<()>>>,
     reporter: Option<thread::JoinHandle<()>>,
+    /// Stopped once the workers are done (it serves during their drain).
+    metrics: Option<MetricsThread>,
     stop: Arc<AtomicBool>,
     stats: Arc<Stats>,
     started: Instant,
@@ -99,6 +103,19 @@ impl Server {
         };
         let (stcp_ls, stcp_addr) = bind(config.stcp_listen)?;
         let (tcp_ls, tcp_addr) = bind(config.tcp_listen)?;
+        let (metrics_listener, metrics_addr) = match config.metrics_listen {
+            None => (None, None),
+            Some(addr) => {
+                let bound = TcpListener::bind(addr).and_then(|l| {
+                    let local = l.local_addr()?;
+                    Ok((l, local))
+                });
+                let (l, local) =
+                    bound.map_err(|source| ServerError::MetricsListen { addr, source })?;
+                (Some(l), Some(local))
+            }
+        };
+        let crypto = config.crypto;
 
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Stats::new(n));
@@ -170,12 +187,31 @@ impl Server {
             }
             _ => None,
         };
+        let metrics = match metrics_listener {
+            Some(listener) if failure.is_none() => {
+                let info = ServerInfo {
+                    io: backend,
+                    crypto,
+                };
+                let registry = metrics::registry(stats.clone(), info);
+                match MetricsThread::spawn(listener, registry) {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        failure = Some(ServerError::MetricsThread(e));
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
         let handle = ServerHandle {
             stcp_addr,
             tcp_addr,
+            metrics_addr,
             backend,
             workers,
             reporter,
+            metrics,
             stop,
             stats,
             started: Instant::now(),
@@ -191,6 +227,7 @@ impl Server {
                     workers = n,
                     stcp = ?stcp_addr,
                     tcp = ?tcp_addr,
+                    metrics = ?metrics_addr,
                     "stcp-server started"
                 );
                 Ok(handle)
@@ -208,6 +245,12 @@ impl ServerHandle {
     /// Bound address of the raw TCP listener.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// Bound address of the metrics endpoint (`http://ADDR/metrics`), when
+    /// [`Config::metrics_listen`] asked for one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The io backend in use.
@@ -258,10 +301,14 @@ impl ServerHandle {
                 Err(_) => result = result.and(Err(ServerError::WorkerPanicked(i))),
             }
         }
-        // Workers are done: stop the reporter too.
+        // Workers are done: stop the reporter and the metrics thread too (a scrape in progress
+        // ends within metrics::REQUEST_DEADLINE and RESPONSE_DEADLINE).
         self.stop.store(true, Ordering::Relaxed);
         if let Some(r) = self.reporter.take() {
             let _ = r.join();
+        }
+        if let Some(m) = self.metrics.take() {
+            m.stop();
         }
         result.map(|()| self.stats.snapshot())
     }

@@ -1,6 +1,6 @@
 //! Counters: one cache-line-aligned block of atomics per worker, written only by that worker
-//! (relaxed adds, no locks, no sharing between workers) and summed by readers: the once-a-second
-//! stats line, the exit summary, tests.
+//! (relaxed adds, no locks, no sharing between workers) and read by others: summed for the
+//! once-a-second stats line, the exit summary and tests, per worker for the metrics endpoint.
 
 use std::{
     fmt::Write as _,
@@ -26,9 +26,9 @@ pub struct WorkerCounters {
     pub closed: AtomicU64,
     /// STCP handshakes completed.
     pub handshakes: AtomicU64,
-    /// Frames echoed.
     /// Hellos that waited for a later loop iteration's bounded handshake step.
     pub handshakes_deferred: AtomicU64,
+    /// Frames echoed.
     pub frames: AtomicU64,
     /// Bytes received (wire bytes: headers, tags and payload).
     pub bytes_in: AtomicU64,
@@ -69,6 +69,30 @@ impl WorkerCounters {
     pub fn error(&self, kind: ErrorKind) {
         self.errors[kind as usize].fetch_add(1, Relaxed);
     }
+
+    /// This worker's counters now (relaxed loads: each value is one the worker wrote, read
+    /// without stopping it; `closed` is read before `accepted`, so `open()` never goes below 0).
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let closed = self.closed.load(Relaxed);
+        let mut s = StatsSnapshot {
+            accepted: self.accepted.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+            closed,
+            handshakes: self.handshakes.load(Relaxed),
+            handshakes_deferred: self.handshakes_deferred.load(Relaxed),
+            frames: self.frames.load(Relaxed),
+            bytes_in: self.bytes_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            ring_starved: self.ring_starved.load(Relaxed),
+            conn_buffer_bytes: self.conn_buffer_bytes.load(Relaxed),
+            pool_idle_bytes: self.pool_idle_bytes.load(Relaxed),
+            errors: [0; ErrorKind::COUNT],
+        };
+        for (acc, e) in s.errors.iter_mut().zip(&self.errors) {
+            *acc = e.load(Relaxed);
+        }
+        s
+    }
 }
 
 /// Every worker's counters.
@@ -90,23 +114,33 @@ impl Stats {
         &self.workers[i]
     }
 
+    /// How many workers there are.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Each worker's counters now, in worker order (what the metrics endpoint exports).
+    pub fn per_worker(&self) -> impl Iterator<Item = StatsSnapshot> + '_ {
+        self.workers.iter().map(WorkerCounters::snapshot)
+    }
+
     /// Sums every worker's counters.
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut s = StatsSnapshot::default();
-        for w in &self.workers {
-            s.accepted += w.accepted.load(Relaxed);
-            s.refused += w.refused.load(Relaxed);
-            s.closed += w.closed.load(Relaxed);
-            s.handshakes += w.handshakes.load(Relaxed);
-            s.handshakes_deferred += w.handshakes_deferred.load(Relaxed);
-            s.frames += w.frames.load(Relaxed);
-            s.bytes_in += w.bytes_in.load(Relaxed);
-            s.bytes_out += w.bytes_out.load(Relaxed);
-            s.ring_starved += w.ring_starved.load(Relaxed);
-            s.conn_buffer_bytes += w.conn_buffer_bytes.load(Relaxed);
-            s.pool_idle_bytes += w.pool_idle_bytes.load(Relaxed);
+        for w in self.per_worker() {
+            s.accepted += w.accepted;
+            s.refused += w.refused;
+            s.closed += w.closed;
+            s.handshakes += w.handshakes;
+            s.handshakes_deferred += w.handshakes_deferred;
+            s.frames += w.frames;
+            s.bytes_in += w.bytes_in;
+            s.bytes_out += w.bytes_out;
+            s.ring_starved += w.ring_starved;
+            s.conn_buffer_bytes += w.conn_buffer_bytes;
+            s.pool_idle_bytes += w.pool_idle_bytes;
             for (acc, e) in s.errors.iter_mut().zip(&w.errors) {
-                *acc += e.load(Relaxed);
+                *acc += e;
             }
         }
         s
@@ -124,9 +158,9 @@ pub struct StatsSnapshot {
     pub closed: u64,
     /// STCP handshakes completed.
     pub handshakes: u64,
-    /// Frames echoed.
     /// Hellos that waited for a later loop iteration's bounded handshake step (io_uring).
     pub handshakes_deferred: u64,
+    /// Frames echoed.
     pub frames: u64,
     /// Wire bytes received.
     pub bytes_in: u64,

@@ -236,3 +236,95 @@ fn sigterm_stops_the_server_even_when_its_stderr_is_gone() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn metrics_flag_serves_prometheus_text_until_sigterm() {
+    let dir = tmp_dir("metrics");
+    let child = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--tcp-listen", "127.0.0.1:0"])
+        .args(["--metrics", "127.0.0.1:0", "--cores", "1", "--no-stats"])
+        .args(["--io", "epoll", "--key"])
+        .arg(dir.join("server.key"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stcp-server");
+    let mut guard = Guard(child);
+    let mut stderr = BufReader::new(guard.0.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("workers on") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "no start line");
+    }
+    // "... | metrics http://127.0.0.1:PORT/metrics"
+    let metrics: SocketAddr = line
+        .split("metrics http://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no metrics address in {line:?}"));
+    let tcp = addr_after(&line, "| TCP ").expect("TCP address");
+    let mut t = tcp_connect(tcp);
+    t.write_all(&frame(b"counted")).unwrap();
+    assert_eq!(read_tcp_frame(&mut t).unwrap(), b"counted");
+
+    // The worker counts the frame once its echo is written, which the client may see first:
+    // scrape until the count shows (bounded).
+    let deadline = Instant::now() + IO_TIMEOUT;
+    let answer = loop {
+        let mut s = std::net::TcpStream::connect(metrics).unwrap();
+        s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut s, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        if answer.contains("\nstcp_frames_echoed_total{worker=\"0\"} 1\n") {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the echo is not counted: {answer}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(answer.contains("io_backend=\"epoll\""), "{answer}");
+    drop(t);
+
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(guard.0.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(5), "still running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status}");
+    assert!(
+        std::net::TcpStream::connect(metrics).is_err(),
+        "metrics served after exit"
+    );
+
+    // One port for two listeners is refused as bad usage.
+    let clash = Command::new(BIN)
+        .args([
+            "--listen",
+            "127.0.0.1:17443",
+            "--metrics",
+            "127.0.0.1:17443",
+        ])
+        .arg("--key")
+        .arg(dir.join("server.key"))
+        .output()
+        .unwrap();
+    assert_eq!(clash.status.code(), Some(2), "{clash:?}");
+    assert!(
+        String::from_utf8_lossy(&clash.stderr).contains("--metrics and --listen are both"),
+        "{clash:?}"
+    );
+}
