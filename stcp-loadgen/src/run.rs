@@ -437,7 +437,7 @@ pub fn measure(
     };
     if !args.quiet {
         eprintln!(
-            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}{}warm-up {}, measuring {}",
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}{}warm-up {}, measuring {}{}",
             args.mode.name(),
             report::size_label(args.payload as u64),
             args.clients,
@@ -453,7 +453,10 @@ pub fn measure(
                 (None, _) => String::new(),
             },
             summary::duration_label(args.warmup),
-            summary::duration_label(args.duration)
+            summary::duration_label(args.duration),
+            args.start_at
+                .map(|at| format!(" from {}", crate::start_at::label(at)))
+                .unwrap_or_default()
         );
     }
 

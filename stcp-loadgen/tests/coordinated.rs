@@ -105,11 +105,12 @@ fn a_start_already_past_is_refused_before_any_load() {
 fn a_start_missed_while_connecting_is_refused_without_load() {
     let dir = fresh_dir("start-missed");
     let out = dir.join("out");
-    // Four connections at 2 per second take 1.5 s to set up; the start is 0.7 s away.
-    let at = unix_ms_in(Duration::from_millis(700));
+    // Four connections at 1 per second take 3 s to set up; the start is 2 s away (room for the
+    // process to start on a busy machine, and still far short of the connecting time).
+    let at = unix_ms_in(Duration::from_secs(2));
     let output = loadgen()
         .args(["--mode", "tcp", "--clients", "4", "--threads", "1"])
-        .args(["--connect-rate", "2", "--warmup", "0s", "--quiet"])
+        .args(["--connect-rate", "1", "--warmup", "0s", "--quiet"])
         .args(["--start-at", &at.to_string()])
         .arg("--out")
         .arg(&out)
@@ -127,7 +128,7 @@ fn a_start_missed_while_connecting_is_refused_without_load() {
 #[test]
 fn a_near_start_is_kept_and_its_skew_recorded() {
     let dir = fresh_dir("start-near");
-    let lead = Duration::from_millis(2_500);
+    let lead = Duration::from_secs(3);
     let at = unix_ms_in(lead);
     let (output, report) = common::run(
         &[
@@ -191,7 +192,7 @@ fn two_generators_with_one_start_merge_into_their_sum() {
     let target = server.stcp_addr().unwrap().to_string();
     let key = dir.join("server.key.pub");
     let parts = dir.join("parts");
-    let at = unix_ms_in(Duration::from_secs(3));
+    let at = unix_ms_in(Duration::from_secs(4));
     let children: Vec<Child> = (0..2)
         .map(|_| spawn_generator(&target, &key, at, &parts))
         .collect();
