@@ -202,8 +202,11 @@ LIMIT=$((LEAD + 1 + SECONDS_MEASURED + 30))
 for i in $(seq 1 "$N"); do
     key=()
     [ "$MODE" = stcp ] && key=(--server-key "$TMP/server.key.pub")
+    # Each generator is a host of its own: its network namespace, and a UTS namespace whose
+    # hostname (stcp-gen<i>) its report records.
     setsid timeout --signal=INT --kill-after=10 "$LIMIT" \
-        ip netns exec "$(gen_ns "$i")" "$BIN/stcp-loadgen" \
+        ip netns exec "$(gen_ns "$i")" unshare --uts \
+        sh -c 'hostname "$1" && shift && exec "$@"' sh "stcp-gen$i" "$BIN/stcp-loadgen" \
         --target "$SRV_ADDR:$PORT" --mode "$MODE" "${key[@]}" \
         --payload "$PAYLOAD" --clients "$CLIENTS" --threads 1 \
         --warmup "$WARMUP" --duration "${SECONDS_MEASURED}s" \
@@ -250,4 +253,16 @@ if [ "${#MERGED[@]}" -ne 1 ]; then
 fi
 "$BIN/examples/merge_check" "${MERGED[0]}" "${PARTS[@]}" ||
     { log "FAILED: the merged report is not the sum of its parts"; exit 1; }
+python3 - "${MERGED[0]}" "$N" <<'PY' >&2
+import json, sys
+merged, n = json.load(open(sys.argv[1])), int(sys.argv[2])
+hosts = sorted(s["hostname"] for s in merged["sources"])
+want = sorted(f"stcp-gen{i}" for i in range(1, n + 1))
+if hosts != want:
+    sys.exit(f"netns-cluster: FAILED: the merged sources name the hosts {hosts}, not {want}")
+s = merged["start"]
+print(f"netns-cluster: merged {len(hosts)} hosts ({', '.join(hosts)}): "
+      f"{merged['results']['requests']} requests, p99 {merged['results']['latency']['p99_us']:.0f} us, "
+      f"largest skew {s['skew_us']:.0f} us, every thread of every host within {s['threads_spread_us']:.0f} us")
+PY
 log "merged report: ${MERGED[0]}"
