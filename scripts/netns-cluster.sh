@@ -130,7 +130,7 @@ if [ "$BUILD" -eq 1 ]; then
     log "building $PROFILE binaries"
     flag=()
     [ "$PROFILE" = release ] && flag=(--release)
-    (cd "$ROOT" && cargo build "${flag[@]}" --quiet -p stcp-server -p stcp-loadgen --example merge_check)
+    (cd "$ROOT" && cargo build "${flag[@]}" --quiet -p stcp-server -p stcp-loadgen --bins --example merge_check)
 fi
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"
 for b in stcp-server stcp-loadgen examples/merge_check; do

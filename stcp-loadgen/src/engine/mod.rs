@@ -287,12 +287,10 @@ pub fn run(
     // How long the measured interval really lasted, and why it was cut short if it was.
     // Ctrl-C after the measured interval (while draining) does not cut anything short.
     let interrupted_at = interrupted_at.filter(|at| *at < end);
-    let cut_at = if missed_start.is_some() {
-        Some(measure_start)
-    } else {
-        None
-    };
-    let cut_at = cut_at
+    // A missed start measured nothing.
+    let cut_at = missed_start
+        .as_ref()
+        .map(|_| measure_start)
         .or(interrupted_at)
         .or((last_finish < end).then_some(last_finish));
     let measured = match cut_at {
