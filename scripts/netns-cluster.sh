@@ -225,7 +225,10 @@ done
 GEN_PIDS=()
 [ "$failed" -eq 0 ] || exit 1
 
-mapfile -t PARTS < <(find "$OUT/parts" -maxdepth 1 -name '*.json' | sort)
+# From inside the output directory, so the merged report names its sources parts/<file>, a path
+# that stays true wherever the directory is copied.
+cd "$OUT"
+mapfile -t PARTS < <(find parts -maxdepth 1 -name '*.json' | sort)
 if [ "${#PARTS[@]}" -ne "$N" ]; then
     log "expected $N reports in $OUT/parts, found ${#PARTS[@]}"
     exit 1
@@ -244,9 +247,9 @@ if r["partial"] or r["results"]["errors_total"]:
 PY
 done
 
-"$BIN/stcp-loadgen" merge "$OUT/parts" --out "$OUT/merged" >"$OUT/merge.log" 2>&1 ||
-    { log "stcp-loadgen merge failed:"; cat "$OUT/merge.log" >&2; exit 1; }
-mapfile -t MERGED < <(find "$OUT/merged" -maxdepth 1 -name 'merged-*.json')
+"$BIN/stcp-loadgen" merge parts --out merged >merge.log 2>&1 ||
+    { log "stcp-loadgen merge failed:"; cat merge.log >&2; exit 1; }
+mapfile -t MERGED < <(find merged -maxdepth 1 -name 'merged-*.json')
 if [ "${#MERGED[@]}" -ne 1 ]; then
     log "expected one merged report in $OUT/merged, found ${#MERGED[@]}"
     exit 1
@@ -265,4 +268,4 @@ print(f"netns-cluster: merged {len(hosts)} hosts ({', '.join(hosts)}): "
       f"{merged['results']['requests']} requests, p99 {merged['results']['latency']['p99_us']:.0f} us, "
       f"largest skew {s['skew_us']:.0f} us, every thread of every host within {s['threads_spread_us']:.0f} us")
 PY
-log "merged report: ${MERGED[0]}"
+log "merged report: $OUT/${MERGED[0]}"

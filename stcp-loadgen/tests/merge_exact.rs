@@ -308,3 +308,34 @@ fn a_directory_gives_every_run_report_in_it_and_leaves_out_the_rest() {
         Err(MergeError::TooFew { found: 1, .. })
     ));
 }
+
+#[test]
+fn the_merge_command_refuses_a_directory_of_reports_that_do_not_belong_together() {
+    let dir = common::fresh_dir("merge-refused");
+    let a = started("a", 1_000, 0, 10);
+    let mut b = started("b", 1_000, 0, 10);
+    b.configuration.payload_bytes = 4096;
+    a.write_as(&dir, "host-a.json").unwrap();
+    b.write_as(&dir, "host-b.json").unwrap();
+    let out = dir.join("merged");
+    let output = common::loadgen()
+        .arg("merge")
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(stcp_loadgen::run::exit::CANNOT_START)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("host-a.json")
+            && stderr.contains("host-b.json")
+            && stderr.contains("payload_bytes differs (256 against 4096)"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no merged report");
+}
