@@ -65,6 +65,11 @@ pub enum MergeError {
         host: String,
         at: String,
     },
+    #[error(
+        "{file}: its series begins {shift} s after the earliest report's, further than any \
+         measured interval lasts: its start section does not match its measured interval"
+    )]
+    SeriesStart { file: String, shift: u64 },
     #[error("{file}: {source}")]
     Histogram {
         file: String,
@@ -167,6 +172,28 @@ fn merge_with(reports: &[(PathBuf, Report)], concurrent: bool) -> Result<Report,
         .as_ref()
         .filter(|_| concurrent)
         .and_then(|s| s.iter().map(|t| t.series_start_unix_s).min());
+    // Overlapping intervals begin within the longest of them of each other: a series shifted
+    // further comes from a start section that does not match its report (and would pad the
+    // merged series without bound).
+    let longest = reports
+        .iter()
+        .map(|(_, r)| r.results.measured_seconds.max(0.0).ceil() as u64)
+        .max()
+        .unwrap_or(0);
+    if let Some(base) = base {
+        for (file, r) in reports {
+            let shift = r
+                .start
+                .as_ref()
+                .map_or(0, |s| s.series_start_unix_s.saturating_sub(base));
+            if shift > longest + 1 {
+                return Err(MergeError::SeriesStart {
+                    file: file.display().to_string(),
+                    shift,
+                });
+            }
+        }
+    }
     let decode = |file: &PathBuf, r: &Report| -> Result<Measurement, MergeError> {
         let mut m = r.measurement().map_err(|source| MergeError::Histogram {
             file: file.display().to_string(),

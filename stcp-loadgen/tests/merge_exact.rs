@@ -238,6 +238,11 @@ fn intervals_that_do_not_overlap_and_runs_given_twice_are_refused() {
     );
     // Half a second apart, they overlap.
     assert!(merge(&named(vec![a.clone(), started("b", 1_001, 500, 10)])).is_ok());
+    // A series start that does not match the measured interval is refused, not padded.
+    let mut odd = started("b", 1_000, 0, 10);
+    odd.start.as_mut().unwrap().series_start_unix_s = u64::MAX;
+    let e = merge(&named(vec![a.clone(), odd])).unwrap_err();
+    assert!(matches!(e, MergeError::SeriesStart { .. }), "{e}");
     let e = merge(&named(vec![a.clone(), a.clone()])).unwrap_err();
     assert!(matches!(e, MergeError::SameRun { .. }), "{e}");
     // Also when the run is inside a merge given beside it.
