@@ -32,8 +32,12 @@ Examples:
       CPU per handshake); --requests-per-conn 0 handshakes and closes without an echo
   stcp-loadgen --requests-per-conn 10 --clients 64 --rate 2000
       open-loop churn: 2000 new connections/s, 10 echoes each, at most 64 at a time
+  stcp-loadgen --target 10.0.0.2:7443 --server-key k.pub --clients 50 --start-at 2026-12-02T16:00:00Z
+      one of several load hosts given the same start: connect now, measure from 16:00:00 UTC
   stcp-loadgen merge results/a.json results/b.json --out results/
       combine reports from several client machines, with exact percentiles
+  stcp-loadgen merge results/cluster --out results/
+      every run report in a directory (they must have measured the same workload at the same time)
   stcp-loadgen sweep --payload 256 --clients 50
       latency against offered load, TCP and STCP: each mode's capacity under a p99 of 1 ms
 
@@ -44,7 +48,8 @@ log level (default warn); logs are coloured only on a terminal, never with NO_CO
 Exit status: 0 when errors stay within --max-errors, 1 when they do not, 2 on bad usage, 3 when
 the run was cut short or never got going (Ctrl-C, every connection lost, no connection set up;
 the report is written, marked partial), 4 when it could not start (key or PSK file, target,
-io_uring, open-file limit, report directory; no report), 130 on a second Ctrl-C.";
+io_uring, open-file limit, report directory, a --start-at past or missed; no report), 130 on a
+second Ctrl-C.";
 
 /// Matched io_uring load generator for STCP and raw TCP echo.
 #[derive(Debug, Parser)]
@@ -151,6 +156,19 @@ mod tests {
             Some(Command::Merge(m)) => assert_eq!(m.reports.len(), 2),
             _ => panic!("merge not recognised"),
         }
+        // One directory is enough (it holds the reports); none is not.
+        assert!(parse(&["merge", "results/cluster"]).is_ok());
+        assert!(parse(&["merge"]).is_err());
+    }
+
+    #[test]
+    fn start_at_takes_rfc3339_and_unix_milliseconds() {
+        let a = parse(&["--start-at", "2026-12-02T16:00:00Z"]).unwrap();
+        let b = parse(&["--start-at", "1796227200000"]).unwrap();
+        assert!(a.run.start_at.is_some());
+        assert_eq!(a.run.start_at, b.run.start_at);
+        assert!(parse(&["--start-at", "16:00"]).is_err());
+        assert!(parse(&[]).unwrap().run.start_at.is_none());
     }
 
     #[test]

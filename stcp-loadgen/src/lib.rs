@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod server_under_test;
+pub mod start_at;
 pub mod stats;
 pub mod stream;
 pub mod suite;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use stcp_loadgen::cli::{Cli, Command};
-use stcp_loadgen::{merge, render, report, run, stream, suite, sweep};
+use stcp_loadgen::{merge, render, run, stream, suite, sweep};
 
 fn main() -> ExitCode {
     stcp_server::messages::init_logging("warn");
@@ -48,16 +48,18 @@ fn merge_command(args: &merge::MergeArgs) -> i32 {
         }
         return merge_sweeps(args);
     }
-    let mut reports = Vec::with_capacity(args.reports.len());
-    for path in &args.reports {
-        match report::Report::read(path) {
-            Ok(r) => reports.push((path.clone(), r)),
-            Err(e) => {
-                eprintln!("stcp-loadgen merge: {e}");
-                return run::exit::CANNOT_START;
+    let reports = match merge::collect(&args.reports) {
+        Ok((reports, notes)) => {
+            for note in notes {
+                eprintln!("stcp-loadgen merge: {note}");
             }
+            reports
         }
-    }
+        Err(e) => {
+            eprintln!("stcp-loadgen merge: {e}");
+            return run::exit::CANNOT_START;
+        }
+    };
     let merged = match merge::merge(&reports) {
         Ok(m) => m,
         Err(e) => {

@@ -67,6 +67,46 @@ pub struct Report {
     /// For a merged report: the reports combined. Empty for a single run.
     #[serde(default)]
     pub sources: Vec<Source>,
+    /// When the measured interval began: intended (`--start-at`) and real, by the wall clock.
+    /// Null when it never began (no connection, or cut short in the warm-up), and in reports
+    /// written before this field existed.
+    #[serde(default)]
+    pub start: Option<StartTiming>,
+}
+
+/// When the measured interval began (see docs/REPORT.md). In a merged report: the earliest real
+/// start of its sources, the skew of largest magnitude among them, and the spread over every
+/// source's threads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StartTiming {
+    /// `--start-at`, RFC 3339 UTC with milliseconds; null without it (in a merge: unless every
+    /// source had the same).
+    pub intended_at: Option<String>,
+    /// The same, nanoseconds since the Unix epoch.
+    pub intended_unix_ns: Option<u64>,
+    /// When the first client thread entered the measured interval, by its wall clock.
+    pub actual_at: String,
+    /// The same, nanoseconds since the Unix epoch.
+    pub actual_unix_ns: u64,
+    /// actual - intended in microseconds (positive: late); null without --start-at.
+    pub skew_us: Option<f64>,
+    /// Last client thread's entry into the measured interval minus the first one's, microseconds.
+    pub threads_spread_us: f64,
+    /// From the start of the load engine to every connection set up (connect and handshake),
+    /// seconds: the least a --start-at must lie ahead, with the warm-up.
+    pub connecting_seconds: f64,
+    /// The Unix second `series[0]` covers: the intended start (else the real one) rounded to the
+    /// nearest second. `series[i]` covers second `series_start_unix_s + i`; `merge` adds series
+    /// by it.
+    pub series_start_unix_s: u64,
+}
+
+impl StartTiming {
+    /// The end of the measured interval, nanoseconds since the Unix epoch.
+    pub fn end_unix_ns(&self, measured_seconds: f64) -> u64 {
+        self.actual_unix_ns
+            .saturating_add((measured_seconds.max(0.0) * 1e9) as u64)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -249,6 +289,15 @@ pub struct Source {
     pub started_at: String,
     pub clients: u64,
     pub partial: bool,
+    /// That run's start timing (null for runs written before it existed).
+    #[serde(default)]
+    pub start: Option<StartTiming>,
+    /// That run's measured interval, seconds (0 for runs written before it was listed).
+    #[serde(default)]
+    pub measured_seconds: f64,
+    /// That run's requests (0 for runs written before it was listed).
+    #[serde(default)]
+    pub requests: u64,
 }
 
 /// Throughput as the seed counts it: payload × 2 × requests/s, in 10^6 bytes per second.
@@ -389,6 +438,7 @@ impl Report {
                 connect: Some(hist_codec::encode(&m.connect)),
             },
             sources,
+            start: None,
         }
     }
 

@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use stcp_proto::{ClientConfig, CryptoBackend, Mode};
@@ -76,6 +76,8 @@ pub enum StartError {
     Uring(stcp_engine::Unavailable),
     #[error("{0}")]
     Descriptors(#[from] FdShortage),
+    #[error("{0}")]
+    StartAt(#[from] crate::start_at::StartAtError),
 }
 
 impl StartError {
@@ -162,6 +164,13 @@ pub struct RunArgs {
     /// what is measured; the report records it.
     #[arg(long, value_parser = parse_busy_poll, default_value = "off", value_name = "DURATION|off")]
     pub busy_poll: Duration,
+    /// Coordinated start: connect and handshake at once, then begin the warm-up so that the
+    /// measured interval begins exactly at TIME (RFC 3339, 2026-12-02T16:00:00Z, or Unix
+    /// milliseconds). Give every load host the same TIME, a few seconds ahead, and merge their
+    /// reports. A TIME already past, or too near to connect and warm up, is refused before any
+    /// load. The report records the intended start, the real one and the skew.
+    #[arg(long, value_parser = crate::start_at::parse, value_name = "TIME")]
+    pub start_at: Option<SystemTime>,
     /// Errors tolerated before the exit status says failure.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
@@ -238,6 +247,9 @@ impl RunArgs {
 /// Runs a load test (`stcp-loadgen [RUN OPTIONS]`); returns the exit status.
 pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     args.validate().map_err(StartError::Usage)?;
+    if let Some(at) = args.start_at {
+        crate::start_at::check_ahead(at, SystemTime::now(), args.warmup)?;
+    }
     let limit = prepare_process();
     // Everything that can stop the run is checked before the first connection.
     stcp_engine::probe().map_err(StartError::Uring)?;
@@ -421,10 +433,11 @@ pub fn measure(
         client_cores,
         busy_poll: args.busy_poll,
         observe_threads: embedded.map(|_| EMBEDDED_SERVER_THREADS.to_string()),
+        start_at: args.start_at,
     };
     if !args.quiet {
         eprintln!(
-            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}{}warm-up {}, measuring {}",
+            "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}{}warm-up {}, measuring {}{}",
             args.mode.name(),
             report::size_label(args.payload as u64),
             args.clients,
@@ -440,7 +453,10 @@ pub fn measure(
                 (None, _) => String::new(),
             },
             summary::duration_label(args.warmup),
-            summary::duration_label(args.duration)
+            summary::duration_label(args.duration),
+            args.start_at
+                .map(|at| format!(" from {}", crate::start_at::label(at)))
+                .unwrap_or_default()
         );
     }
 
@@ -491,6 +507,7 @@ pub fn measure(
         match (next, cause) {
             (Some(next), Some(cause))
                 if outcome.measurement.connections.established == 0
+                    && outcome.missed_start.is_none()
                     && outcome.setup_failures.only_connect()
                     && !crate::interrupt::interrupted() =>
             {
@@ -505,6 +522,9 @@ pub fn measure(
             _ => break outcome,
         }
     };
+    if let Some(missed) = outcome.missed_start {
+        return Err(missed.into());
+    }
     let target = engine_config.target;
     tried.push(target);
     let mut shown = Vec::new();
@@ -561,16 +581,38 @@ pub fn measure(
         started_at: environment::rfc3339(started_secs, started_nanos),
         finished_at: environment::rfc3339(finished_secs, finished_nanos),
     };
-    let report = Report::build(
+    let mut report = Report::build(
         configuration,
         environment,
         &outcome.measurement,
         outcome.partial_reason,
         Vec::new(),
     );
+    report.start = start_timing(args.start_at, &outcome.start);
     Ok(Measured {
         report,
         started_unix: started_secs,
+    })
+}
+
+/// The report's start timing: `intended` (--start-at) against the client threads' entries into
+/// the measured interval; None when no thread entered it.
+pub fn start_timing(
+    intended: Option<SystemTime>,
+    outcome: &engine::StartOutcome,
+) -> Option<report::StartTiming> {
+    use crate::start_at::{label, micros_between, unix, unix_ns};
+    let (first, last) = outcome.threads?;
+    let anchor = unix(intended.unwrap_or(first));
+    Some(report::StartTiming {
+        intended_at: intended.map(label),
+        intended_unix_ns: intended.map(unix_ns),
+        actual_at: label(first),
+        actual_unix_ns: unix_ns(first),
+        skew_us: intended.map(|at| micros_between(first, at)),
+        threads_spread_us: micros_between(last, first),
+        connecting_seconds: outcome.connecting.as_secs_f64(),
+        series_start_unix_s: anchor.as_secs() + u64::from(anchor.subsec_nanos() >= 500_000_000),
     })
 }
 

@@ -283,6 +283,25 @@ pub fn table(report: &Report) -> String {
         "errors: connect {} handshake {} io {} timeout {} verify {}",
         e.connect, e.handshake, e.io, e.timeout, e.verify
     );
+    if let Some(start) = &report.start {
+        if let (Some(intended), Some(skew)) = (&start.intended_at, start.skew_us) {
+            let _ = writeln!(
+                out,
+                "start: --start-at {intended}, measured from {} (skew {skew:+.0} us, client threads \
+                 within {:.0} us)",
+                start.actual_at, start.threads_spread_us
+            );
+        }
+    }
+    if !report.sources.is_empty() {
+        let hosts: Vec<&str> = report.sources.iter().map(|s| s.hostname.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "merged: {} runs ({})",
+            report.sources.len(),
+            hosts.join(", ")
+        );
+    }
     let ll = &r.littles_law;
     match (ll.clients_times_depth, ll.consistent) {
         _ if !any => {

@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use stcp_proto::{ClientConfig, Mode};
 
@@ -23,6 +23,7 @@ pub use tally::LoadPhase;
 use crate::cpu_time::ThreadCpu;
 use crate::errors::SetupFailures;
 use crate::measurement::{CpuTime, Interval, Measurement};
+use crate::start_at::{self, StartAtError};
 use client_thread::ThreadPlan;
 use settings::Settings;
 use start_line::StartLine;
@@ -81,6 +82,9 @@ pub struct EngineConfig {
     /// Name prefix of other threads of this process whose CPU time over the measured interval
     /// is reported (the embedded server's workers).
     pub observe_threads: Option<String>,
+    /// `--start-at`: the wall-clock time the measured interval begins at (the warm-up then
+    /// begins its length earlier); None: as soon as every connection is set up.
+    pub start_at: Option<SystemTime>,
 }
 
 impl EngineConfig {
@@ -116,6 +120,19 @@ pub struct EngineOutcome {
     /// (not errors either; a stopping server does not answer requests that arrive after it
     /// decided to stop).
     pub unanswered_at_close: u64,
+    /// When the measured interval began, by the wall clock.
+    pub start: StartOutcome,
+    /// `--start-at` could not be kept (connecting took too long): no load was sent.
+    pub missed_start: Option<StartAtError>,
+}
+
+/// When the measured interval began, by the wall clock of each client thread.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOutcome {
+    /// The first and the last client thread to enter the measured interval; None when none did.
+    pub threads: Option<(SystemTime, SystemTime)>,
+    /// From the engine's start to every connection set up (connect and handshake).
+    pub connecting: Duration,
 }
 
 /// Why a run is partial when the server closed every connection with an authenticated close.
@@ -189,8 +206,30 @@ pub fn run(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let load_start = Instant::now() + Duration::from_millis(1);
-    let _ = start.load_start.set(load_start);
+    let connecting = connect_epoch.elapsed();
+    let mut missed_start = None;
+    let load_start = match config.start_at {
+        None => Instant::now() + Duration::from_millis(1),
+        Some(at) => {
+            // The wall clock first: a pause between the two readings then makes the start late,
+            // never early.
+            let wall = SystemTime::now();
+            let now = Instant::now();
+            match start_at::wait_before_load(at, wall, config.warmup, connecting) {
+                Ok(wait) => now + wait,
+                Err(missed) => {
+                    missed_start = Some(missed);
+                    now
+                }
+            }
+        }
+    };
+    if missed_start.is_some() {
+        // No load: the threads close their connections and finish.
+        start.stop.store(true, Ordering::SeqCst);
+    } else {
+        let _ = start.load_start.set(load_start);
+    }
     let measure_start = load_start + config.warmup;
     let end = measure_start + config.duration;
     let watchdog = end + config.timeout * 2 + WATCHDOG_GRACE;
@@ -248,14 +287,21 @@ pub fn run(
     // How long the measured interval really lasted, and why it was cut short if it was.
     // Ctrl-C after the measured interval (while draining) does not cut anything short.
     let interrupted_at = interrupted_at.filter(|at| *at < end);
-    let cut_at = interrupted_at.or((last_finish < end).then_some(last_finish));
+    // A missed start measured nothing.
+    let cut_at = missed_start
+        .as_ref()
+        .map(|_| measure_start)
+        .or(interrupted_at)
+        .or((last_finish < end).then_some(last_finish));
     let measured = match cut_at {
         Some(at) => at
             .saturating_duration_since(measure_start)
             .min(config.duration),
         None => config.duration,
     };
-    let partial_reason = if watchdog_fired {
+    let partial_reason = if let Some(missed) = &missed_start {
+        Some(missed.to_string())
+    } else if watchdog_fired {
         Some("client threads did not finish in time".to_string())
     } else if interrupted_at.is_some() {
         Some("interrupted".to_string())
@@ -275,6 +321,19 @@ pub fn run(
     let setup_failures = std::mem::take(&mut collector.setup_failures);
     let (closed_by_server, unanswered_at_close) =
         (collector.closed_by_server, collector.unanswered);
+    let entered: Vec<SystemTime> = collector
+        .summaries
+        .iter()
+        .filter_map(|s| s.measured_from)
+        .collect();
+    let start_outcome = StartOutcome {
+        threads: entered
+            .iter()
+            .min()
+            .copied()
+            .zip(entered.iter().max().copied()),
+        connecting,
+    };
     let mut measurement = collector.into_measurement(measured);
     measurement.server_cpu = observed.and_then(|w| w.used()).map(|cpu| CpuTime {
         user_seconds: cpu.user.as_secs_f64(),
@@ -288,6 +347,8 @@ pub fn run(
         setup_failures,
         closed_by_server,
         unanswered_at_close,
+        start: start_outcome,
+        missed_start,
     }
 }
 

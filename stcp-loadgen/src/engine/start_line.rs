@@ -1,6 +1,7 @@
 //! The start line: client threads report ready once their connections are set up, and the
 //! coordinator publishes one load start time for all of them (so every handshake is done before
-//! the measured interval, on every thread).
+//! the measured interval, on every thread). With `--start-at` the load start lies ahead (the
+//! warm-up's length before the start time): the threads hold their set-up connections until then.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -20,17 +21,30 @@ pub(super) struct StartLine {
 }
 
 impl StartLine {
-    /// Marks this thread ready and waits for the load start (None: the run was stopped first).
+    /// Marks this thread ready, waits for the load start to be published and then for the load
+    /// start itself (None: the run was stopped first).
     pub(super) fn wait_for_start(&self, stop: &StopHandle) -> Option<Instant> {
         self.ready.fetch_add(1, Ordering::SeqCst);
-        loop {
+        let stopped = || stop() || self.stop.load(Ordering::Relaxed);
+        let at = loop {
             if let Some(at) = self.load_start.get() {
-                return Some(*at);
+                break *at;
             }
-            if stop() || self.stop.load(Ordering::Relaxed) {
+            if stopped() {
                 return None;
             }
             std::thread::sleep(Duration::from_micros(200));
+        };
+        // A start ahead: sleep towards it, looking at the stop flags at least every 50 ms.
+        loop {
+            let now = Instant::now();
+            if now >= at {
+                return Some(at);
+            }
+            if stopped() {
+                return None;
+            }
+            std::thread::sleep((at - now).min(Duration::from_millis(50)));
         }
     }
 }

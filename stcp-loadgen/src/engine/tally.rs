@@ -3,7 +3,7 @@
 //! time over the measured interval. Finished seconds go to the coordinating thread as messages.
 
 use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::cpu_time::ThreadCpu;
 use crate::errors::{ErrorCounts, SetupFailures};
@@ -49,6 +49,9 @@ pub struct ThreadSummary {
     pub setup_error: Option<super::SetupError>,
     /// Why connections could not be set up, by cause.
     pub setup_failures: SetupFailures,
+    /// The wall clock when this thread entered the measured interval (its first turn at or after
+    /// the measured start); None when it never did.
+    pub measured_from: Option<SystemTime>,
 }
 
 impl ThreadSummary {
@@ -66,6 +69,7 @@ impl ThreadSummary {
             cpu: ThreadCpu::default(),
             setup_error: Some(why),
             setup_failures: SetupFailures::default(),
+            measured_from: None,
         }
     }
 }
@@ -88,6 +92,8 @@ pub(super) struct Tally {
     accepting: bool,
     cpu_at_measure: Option<ThreadCpu>,
     pub cpu: ThreadCpu,
+    /// The wall clock when the measured interval began on this thread (read once, on entry).
+    pub measured_from: Option<SystemTime>,
 }
 
 impl Tally {
@@ -108,6 +114,7 @@ impl Tally {
             accepting: true,
             cpu_at_measure: None,
             cpu: ThreadCpu::default(),
+            measured_from: None,
         }
     }
 
@@ -130,6 +137,7 @@ impl Tally {
             self.index = 0;
             self.interval = Interval::new(1.0);
             self.cpu_at_measure = Some(ThreadCpu::now());
+            self.measured_from = Some(SystemTime::now());
         }
         if self.stage == Stage::Measured {
             if now < self.end {

@@ -53,6 +53,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
         connect_rate: None,
         timeout: args.timeout,
         busy_poll: args.busy_poll,
+        start_at: None,
         max_errors: 0,
         out: PathBuf::new(),
         json: false,

@@ -176,7 +176,7 @@ pub fn merge_sweeps(
                 (base.join(&l.sweep.steps[j].file), l.runs[j].clone())
             })
             .collect();
-        let merged = crate::merge::merge(&runs)?;
+        let merged = crate::merge::merge_steps(&runs)?;
         let sequence = steps.len() as u64 + 1;
         let file = format!(
             "{sequence:02}-merged-{}-{}-c{}-r{}.json",

@@ -148,6 +148,7 @@ impl SweepSpec {
             connect_rate: None,
             timeout: self.timeout,
             busy_poll: self.busy_poll,
+            start_at: None,
             max_errors: 0,
             out: PathBuf::new(),
             json: false,

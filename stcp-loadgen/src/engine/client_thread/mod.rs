@@ -272,6 +272,7 @@ impl ClientThread {
             cpu: self.tally.as_ref().map_or(ThreadCpu::default(), |t| t.cpu),
             setup_error: None,
             setup_failures: std::mem::take(&mut self.setup_failures),
+            measured_from: self.tally.as_ref().and_then(|t| t.measured_from),
         }
     }
 
