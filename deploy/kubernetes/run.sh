@@ -26,7 +26,7 @@ die() {
 
 # A start time given in the environment, kept across the renders of run_once.
 given_start=${START_EPOCH:-}
-# shellcheck source=params.env
+# shellcheck source-path=SCRIPTDIR source=params.env
 source "${PARAMS:-$here/params.env}"
 
 # Unix seconds to RFC 3339 UTC, and to a run id: GNU date, else BSD date (macOS).
@@ -187,6 +187,8 @@ run_once() {
 
 fetch() {
     local run_id=$1 dest=${2:-./stcp-results/$1} dir=$3
+    # A pod of an earlier fetch may still be there (it ends by itself after ten minutes).
+    kube delete pod stcp-fetch --ignore-not-found --wait=true >/dev/null
     kubectl apply -f "$dir/fetch-pod.yaml"
     kube wait --for=condition=Ready pod/stcp-fetch --timeout=300s
     mkdir -p "$(dirname "$dest")"
