@@ -239,7 +239,7 @@ for path in sorted(glob.glob(os.path.join(directory, "*.yaml"))):
                     if not re.search(r"(?m)^\s+(-\w, )?" + re.escape(flag) + r"\b", programs[program]):
                         failures.append(f"{os.path.basename(path)} {c['name']}: {program} has no {flag}")
 if failures:
-    sys.exit("FAILED:\n  " + "\n  ".join(failures))
+    sys.exit(f"FAILED: {len(failures)} of {checked} flags unknown:\n  " + "\n  ".join(failures))
 print(f"flags: {checked} checked, all known")
 PY
 fi
