@@ -184,6 +184,8 @@ if len(merged_files) != 1:
 merged = json.load(open(merged_files[0]))
 total = sum(p["results"]["requests"] for p in parts)
 print(f"hosts' requests {[p['results']['requests'] for p in parts]}, merged {merged['results']['requests']}")
+# Shown, not judged: how far each host's measured interval began from --start-at.
+print("start skew (us):", [(p.get("start") or {}).get("skew_us") for p in parts])
 if merged["results"]["requests"] != total or total == 0:
     sys.exit(f"FAILED: merged requests {merged['results']['requests']} != sum {total}")
 if len(merged["sources"]) != hosts:
