@@ -60,10 +60,12 @@ trap cleanup EXIT
 
 hosts=2
 duration=2
+# STCP by default; PLAY_MODE=tcp plays the raw TCP run (no key pinned, no PSK, port 7444).
+mode=${PLAY_MODE:-stcp}
 # The start time: room for the server to start and the load generators to connect.
 start=$(($(date +%s) + 8))
 START_EPOCH=$start LOAD_HOSTS=$hosts SERVER_CPUS=1 LOADGEN_CPUS=1 CLIENTS=4 PAYLOAD=256 \
-    DURATION_SECONDS=$duration GRACE_SECONDS=30 SERVER_MAX_CONNS=64 MODE=stcp \
+    DURATION_SECONDS=$duration GRACE_SECONDS=30 SERVER_MAX_CONNS=64 MODE=$mode \
     "$here/run.sh" render "$root/manifests"
 
 # Each container's script and environment, paths rewritten to this run's directories.
@@ -137,7 +139,7 @@ launch stcp-merge.wait-for-reports >"$root/merge-wait.log" 2>&1 &
 wait_pid=$!
 pids=()
 for ((i = 0; i < hosts; i++)); do
-    launch stcp-loadgen.stcp-loadgen JOB_COMPLETION_INDEX=$i STCP_TARGET=127.0.0.1:7443 \
+    launch stcp-loadgen.stcp-loadgen JOB_COMPLETION_INDEX=$i STCP_TARGET="127.0.0.1:$([[ $mode == stcp ]] && echo 7443 || echo 7444)" \
         >"$root/loadgen-$i.log" 2>&1 &
     pids+=($!)
 done
