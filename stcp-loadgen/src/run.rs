@@ -302,7 +302,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
                 server.cores,
                 server.client_cores
             );
-            ServerUnderTest::Embedded(server)
+            ServerUnderTest::Embedded(Box::new(server))
         }
     };
     let measured = measure(args, &server, psk, None);

@@ -17,7 +17,7 @@ pub const DEFAULT_SERVER_KEY_FILE: &str = "stcp-server.key.pub";
 /// Where the load goes.
 pub enum ServerUnderTest {
     /// Started by this process on 127.0.0.1 ephemeral ports, listening for both modes.
-    Embedded(EmbeddedServer),
+    Embedded(Box<EmbeddedServer>),
     /// A server started elsewhere.
     External(ExternalServer),
 }

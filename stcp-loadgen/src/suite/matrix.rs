@@ -73,14 +73,14 @@ pub(crate) fn start_server(
     busy_poll: Duration,
 ) -> Result<ServerUnderTest, StartError> {
     match (combination, external) {
-        (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(
+        (Combination::Embedded { crypto, io }, _) => Ok(ServerUnderTest::Embedded(Box::new(
             run::start_embedded(&EmbeddedOptions {
                 psk,
                 max_frame: max_frame.max(stcp_proto::DEFAULT_MAX_FRAME),
                 busy_poll,
                 ..EmbeddedOptions::new(crypto, io)
             })?,
-        )),
+        ))),
         (Combination::External { .. }, Some((stcp, tcp, key))) => {
             Ok(ServerUnderTest::External(ExternalServer {
                 stcp: stcp.clone(),
