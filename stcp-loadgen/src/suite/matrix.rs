@@ -85,6 +85,7 @@ pub(crate) fn start_server(
             Ok(ServerUnderTest::External(ExternalServer {
                 stcp: stcp.clone(),
                 tcp: tcp.clone(),
+                tls: Vec::new(),
                 public_key: Some(*key),
             }))
         }

@@ -38,6 +38,7 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
         listen: crate::embedded::DEFAULT_LISTEN,
         mode,
         server_key: None,
+        server_cert: None,
         psk: args.psk.clone().filter(|_| stcp),
         crypto,
         io: IoBackend::Auto,

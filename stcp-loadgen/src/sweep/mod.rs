@@ -133,6 +133,7 @@ impl SweepSpec {
             listen: crate::embedded::DEFAULT_LISTEN,
             mode,
             server_key: None,
+            server_cert: None,
             psk: None,
             crypto: self.crypto,
             io: IoBackend::Auto,
