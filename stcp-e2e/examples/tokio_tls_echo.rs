@@ -118,14 +118,19 @@ fn main() {
             std::process::exit(4);
         }
     };
-    if let Err(e) = runtime.block_on(serve(options.listen, TlsAcceptor::from(config))) {
+    let served = runtime.block_on(async {
+        let listener = TcpListener::bind(options.listen).await?;
+        println!("listening on {}", listener.local_addr()?);
+        serve(listener, TlsAcceptor::from(config)).await
+    });
+    if let Err(e) = served {
         eprintln!("tokio_tls_echo: {e}");
         std::process::exit(4);
     }
 }
 
 /// The TLS configuration and the certificate's PEM (for the client to pin).
-fn server_config() -> Result<(Arc<rustls::ServerConfig>, String), String> {
+pub fn server_config() -> Result<(Arc<rustls::ServerConfig>, String), String> {
     let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
     let certified = rcgen::generate_simple_self_signed(names)
         .map_err(|e| format!("cannot create the certificate: {e}"))?;
@@ -145,9 +150,8 @@ fn server_config() -> Result<(Arc<rustls::ServerConfig>, String), String> {
     Ok((Arc::new(config), certified.cert.pem()))
 }
 
-async fn serve(listen: SocketAddr, acceptor: TlsAcceptor) -> std::io::Result<()> {
-    let listener = TcpListener::bind(listen).await?;
-    println!("listening on {}", listener.local_addr()?);
+/// Accepts connections for ever, each served by its own task.
+pub async fn serve(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,

@@ -586,7 +586,9 @@ mod tests {
                  127.0.0.1:7444: is stcp-server running there?"
             ]
         );
-        assert!(setup_failure_lines(&SetupFailures::default(), 0, 3, t, &[v4]).is_empty());
+        assert!(
+            setup_failure_lines(&SetupFailures::default(), Mode::Stcp, 0, 3, t, &[v4]).is_empty()
+        );
     }
 
     #[test]
