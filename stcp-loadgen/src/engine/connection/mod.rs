@@ -494,7 +494,8 @@ impl Connection {
         }
         out.clear();
         self.sending = None;
-        if self.writing() {
+        // TLS: rustls may still hold bytes that did not fit (a close_notify, a key update).
+        if self.writing() || self.tls.as_ref().is_some_and(|t| t.wants_write()) {
             self.wants_send = true;
         }
         self.start_send(now)

@@ -95,7 +95,7 @@ pub(super) fn throughput(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = root.titled(
-        "Echo throughput against payload: TCP and STCP",
+        &format!("Echo throughput against payload: {}", modes_named(rows)),
         (FONT, TITLE_SIZE),
     )?;
     let body = legend_strip(&body, &legend, 2)?;
@@ -137,6 +137,15 @@ pub(super) fn throughput(evaluation: &Evaluation, path: &Path) -> ChartResult {
 
 pub(super) const PERCENTILES: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
 
+/// "TCP and STCP", or "TCP, STCP and TLS" when the rows have TLS runs.
+fn modes_named(rows: &[RowSummary]) -> &'static str {
+    if rows.iter().any(|r| r.tls.is_some()) {
+        "TCP, STCP and TLS"
+    } else {
+        "TCP and STCP"
+    }
+}
+
 pub(super) fn percentiles(m: &ModeSummary) -> [f64; 4] {
     let l = &m.latency;
     [l.p50_us, l.p90_us, l.p99_us, l.p99_9_us]
@@ -150,7 +159,10 @@ pub(super) fn latency(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = root.titled(
-        "Request latency percentiles per row: TCP and STCP (log scale)",
+        &format!(
+            "Request latency percentiles per row: {} (log scale)",
+            modes_named(rows)
+        ),
         (FONT, TITLE_SIZE),
     )?;
     let combos = combinations(rows);
