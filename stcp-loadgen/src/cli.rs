@@ -21,6 +21,8 @@ Examples:
       the same measurement over raw framed TCP
   stcp-loadgen --target 10.0.0.2:7443 --server-key stcp-server.key.pub --payload 4k --clients 20
       against a running stcp-server, pinning its public key
+  stcp-loadgen --target 127.0.0.1:7445 --mode tls --server-cert stcp-server.crt --clients 10
+      TLS 1.3 (rustls, AES-256-GCM, X25519) carrying the same frames, pinning that certificate
   stcp-loadgen --target localhost:7444 --mode tcp --clients 10
       each address localhost resolves to (::1, 127.0.0.1) is tried in turn until one accepts
   stcp-loadgen --listen ::1 --clients 10
@@ -51,7 +53,7 @@ the report is written, marked partial), 4 when it could not start (key or PSK fi
 io_uring, open-file limit, report directory, a --start-at past or missed; no report), 130 on a
 second Ctrl-C.";
 
-/// Matched io_uring load generator for STCP and raw TCP echo.
+/// Matched io_uring load generator for STCP, raw TCP and TLS 1.3 echo.
 #[derive(Debug, Parser)]
 #[command(name = "stcp-loadgen", version, about, after_help = EXAMPLES)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -66,7 +68,7 @@ pub struct Cli {
 pub enum Command {
     /// Combine reports of runs (or sweeps) made at the same time from several machines into one.
     Merge(MergeArgs),
-    /// Run the seed's table in TCP and STCP mode, interleaved, and write every report and a suite report.
+    /// Run the seed's table in TCP, STCP (and TLS) mode, interleaved, and write every report and a suite report.
     #[command(after_help = SUITE_EXAMPLES)]
     Suite(SuiteArgs),
     /// Step the offered rate (open loop) in TCP and STCP mode to find each one's capacity under a
@@ -91,6 +93,8 @@ Examples:
       every row for each of the four backend combinations (one embedded server per combination)
   stcp-loadgen suite --target 169.254.77.1:7443 --tcp-target 169.254.77.1:7444 --server-key stcp-server.key.pub
       against a running stcp-server
+  stcp-loadgen suite --target H:7443 --tcp-target H:7444 --tls-target H:7445 --server-cert stcp-server.crt
+      TCP, STCP and TLS rounds against a running server, the STCP/TLS ratio beside STCP/TCP
 
 Every run's report and suite.json (the STCP/TCP ratio per row: median of the pairs, with spread)
 go into --out. Exit status: 0 when every run was whole and error-free, 1 when any run had an error
@@ -173,7 +177,7 @@ mod tests {
 
     #[test]
     fn choices_parse_into_the_one_declaration_and_help_lists_them() {
-        for mode in [Mode::Stcp, Mode::Tcp] {
+        for mode in [Mode::Stcp, Mode::Tcp, Mode::Tls] {
             assert_eq!(parse(&["--mode", mode.name()]).unwrap().run.mode, mode);
         }
         for crypto in CryptoBackend::ALL {
@@ -206,7 +210,7 @@ mod tests {
         use clap::CommandFactory;
         let help = Cli::command().render_help().to_string();
         for values in [
-            "[possible values: stcp, tcp]",
+            "[possible values: stcp, tcp, tls]",
             "[possible values: aws-lc, rustcrypto]",
             "[possible values: auto, uring, epoll]",
         ] {

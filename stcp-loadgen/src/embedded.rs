@@ -141,6 +141,8 @@ impl EmbeddedServer {
         let addr = match mode {
             Mode::Stcp => self.handle.stcp_addr(),
             Mode::Tcp => self.handle.tcp_addr(),
+            // Not served by the embedded server yet (see `ServerUnderTest::addrs`).
+            Mode::Tls => None,
         };
         addr.expect("the embedded server listens for both modes")
     }

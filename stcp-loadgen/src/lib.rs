@@ -32,4 +32,5 @@ pub mod stream;
 pub mod suite;
 pub mod summary;
 pub mod sweep;
+pub mod tls;
 pub mod values;

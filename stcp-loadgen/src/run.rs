@@ -78,6 +78,8 @@ pub enum StartError {
     Descriptors(#[from] FdShortage),
     #[error("{0}")]
     StartAt(#[from] crate::start_at::StartAtError),
+    #[error("{0}")]
+    Certificate(#[from] crate::tls::CertFileError),
 }
 
 impl StartError {
@@ -103,13 +105,18 @@ pub struct RunArgs {
     /// its ports are chosen by the system.
     #[arg(long, value_name = "IP", default_value = "127.0.0.1", value_parser = parse_listen_ip, conflicts_with = "target")]
     pub listen: IpAddr,
-    /// Protocol: encrypted STCP or plain framed TCP.
+    /// Protocol: encrypted STCP, plain framed TCP, or TLS 1.3 (rustls: AES-256-GCM, X25519)
+    /// carrying the plain frames.
     #[arg(long, value_parser = mode_parser(), default_value = "stcp")]
     pub mode: Mode,
     /// The server's public key: a file holding hex, or 64 hex characters.
     /// Default: the embedded server's key, else ./stcp-server.key.pub written by a local stcp-server.
     #[arg(long, value_name = "FILE|HEX")]
     pub server_key: Option<String>,
+    /// TLS: the server's certificate (PEM), pinned: the server must present exactly this
+    /// certificate. Default: ./stcp-server.crt written by a local stcp-server.
+    #[arg(long, value_name = "FILE")]
+    pub server_cert: Option<PathBuf>,
     /// Pre-shared key file (32 bytes, hex); needed when the server was started with --psk.
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
@@ -237,8 +244,11 @@ impl RunArgs {
                 MAX_BUFFER_BYTES >> 20
             ));
         }
-        if self.mode == Mode::Tcp && (self.psk.is_some() || self.server_key.is_some()) {
+        if self.mode != Mode::Stcp && (self.psk.is_some() || self.server_key.is_some()) {
             return Err("--psk and --server-key apply to --mode stcp only".into());
+        }
+        if self.mode != Mode::Tls && self.server_cert.is_some() {
+            return Err("--server-cert applies to --mode tls only".into());
         }
         Ok(())
     }
@@ -267,17 +277,20 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
     let server = match &args.target {
         Some(t) => {
             let addrs = resolve(t)?;
-            let (stcp, tcp) = match args.mode {
-                Mode::Stcp => (addrs, Vec::new()),
-                Mode::Tcp => (Vec::new(), addrs),
-            };
+            let (mut stcp, mut tcp, mut tls) = (Vec::new(), Vec::new(), Vec::new());
+            match args.mode {
+                Mode::Stcp => stcp = addrs,
+                Mode::Tcp => tcp = addrs,
+                Mode::Tls => tls = addrs,
+            }
             let public_key = match args.mode {
                 Mode::Stcp => Some(load_server_key(args.server_key.as_deref())?),
-                Mode::Tcp => None,
+                Mode::Tcp | Mode::Tls => None,
             };
             ServerUnderTest::External(ExternalServer {
                 stcp,
                 tcp,
+                tls,
                 public_key,
             })
         }
@@ -289,6 +302,14 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
                 busy_poll: args.busy_poll,
                 ..EmbeddedOptions::new(args.crypto, args.io)
             })?;
+            let server = ServerUnderTest::Embedded(Box::new(server));
+            let Some(addr) = server.addr(args.mode) else {
+                server.stop();
+                return Err(StartError::NoAddress(args.mode.name()));
+            };
+            let ServerUnderTest::Embedded(server) = server else {
+                unreachable!("embedded above")
+            };
             eprintln!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}{}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
@@ -297,12 +318,12 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
                     (false, true) => ", --busy-poll ignored by epoll".to_string(),
                     _ => busy_poll_label(server.busy_poll_in_force()),
                 },
-                server.addr(args.mode),
+                addr,
                 args.mode.name(),
                 server.cores,
                 server.client_cores
             );
-            ServerUnderTest::Embedded(Box::new(server))
+            ServerUnderTest::Embedded(server)
         }
     };
     let measured = measure(args, &server, psk, None);
@@ -400,8 +421,12 @@ pub fn measure(
         .first()
         .ok_or(StartError::NoAddress(args.mode.name()))?;
     let embedded = server.embedded();
+    let tls = match args.mode {
+        Mode::Tls => Some(tls_client(args, server, target)?),
+        Mode::Stcp | Mode::Tcp => None,
+    };
     let server_public = match args.mode {
-        Mode::Tcp => None,
+        Mode::Tcp | Mode::Tls => None,
         Mode::Stcp => Some(match &args.server_key {
             Some(key) => load_server_key(Some(key))?,
             None => server.public_key().ok_or(TargetError::NoServerKey)?,
@@ -430,6 +455,7 @@ pub fn measure(
         connect_rate: args.connect_rate,
         timeout: args.timeout,
         client_config,
+        tls,
         client_cores,
         busy_poll: args.busy_poll,
         observe_threads: embedded.map(|_| EMBEDDED_SERVER_THREADS.to_string()),
@@ -616,11 +642,31 @@ pub fn start_timing(
     })
 }
 
+/// TLS: the client configuration pinning --server-cert (default ./stcp-server.crt), asking for
+/// the host of --target (SNI for a name, none for an IP address) or for the address loaded.
+fn tls_client(
+    args: &RunArgs,
+    server: &ServerUnderTest,
+    target: SocketAddr,
+) -> Result<crate::tls::TlsClient, StartError> {
+    let path = args
+        .server_cert
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::tls::DEFAULT_SERVER_CERT_FILE));
+    let certificate = crate::tls::load_certificate(&path)?;
+    let host = match (&args.target, server) {
+        (Some(t), ServerUnderTest::External(_)) => crate::tls::host_of(t).to_string(),
+        _ => target.ip().to_string(),
+    };
+    Ok(crate::tls::TlsClient::new(certificate, &host)?)
+}
+
 /// Prints each cause of connections that could not be set up once (see
 /// [`summary::setup_failure_lines`]).
 fn report_setup_failures(outcome: &engine::EngineOutcome, args: &RunArgs, tried: &[SocketAddr]) {
     for line in summary::setup_failure_lines(
         &outcome.setup_failures,
+        args.mode,
         outcome.measurement.connections.established,
         args.clients,
         args.timeout,

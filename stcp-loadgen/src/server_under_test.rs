@@ -28,6 +28,7 @@ pub enum ServerUnderTest {
 pub struct ExternalServer {
     pub stcp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
     pub public_key: Option<[u8; 32]>,
 }
 
@@ -49,10 +50,12 @@ impl ServerUnderTest {
     /// that mode.
     pub fn addrs(&self, mode: Mode) -> Vec<SocketAddr> {
         match self {
+            ServerUnderTest::Embedded(_) if mode == Mode::Tls => Vec::new(),
             ServerUnderTest::Embedded(server) => vec![server.addr(mode)],
             ServerUnderTest::External(server) => match mode {
                 Mode::Stcp => server.stcp.clone(),
                 Mode::Tcp => server.tcp.clone(),
+                Mode::Tls => server.tls.clone(),
             },
         }
     }
@@ -173,6 +176,7 @@ mod tests {
         let server = ServerUnderTest::External(ExternalServer {
             stcp: vec!["127.0.0.1:7443".parse().unwrap()],
             tcp: Vec::new(),
+            tls: Vec::new(),
             public_key: None,
         });
         assert!(server.addr(Mode::Stcp).is_some());

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::errors::{ErrorKind, SetupFailure, SetupFailures};
+use crate::render::capacity::mode_label as capacity_label;
 use crate::report::{size_label, Report};
+use stcp_proto::Mode;
 
 /// One live line: `[ 12s] 98213 req/s  50.28 MB/s  p99 81.4 us  errors 0`.
 pub fn live_line(
@@ -63,7 +65,8 @@ pub fn duration_label(d: Duration) -> String {
 
 /// One line for connections that could not be set up for cause `f` against `target`: what
 /// happened and what to check (`timeout` is --timeout).
-pub fn setup_cause(f: &SetupFailure, target: SocketAddr, timeout: Duration) -> String {
+pub fn setup_cause(f: &SetupFailure, mode: Mode, target: SocketAddr, timeout: Duration) -> String {
+    let protocol = capacity_label(mode);
     let t = duration_label(timeout);
     match (f.kind, f.errno) {
         (ErrorKind::Connect, Some(libc::ECONNREFUSED)) => {
@@ -88,10 +91,10 @@ pub fn setup_cause(f: &SetupFailure, target: SocketAddr, timeout: Duration) -> S
         }
         (ErrorKind::Connect, _) => format!("cannot connect to {target}: {}", f.why),
         (ErrorKind::Handshake, Some(libc::ETIMEDOUT)) => format!(
-            "the STCP handshake with {target} did not finish within --timeout {t}: is that an \
-             stcp-server's STCP port (not its TCP one)?"
+            "the {protocol} handshake with {target} did not finish within --timeout {t}: is that \
+             a {protocol} port (not a TCP one)?"
         ),
-        (_, _) => format!("the STCP handshake with {target} failed: {}", f.why),
+        (_, _) => format!("the {protocol} handshake with {target} failed: {}", f.why),
     }
 }
 
@@ -100,6 +103,7 @@ pub fn setup_cause(f: &SetupFailure, target: SocketAddr, timeout: Duration) -> S
 /// tried when there were several), else with how many of the `clients` failed so.
 pub fn setup_failure_lines(
     failures: &SetupFailures,
+    mode: Mode,
     established: u64,
     clients: u32,
     timeout: Duration,
@@ -117,7 +121,7 @@ pub fn setup_failure_lines(
         .sorted()
         .into_iter()
         .map(|cause| {
-            let line = setup_cause(cause, target, timeout);
+            let line = setup_cause(cause, mode, target, timeout);
             match (established, tried.len()) {
                 (0, 1) => line,
                 (0, _) => format!("{line} (tried {every})"),
@@ -526,6 +530,7 @@ mod tests {
                     Some(libc::ECONNREFUSED),
                     "connection refused"
                 ),
+                Mode::Stcp,
                 target,
                 t
             ),
@@ -537,6 +542,7 @@ mod tests {
                 Some(libc::ETIMEDOUT),
                 "connect timed out",
             ),
+            Mode::Stcp,
             target,
             t,
         );
@@ -547,6 +553,7 @@ mod tests {
                 Some(libc::EMFILE),
                 "too many open files",
             ),
+            Mode::Stcp,
             target,
             t,
         );
@@ -557,6 +564,7 @@ mod tests {
                 None,
                 "the server closed the connection",
             ),
+            Mode::Stcp,
             target,
             t,
         );
@@ -580,24 +588,26 @@ mod tests {
         let v4: SocketAddr = "127.0.0.1:7444".parse().unwrap();
         let t = Duration::from_secs(5);
         assert_eq!(
-            setup_failure_lines(&failures, 0, 3, t, &[v4]),
+            setup_failure_lines(&failures, Mode::Stcp, 0, 3, t, &[v4]),
             ["connection refused by 127.0.0.1:7444: is stcp-server running there?"]
         );
         assert_eq!(
-            setup_failure_lines(&failures, 0, 3, t, &[v6, v4]),
+            setup_failure_lines(&failures, Mode::Stcp, 0, 3, t, &[v6, v4]),
             [
                 "connection refused by 127.0.0.1:7444: is stcp-server running there? \
                  (tried [::1]:7444, 127.0.0.1:7444)"
             ]
         );
         assert_eq!(
-            setup_failure_lines(&failures, 7, 10, t, &[v4]),
+            setup_failure_lines(&failures, Mode::Stcp, 7, 10, t, &[v4]),
             [
                 "3 of 10 connections could not be set up: connection refused by \
                  127.0.0.1:7444: is stcp-server running there?"
             ]
         );
-        assert!(setup_failure_lines(&SetupFailures::default(), 0, 3, t, &[v4]).is_empty());
+        assert!(
+            setup_failure_lines(&SetupFailures::default(), Mode::Stcp, 0, 3, t, &[v4]).is_empty()
+        );
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub(crate) fn mode_parser() -> impl TypedValueParser<Value = Mode> {
         PossibleValue::new(Mode::Stcp.name()).help("Noise handshake, then encrypted records"),
         PossibleValue::new(Mode::Tcp.name())
             .help("Plain length-prefixed frames (4-byte big-endian length + payload)"),
+        PossibleValue::new(Mode::Tls.name())
+            .help("TLS 1.3 (rustls: AES-256-GCM, X25519) carrying the plain frames"),
     ])
 }
 

@@ -70,6 +70,7 @@ fn each_address_is_tried_in_turn_until_one_accepts() {
     let target = ServerUnderTest::External(ExternalServer {
         stcp: Vec::new(),
         tcp: vec![refused, v6],
+        tls: Vec::new(),
         public_key: None,
     });
     let measured = measure(&tcp_run("3"), &target, None, None).unwrap();
@@ -88,6 +89,7 @@ fn each_address_is_tried_in_turn_until_one_accepts() {
     let target = ServerUnderTest::External(ExternalServer {
         stcp: Vec::new(),
         tcp: vec![closed("[::1]"), refused],
+        tls: Vec::new(),
         public_key: None,
     });
     let report = measure(&tcp_run("2"), &target, None, None).unwrap().report;

@@ -783,6 +783,7 @@ fn unread_then_clean_close(m: &mut Matrix, mode: Mode) {
             (s, Some(session))
         }
         Mode::Tcp => (connect(m.tcp), None),
+        Mode::Tls => unreachable!("tls mode is not supported here yet"),
     };
     let (mut sealer, mut opener) = match session {
         Some(Session { sealer, opener, .. }) => (Some(sealer), Some(opener)),
@@ -793,6 +794,7 @@ fn unread_then_clean_close(m: &mut Matrix, mode: Mode) {
         + match mode {
             Mode::Stcp => STCP_CONN_BOUND,
             Mode::Tcp => TCP_CONN_BOUND,
+            Mode::Tls => unreachable!("tls mode is not supported here yet"),
         };
     s.set_write_timeout(Some(Duration::from_millis(100)))
         .unwrap();

@@ -74,6 +74,8 @@ pub struct EngineConfig {
     pub timeout: Duration,
     /// STCP: the client configuration (server key, PSK, crypto backend).
     pub client_config: Option<ClientConfig>,
+    /// TLS: the rustls configuration (pinned certificate) and the server name.
+    pub tls: Option<crate::tls::TlsClient>,
     /// Core to pin each client thread to (cycled); empty: no pinning.
     pub client_cores: Vec<usize>,
     /// Busy poll of every client thread's driver: spin on the completion queue for up to this
@@ -181,6 +183,7 @@ pub fn run(
             target: config.target,
             busy_poll: config.busy_poll,
             client_config: client_config.clone(),
+            tls: config.tls.clone(),
             connect_epoch,
             connect_spacing,
             warmup: config.warmup,

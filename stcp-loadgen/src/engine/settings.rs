@@ -28,14 +28,19 @@ pub(super) struct Settings {
     /// Payload bytes of every request.
     pub payload: usize,
     /// Bytes of one request, and of its echo, on the wire: `sealed_frame_len(payload)` in STCP
-    /// (every record's header and tag), `4 + payload` in TCP (the frame header).
+    /// (every record's header and tag), `4 + payload` in TCP (the frame header), the plain frame
+    /// and a TLS record's overhead per 16 KiB in TLS.
     pub wire_len: usize,
+    /// Bytes of one plain frame (`4 + payload`): what TCP sends and TLS encrypts.
+    pub frame_len: usize,
     /// Requests in flight per connection at most.
     pub depth: u32,
     /// Capacity of each of a connection's two out buffers (see [`out_capacity`]).
     pub out_capacity: usize,
     /// Capacity of a connection's in buffer (see [`in_capacity`]).
     pub in_capacity: usize,
+    /// TLS: capacity of a connection's plaintext staging buffer (see [`tls_plaintext_capacity`]).
+    pub tls_plain_capacity: usize,
     /// Per-request, connect and handshake timeout.
     pub timeout: Duration,
     /// Open loop (--rate): latency from the intended send time; no new request on completion.
@@ -69,9 +74,11 @@ impl Settings {
             mode,
             payload,
             wire_len: wire_len(mode, payload),
+            frame_len: FRAME_HEADER_LEN + payload,
             depth,
             out_capacity: out_capacity(mode, payload, depth),
             in_capacity: in_capacity(mode, payload, depth),
+            tls_plain_capacity: tls_plaintext_capacity(mode, payload, depth),
             timeout,
             open_loop: request_rate.is_some(),
             open_loop_stride: conns.max(1) as u64,
@@ -100,6 +107,34 @@ pub(super) fn wire_len(mode: Mode, payload: usize) -> usize {
     match mode {
         Mode::Stcp => sealed_frame_len(payload),
         Mode::Tcp => FRAME_HEADER_LEN + payload,
+        Mode::Tls => tls_wire_len(FRAME_HEADER_LEN + payload),
+    }
+}
+
+/// Most plaintext bytes of one TLS record (the loadgen writes plaintext a record at a time).
+pub(super) const TLS_RECORD_PLAINTEXT: usize = 16 * 1024;
+
+/// Bytes a TLS 1.3 record adds to its plaintext with AES-256-GCM: the 5-byte header, the inner
+/// content type and the 16-byte tag.
+pub(super) const TLS_RECORD_OVERHEAD: usize = 5 + 1 + TAG_LEN;
+
+/// Room the out buffers of a TLS connection always have: the ClientHello, and later the client's
+/// Finished or a close_notify, fit whole.
+const TLS_HANDSHAKE_ROOM: usize = 2048;
+
+/// Bytes `plain` bytes of plaintext take as TLS records of at most [`TLS_RECORD_PLAINTEXT`].
+pub(super) fn tls_wire_len(plain: usize) -> usize {
+    plain + plain.div_ceil(TLS_RECORD_PLAINTEXT) * TLS_RECORD_OVERHEAD
+}
+
+/// TLS: the plaintext staged per connection before rustls encrypts it: `depth` whole frames, at
+/// most one record's worth.
+pub(super) fn tls_plaintext_capacity(mode: Mode, payload: usize, depth: u32) -> usize {
+    match mode {
+        Mode::Tls => (depth as usize)
+            .saturating_mul(FRAME_HEADER_LEN + payload)
+            .min(TLS_RECORD_PLAINTEXT),
+        Mode::Stcp | Mode::Tcp => 0,
     }
 }
 
@@ -109,14 +144,19 @@ pub(super) fn wire_len(mode: Mode, payload: usize) -> usize {
 /// which the window exceeds. Not a flat [`MAX_RECORD_LEN`] floor: small requests over many
 /// connections would then cost 16 KiB a buffer for nothing.
 pub(super) fn out_capacity(mode: Mode, payload: usize, depth: u32) -> usize {
+    let floor = match mode {
+        Mode::Tls => TLS_HANDSHAKE_ROOM,
+        Mode::Stcp | Mode::Tcp => HANDSHAKE_MAX_LEN + FRAME_HEADER_LEN,
+    };
     let capacity = (depth as usize)
         .saturating_mul(wire_len(mode, payload))
-        .clamp(HANDSHAKE_MAX_LEN + FRAME_HEADER_LEN, STREAM_WINDOW);
-    debug_assert!(mode == Mode::Tcp || capacity >= largest_record(payload));
+        .clamp(floor, STREAM_WINDOW);
+    debug_assert!(mode != Mode::Stcp || capacity >= largest_record(payload));
     capacity
 }
 
-/// Capacity of the in buffer (STCP; TCP echoes are checked as they stream in and need none):
+/// Capacity of the in buffer (STCP; TCP echoes are checked as they stream in and need none, and
+/// so do TLS echoes, checked in rustls's plaintext buffer):
 /// `depth` whole echoes and the server's Close record, at most [`STREAM_WINDOW`] (a full buffer
 /// is opened and verified at once to make room, see `Connection::absorb_records`), at least the
 /// handshake reply. Like the out buffers, never below the workload's largest record.
@@ -130,7 +170,7 @@ pub(super) fn in_capacity(mode: Mode, payload: usize, depth: u32) -> usize {
             debug_assert!(capacity >= largest_record(payload));
             capacity
         }
-        Mode::Tcp => 0,
+        Mode::Tcp | Mode::Tls => 0,
     }
 }
 
@@ -139,7 +179,10 @@ pub(super) fn largest_record(payload: usize) -> usize {
     sealed_frame_len(payload).min(MAX_RECORD_LEN)
 }
 
-/// Bytes of buffers one connection allocates (two out buffers and the in buffer).
+/// Bytes of buffers one connection allocates (two out buffers, the in buffer and, in TLS, the
+/// plaintext staging buffer; rustls's own buffers come on top).
 pub fn buffer_bytes(mode: Mode, payload: usize, depth: u32) -> usize {
-    2 * out_capacity(mode, payload, depth) + in_capacity(mode, payload, depth)
+    2 * out_capacity(mode, payload, depth)
+        + in_capacity(mode, payload, depth)
+        + tls_plaintext_capacity(mode, payload, depth)
 }

@@ -14,11 +14,12 @@ fn latency(us: f64) -> String {
     crate::summary::latency(us).replace(" us", " µs")
 }
 
-/// `TCP`, `STCP`.
+/// `TCP`, `STCP`, `TLS`.
 pub fn mode_label(mode: Mode) -> &'static str {
     match mode {
         Mode::Tcp => "TCP",
         Mode::Stcp => "STCP",
+        Mode::Tls => "TLS",
     }
 }
 

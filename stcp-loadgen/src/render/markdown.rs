@@ -40,6 +40,20 @@ pub fn rps(value: f64) -> String {
 }
 
 /// `0.931`, or `**0.931** (0.920–0.940 over 3 pairs)`.
+/// The STCP/TCP and STCP/TLS cells of a mode's line: filled on the STCP line only.
+fn ratio_cells(name: &str, row: &RowSummary) -> (String, String) {
+    if name != "STCP" {
+        return (String::new(), String::new());
+    }
+    (
+        row.ratio.as_ref().map(ratio_cell).unwrap_or_default(),
+        row.stcp_tls_ratio
+            .as_ref()
+            .map(ratio_cell)
+            .unwrap_or_default(),
+    )
+}
+
 pub fn ratio_cell(ratio: &RatioSummary) -> String {
     if ratio.pairs.len() == 1 {
         format!("{:.3}", ratio.median)
@@ -193,19 +207,16 @@ fn handshake_table(out: &mut String, rows: &[RowSummary]) {
     );
     let _ = writeln!(
         out,
-        "| Backends | Payload | Clients | Requests/conn | Mode | Handshakes/s | Server CPU/handshake | Load generator CPU/handshake | p99 echo latency | Errors | Handshakes/s STCP/TCP |"
+        "| Backends | Payload | Clients | Requests/conn | Mode | Handshakes/s | Server CPU/handshake | Load generator CPU/handshake | p99 echo latency | Errors | Handshakes/s STCP/TCP | Handshakes/s STCP/TLS |"
     );
     let _ = writeln!(
         out,
-        "|:---------|--------:|--------:|--------------:|:-----|-------------:|--------------------:|----------------------------:|-----------------:|-------:|:----------------------|"
+        "|:---------|--------:|--------:|--------------:|:-----|-------------:|--------------------:|----------------------------:|-----------------:|-------:|:----------------------|:----------------------|"
     );
     for row in rows {
-        for (name, mode) in [("TCP", &row.tcp), ("STCP", &row.stcp)] {
+        for (name, mode) in row.modes() {
             let Some(m) = mode else { continue };
-            let ratio = match (name, &row.ratio) {
-                ("STCP", Some(r)) => ratio_cell(r),
-                _ => String::new(),
-            };
+            let (ratio, tls_ratio) = ratio_cells(name, row);
             let shook = m.handshakes_per_second > 0.0;
             let per_handshake = |us: Option<f64>| match us {
                 Some(us) if shook => format!("{us:.1} µs"),
@@ -213,7 +224,7 @@ fn handshake_table(out: &mut String, rows: &[RowSummary]) {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {name} | {} | {} | {} | {} | {} | {ratio} |",
+                "| {} | {} | {} | {} | {name} | {} | {} | {} | {} | {} | {ratio} | {tls_ratio} |",
                 combination_label(row),
                 payload_label(row.payload_bytes),
                 row.clients,
@@ -232,23 +243,20 @@ fn handshake_table(out: &mut String, rows: &[RowSummary]) {
 fn main_table(out: &mut String, rows: &[&RowSummary]) {
     let _ = writeln!(
         out,
-        "| Payload | Clients | Mode | Throughput | RPS | Avg latency | p99 latency | Errors | RPS STCP/TCP |"
+        "| Payload | Clients | Mode | Throughput | RPS | Avg latency | p99 latency | Errors | RPS STCP/TCP | RPS STCP/TLS |"
     );
     let _ = writeln!(
         out,
-        "|--------:|--------:|:-----|-----------:|----:|------------:|------------:|-------:|:-------------|"
+        "|--------:|--------:|:-----|-----------:|----:|------------:|------------:|-------:|:-------------|:-------------|"
     );
     for row in rows {
         let payload = payload_label(row.payload_bytes);
-        for (name, mode) in [("TCP", &row.tcp), ("STCP", &row.stcp)] {
+        for (name, mode) in row.modes() {
             let Some(m) = mode else { continue };
-            let ratio = match (name, &row.ratio) {
-                ("STCP", Some(r)) => ratio_cell(r),
-                _ => String::new(),
-            };
+            let (ratio, tls_ratio) = ratio_cells(name, row);
             let _ = writeln!(
                 out,
-                "| {payload} | {} | {name} | {:.1} MB/s | {} | {} | {} | {} | {ratio} |",
+                "| {payload} | {} | {name} | {:.1} MB/s | {} | {} | {} | {} | {ratio} | {tls_ratio} |",
                 row.clients,
                 m.throughput_mb_per_s,
                 rps(m.requests_per_second),
@@ -260,7 +268,7 @@ fn main_table(out: &mut String, rows: &[&RowSummary]) {
         if let Some(s) = seed_row(row.payload_bytes, row.clients) {
             let _ = writeln!(
                 out,
-                "| {payload} | {} | *seed* | *{}* | *{}* | *{}* | *{}* | *{}* | |",
+                "| {payload} | {} | *seed* | *{}* | *{}* | *{}* | *{}* | *{}* | | |",
                 row.clients, s.throughput, s.rps, s.avg_latency, s.p99_latency, s.errors
             );
         }
@@ -277,7 +285,7 @@ fn detail_table(out: &mut String, rows: &[&RowSummary]) {
         "|--------:|--------:|:-----|---------:|----:|----:|----:|------:|----:|---------------------------:|-------------------:|"
     );
     for row in rows {
-        for (name, mode) in [("TCP", &row.tcp), ("STCP", &row.stcp)] {
+        for (name, mode) in row.modes() {
             let Some(m) = mode else { continue };
             let l = &m.latency;
             let _ = writeln!(
@@ -384,7 +392,9 @@ mod tests {
             warmup_seconds: 2.0,
             tcp: Some(mode(100_000.0, 1)),
             stcp: Some(mode(90_000.0, 2)),
+            tls: None,
             ratio: crate::suite::aggregate::ratio_summary(vec![0.9]),
+            stcp_tls_ratio: None,
         }
     }
 

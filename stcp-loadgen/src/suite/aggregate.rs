@@ -1,7 +1,7 @@
 //! From run reports to the suite's rows: groups runs by row (payload, clients) and backend
 //! combination (crypto, io), adds each mode's runs together (histograms added, so percentiles are
-//! exact over all requests), pairs TCP and STCP runs, and takes the median STCP/TCP ratio of the
-//! pairs. `suite` and `report` both use it, so the two always agree.
+//! exact over all requests), pairs TCP and STCP runs (and TLS and STCP runs), and takes the median
+//! STCP/TCP (and STCP/TLS) ratio of the pairs. `suite` and `report` both use it, so the two always agree.
 
 use crate::errors::ErrorCounts;
 use crate::hist_codec::{self, HistogramCodecError};
@@ -155,12 +155,18 @@ fn summarize_row(
     };
     let tcp_runs = of_mode(Mode::Tcp);
     let stcp_runs = of_mode(Mode::Stcp);
-    let pairs: Vec<f64> = tcp_runs
-        .iter()
-        .zip(&stcp_runs)
-        .filter(|(t, s)| !t.report.partial && !s.report.partial && compared_rate(t.report) > 0.0)
-        .map(|(t, s)| compared_rate(s.report) / compared_rate(t.report))
-        .collect();
+    let tls_runs = of_mode(Mode::Tls);
+    let ratios = |base: &[&RunInput<'_>]| -> Vec<f64> {
+        base.iter()
+            .zip(&stcp_runs)
+            .filter(|(t, s)| {
+                !t.report.partial && !s.report.partial && compared_rate(t.report) > 0.0
+            })
+            .map(|(t, s)| compared_rate(s.report) / compared_rate(t.report))
+            .collect()
+    };
+    let pairs = ratios(&tcp_runs);
+    let tls_pairs = ratios(&tls_runs);
     let first = runs.first().map(|r| &r.report.configuration);
     Ok(RowSummary {
         payload_bytes: payload,
@@ -172,7 +178,9 @@ fn summarize_row(
         warmup_seconds: first.map_or(0.0, |c| c.warmup_seconds),
         tcp: mode_summary(payload, &tcp_runs)?,
         stcp: mode_summary(payload, &stcp_runs)?,
+        tls: mode_summary(payload, &tls_runs)?,
         ratio: ratio_summary(pairs),
+        stcp_tls_ratio: ratio_summary(tls_pairs),
     })
 }
 

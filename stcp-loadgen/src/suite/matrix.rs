@@ -65,9 +65,17 @@ pub(crate) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
     out
 }
 
+/// A running server's addresses per mode (TLS: empty when not given) and its STCP key.
+pub(crate) struct External {
+    pub stcp: Vec<SocketAddr>,
+    pub tcp: Vec<SocketAddr>,
+    pub tls: Vec<SocketAddr>,
+    pub key: [u8; 32],
+}
+
 pub(crate) fn start_server(
     combination: Combination,
-    external: Option<&(Vec<SocketAddr>, Vec<SocketAddr>, [u8; 32])>,
+    external: Option<&External>,
     psk: Option<[u8; 32]>,
     max_frame: usize,
     busy_poll: Duration,
@@ -81,13 +89,12 @@ pub(crate) fn start_server(
                 ..EmbeddedOptions::new(crypto, io)
             })?,
         ))),
-        (Combination::External { .. }, Some((stcp, tcp, key))) => {
-            Ok(ServerUnderTest::External(ExternalServer {
-                stcp: stcp.clone(),
-                tcp: tcp.clone(),
-                public_key: Some(*key),
-            }))
-        }
+        (Combination::External { .. }, Some(e)) => Ok(ServerUnderTest::External(ExternalServer {
+            stcp: e.stcp.clone(),
+            tcp: e.tcp.clone(),
+            tls: e.tls.clone(),
+            public_key: Some(e.key),
+        })),
         (Combination::External { .. }, None) => Err(StartError::Usage(
             "--target needs --tcp-target (and the other way round)".into(),
         )),

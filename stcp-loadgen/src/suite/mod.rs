@@ -1,8 +1,9 @@
-//! `stcp-loadgen suite`: the seed's table, TCP against STCP. For every backend combination
-//! (crypto × io) one server is started (or the external one is used); every row then runs in TCP
-//! and STCP mode, interleaved (TCP, STCP, TCP, STCP ...) so drift of the machine hits both alike,
-//! `--repeat` times. Every run writes its own report (through [`crate::run::measure`]); the suite
-//! report adds the STCP/TCP ratio per row (median of the pairs, with spread).
+//! `stcp-loadgen suite`: the seed's table, TCP against STCP (and TLS 1.3 where the server has
+//! it). For every backend combination (crypto × io) one server is started (or the external one is
+//! used); every row then runs in each mode, interleaved (TCP, STCP, TLS, TCP, STCP, TLS ...) so
+//! drift of the machine hits all alike, `--repeat` times. Every run writes its own report (through
+//! [`crate::run::measure`]); the suite report adds the STCP/TCP and STCP/TLS ratios per row
+//! (median of the pairs, with spread).
 
 pub mod aggregate;
 pub(crate) mod matrix;
@@ -24,7 +25,7 @@ use crate::run::{self, exit, StartError};
 use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
 use crate::sweep::search::SearchArgs;
 use crate::sweep::{self, SweepContext, SweepSpec};
-use crate::values::{crypto_parser, io_parser, parse_busy_poll, parse_duration};
+use crate::values::{crypto_parser, io_parser, mode_parser, parse_busy_poll, parse_duration};
 use aggregate::{AggregateError, RunInput};
 use matrix::{combinations, describe_server, io_choices, start_server};
 use pairs::{run_args, run_combination, Done, Stop};
@@ -44,7 +45,11 @@ pub struct SuiteArgs {
     /// Load applied before each run's measured interval, excluded from every statistic.
     #[arg(long, value_parser = parse_duration, default_value = "2s", value_name = "DURATION")]
     pub warmup: Duration,
-    /// Interleaved TCP/STCP pairs per row and backend combination.
+    /// Modes to run, comma-separated, interleaved in this order (default: tcp, stcp, and tls
+    /// when the server serves it: an external one given --tls-target).
+    #[arg(long, value_parser = mode_parser(), value_delimiter = ',', value_name = "MODES")]
+    pub modes: Vec<Mode>,
+    /// Interleaved TCP/STCP(/TLS) rounds per row and backend combination.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub repeat: u64,
     /// Crypto backends to run, comma-separated (client and embedded server).
@@ -59,10 +64,16 @@ pub struct SuiteArgs {
     /// Raw framed TCP address of that server.
     #[arg(long, value_name = "HOST:PORT", requires = "target")]
     pub tcp_target: Option<String>,
+    /// TLS address of that server (TLS rows run when it is given).
+    #[arg(long, value_name = "HOST:PORT", requires = "target")]
+    pub tls_target: Option<String>,
     /// Public key of the server at --target: a file holding hex, or 64 hex characters
     /// (default: ./stcp-server.key.pub).
     #[arg(long, value_name = "FILE|HEX", requires = "target")]
     pub server_key: Option<String>,
+    /// Certificate (PEM) of the server at --tls-target, pinned (default: ./stcp-server.crt).
+    #[arg(long, value_name = "FILE", requires = "tls_target")]
+    pub server_cert: Option<PathBuf>,
     /// Pre-shared key file, for a server started with --psk (the embedded server then uses it too).
     #[arg(long, value_name = "FILE")]
     pub psk: Option<PathBuf>,
@@ -98,8 +109,22 @@ fn parse_row(text: &str) -> Result<Row, String> {
     text.parse()
 }
 
-/// The two modes of a pair, in the order they run.
+/// The two modes of a pair, in the order they run (and that the sweeps compare).
 pub const PAIR_ORDER: [Mode; 2] = [Mode::Tcp, Mode::Stcp];
+
+/// Every mode, in the order a round runs them.
+pub const ROUND_ORDER: [Mode; 3] = [Mode::Tcp, Mode::Stcp, Mode::Tls];
+
+/// The modes a round runs against `server`: --modes, else every mode it serves.
+pub(crate) fn round_modes(args: &SuiteArgs, server: &ServerUnderTest) -> Vec<Mode> {
+    if !args.modes.is_empty() {
+        return args.modes.clone();
+    }
+    ROUND_ORDER
+        .into_iter()
+        .filter(|m| server.addr(*m).is_some())
+        .collect()
+}
 
 /// Why the suite could not run or could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +175,12 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     let combinations = combinations(args);
     let swept = swept_rows(args)?;
     for row in &args.rows {
-        for mode in PAIR_ORDER {
+        let modes = if args.modes.is_empty() {
+            &ROUND_ORDER[..]
+        } else {
+            &args.modes[..]
+        };
+        for &mode in modes {
             run_args(args, *row, mode, args.crypto[0])
                 .validate()
                 .map_err(|e| SuiteError::Usage(format!("row {row}: {e}")))?;
@@ -167,11 +197,15 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         args.target.is_none().then_some(&split),
     )?;
     let external = match (&args.target, &args.tcp_target) {
-        (Some(stcp), Some(tcp)) => Some((
-            resolve(stcp).map_err(StartError::from)?,
-            resolve(tcp).map_err(StartError::from)?,
-            load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
-        )),
+        (Some(stcp), Some(tcp)) => Some(matrix::External {
+            stcp: resolve(stcp).map_err(StartError::from)?,
+            tcp: resolve(tcp).map_err(StartError::from)?,
+            tls: match &args.tls_target {
+                Some(tls) => resolve(tls).map_err(StartError::from)?,
+                None => Vec::new(),
+            },
+            key: load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
+        }),
         _ => None,
     };
 
@@ -187,12 +221,26 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     }
     std::fs::create_dir_all(&out).map_err(|e| SuiteError::Write(out.clone(), e))?;
 
-    let planned = args.rows.len() as u64 * 2 * args.repeat * combinations.len() as u64;
+    // The modes of every round: what the first server serves (all combinations' servers are
+    // alike), unless --modes says.
+    let largest_payload = args.rows.iter().map(|r| r.payload_bytes).max().unwrap_or(0);
+    let mut first_server = Some(start_server(
+        combinations[0],
+        external.as_ref(),
+        psk,
+        largest_payload as usize,
+        args.busy_poll,
+    )?);
+    let modes = round_modes(args, first_server.as_ref().expect("started above"));
+    let planned =
+        args.rows.len() as u64 * modes.len() as u64 * args.repeat * combinations.len() as u64;
     let per_run = args.warmup + args.duration + Duration::from_millis(500);
     eprintln!(
-        "stcp-loadgen suite: {} row(s) x 2 modes x {} pair(s) x {} backend combination(s) = {planned} runs \
+        "stcp-loadgen suite: {} row(s) x {} modes ({}) x {} round(s) x {} backend combination(s) = {planned} runs \
          of {:?} warm-up + {:?} measured, about {}; reports into {}",
         args.rows.len(),
+        modes.len(),
+        modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
         args.repeat,
         combinations.len(),
         args.warmup,
@@ -220,14 +268,17 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     let mut stop: Option<Stop> = None;
     let width = planned.to_string().len().max(2);
     for combination in &combinations {
-        let largest_payload = args.rows.iter().map(|r| r.payload_bytes).max().unwrap_or(0);
-        let server = match start_server(
-            *combination,
-            external.as_ref(),
-            psk,
-            largest_payload as usize,
-            args.busy_poll,
-        ) {
+        let started = match first_server.take() {
+            Some(server) => Ok(server),
+            None => start_server(
+                *combination,
+                external.as_ref(),
+                psk,
+                largest_payload as usize,
+                args.busy_poll,
+            ),
+        };
+        let server = match started {
             Ok(s) => s,
             Err(e) => {
                 stop = Some(Stop {
@@ -251,7 +302,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
             &server,
             psk,
             &cell,
-            (&out, width, planned),
+            (&out, width, planned, &modes),
             &mut done,
         );
         if outcome.is_ok() {
@@ -293,7 +344,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         partial_reason: stop.as_ref().map(|s| s.reason.clone()),
         ok: stop.is_none() && all_clean,
         errors_total,
-        configuration: configuration(args, psk.is_some(), planned),
+        configuration: configuration(args, psk.is_some(), planned, &modes),
         environment: SuiteEnvironment {
             hostname: uname.hostname,
             kernel: uname.kernel,
@@ -442,7 +493,7 @@ fn sweep_combination(
 }
 
 /// What was asked for, as the suite report records it.
-fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguration {
+fn configuration(args: &SuiteArgs, psk: bool, planned: u64, modes: &[Mode]) -> SuiteConfiguration {
     SuiteConfiguration {
         rows: args
             .rows
@@ -470,6 +521,8 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64) -> SuiteConfiguratio
         embedded_server: args.target.is_none(),
         target: args.target.clone(),
         tcp_target: args.tcp_target.clone(),
+        tls_target: args.tls_target.clone(),
+        modes: modes.iter().map(|m| m.name().to_string()).collect(),
         psk,
         planned_runs: planned,
         busy_poll_us: args.busy_poll.as_secs_f64() * 1e6,
@@ -555,7 +608,10 @@ mod tests {
                 assert_eq!(r.busy_poll, Duration::from_micros(50));
             }
         }
-        assert_eq!(configuration(&args, false, 8).busy_poll_us, 50.0);
+        assert_eq!(
+            configuration(&args, false, 8, &PAIR_ORDER).busy_poll_us,
+            50.0
+        );
     }
 
     #[test]

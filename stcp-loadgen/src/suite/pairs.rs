@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use super::matrix::Combination;
 use super::rows::Row;
 use super::schema::SuiteRun;
-use super::PAIR_ORDER;
 use stcp_proto::{CryptoBackend, Mode};
 use stcp_server::IoBackend;
 
@@ -34,10 +33,15 @@ pub(super) struct Stop {
 pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBackend) -> RunArgs {
     let stcp = mode == Mode::Stcp;
     RunArgs {
-        target: args.target.clone(),
+        target: match mode {
+            Mode::Stcp => args.target.clone(),
+            Mode::Tcp => args.tcp_target.clone(),
+            Mode::Tls => args.tls_target.clone(),
+        },
         listen: crate::embedded::DEFAULT_LISTEN,
         mode,
         server_key: None,
+        server_cert: args.server_cert.clone().filter(|_| mode == Mode::Tls),
         psk: args.psk.clone().filter(|_| stcp),
         crypto,
         io: IoBackend::Auto,
@@ -69,13 +73,13 @@ pub(super) fn run_combination(
     server: &ServerUnderTest,
     psk: Option<[u8; 32]>,
     (crypto, io): &(String, String),
-    (out, width, planned): (&Path, usize, u64),
+    (out, width, planned, modes): (&Path, usize, u64, &[Mode]),
     done: &mut Vec<Done>,
 ) -> Result<(), Stop> {
     for pair in 1..=args.repeat {
         for row in &args.rows {
-            let mut tcp_rps = None;
-            for mode in PAIR_ORDER {
+            let (mut tcp_rps, mut stcp_rps) = (None, None);
+            for &mode in modes {
                 if crate::interrupt::interrupted() {
                     return Err(Stop {
                         reason: "interrupted".into(),
@@ -130,9 +134,12 @@ pub(super) fn run_combination(
                 } else {
                     r.requests_per_second
                 };
-                let ratio = match (mode, tcp_rps) {
-                    (Mode::Stcp, Some(t)) if t > 0.0 => {
+                let ratio = match (mode, tcp_rps, stcp_rps) {
+                    (Mode::Stcp, Some(t), _) if t > 0.0 => {
                         format!("  STCP/TCP {:.3}", rate / t)
+                    }
+                    (Mode::Tls, _, Some(s)) if rate > 0.0 => {
+                        format!("  STCP/TLS {:.3}", s / rate)
                     }
                     _ => String::new(),
                 };
@@ -154,8 +161,10 @@ pub(super) fn run_combination(
                         .map(|why| format!("  PARTIAL: {why}"))
                         .unwrap_or_default()
                 );
-                if mode == Mode::Tcp {
-                    tcp_rps = Some(rate);
+                match mode {
+                    Mode::Tcp => tcp_rps = Some(rate),
+                    Mode::Stcp => stcp_rps = Some(rate),
+                    Mode::Tls => {}
                 }
                 let interrupted = report.partial_reason.as_deref() == Some("interrupted");
                 done.push(Done {

@@ -75,6 +75,12 @@ pub struct SuiteConfiguration {
     /// `--target` (STCP) and `--tcp-target`; null for the embedded server.
     pub target: Option<String>,
     pub tcp_target: Option<String>,
+    /// The TLS address of that server, when TLS rows ran against it.
+    #[serde(default)]
+    pub tls_target: Option<String>,
+    /// The modes of every round, in the order they ran (absent in suites before TLS: tcp, stcp).
+    #[serde(default)]
+    pub modes: Vec<String>,
     pub psk: bool,
     /// Runs planned: rows × 2 modes × repeat × combinations.
     pub planned_runs: u64,
@@ -157,9 +163,41 @@ pub struct RowSummary {
     /// Null when no run of that mode is present.
     pub tcp: Option<ModeSummary>,
     pub stcp: Option<ModeSummary>,
+    /// TLS 1.3 runs (absent in suites without them).
+    #[serde(default)]
+    pub tls: Option<ModeSummary>,
     /// STCP requests/s ÷ TCP requests/s over the whole pairs (churn rows: handshakes/s, that is
     /// connections/s); null when there is none.
     pub ratio: Option<RatioSummary>,
+    /// STCP requests/s ÷ TLS requests/s, STCP and TLS runs paired in order the same way (churn
+    /// rows: handshakes/s); null (or absent) without TLS runs.
+    #[serde(default)]
+    pub stcp_tls_ratio: Option<RatioSummary>,
+}
+
+impl RowSummary {
+    /// The summary of `mode`'s runs, if the row has any.
+    pub fn of_mode(&self, mode: stcp_proto::Mode) -> Option<&ModeSummary> {
+        match mode {
+            stcp_proto::Mode::Tcp => self.tcp.as_ref(),
+            stcp_proto::Mode::Stcp => self.stcp.as_ref(),
+            stcp_proto::Mode::Tls => self.tls.as_ref(),
+        }
+    }
+
+    /// Every mode's summary the row has.
+    pub fn summaries(&self) -> impl Iterator<Item = &ModeSummary> {
+        [&self.tcp, &self.stcp, &self.tls].into_iter().flatten()
+    }
+
+    /// The modes of the row with their names, in the order they run (absent ones are None).
+    pub fn modes(&self) -> [(&'static str, Option<&ModeSummary>); 3] {
+        [
+            ("TCP", self.tcp.as_ref()),
+            ("STCP", self.stcp.as_ref()),
+            ("TLS", self.tls.as_ref()),
+        ]
+    }
 }
 
 /// All runs of one mode of one row and combination together.

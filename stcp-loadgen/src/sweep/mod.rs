@@ -133,6 +133,7 @@ impl SweepSpec {
             listen: crate::embedded::DEFAULT_LISTEN,
             mode,
             server_key: None,
+            server_cert: None,
             psk: None,
             crypto: self.crypto,
             io: IoBackend::Auto,
@@ -208,11 +209,12 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         args.target.is_none().then_some(&split),
     )?;
     let external = match (&args.target, &args.tcp_target) {
-        (Some(stcp), Some(tcp)) => Some((
-            resolve(stcp).map_err(StartError::from)?,
-            resolve(tcp).map_err(StartError::from)?,
-            load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
-        )),
+        (Some(stcp), Some(tcp)) => Some(crate::suite::matrix::External {
+            stcp: resolve(stcp).map_err(StartError::from)?,
+            tcp: resolve(tcp).map_err(StartError::from)?,
+            tls: Vec::new(),
+            key: load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
+        }),
         _ => None,
     };
     let (started, _) = environment::now_unix();

@@ -212,7 +212,7 @@ async fn echo_loop(
     let idle = cfg.idle_timeout.unwrap_or(FOREVER);
     let framing = match mode {
         Mode::Stcp => Framing::Handshake,
-        Mode::Tcp => Framing::Frames,
+        Mode::Tcp | Mode::Tls => Framing::Frames,
     };
     let mut decoder = Decoder::new(Codec::new(framing, cfg.max_frame));
     // TCP mode: frame boundaries, tracked while every byte read is echoed at once.
@@ -223,7 +223,7 @@ async fn echo_loop(
     // reassembly buffer stay within the per-connection buffer limit.
     let reassembly = match mode {
         Mode::Stcp => 2 * MAX_RECORD_LEN,
-        Mode::Tcp => 0,
+        Mode::Tcp | Mode::Tls => 0,
     };
     let read_size = cfg.conn_buffer_limit.saturating_sub(reassembly).max(4096);
     let mut buf: Vec<u8> = Vec::with_capacity(read_size);

@@ -21,7 +21,8 @@ impl ClientThread {
             }
             conn.retire_ready = false;
             match self.settings.mode {
-                Mode::Stcp => conn.queue_close(),
+                // STCP: the Close record; TLS: the close_notify alert.
+                Mode::Stcp | Mode::Tls => conn.queue_close(),
                 Mode::Tcp => {
                     if let Some(fd) = conn.fd.as_ref() {
                         shutdown_write(fd);

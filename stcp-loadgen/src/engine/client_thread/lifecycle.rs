@@ -101,11 +101,13 @@ impl ClientThread {
                     Some(libc::ETIMEDOUT),
                     "connect timed out",
                 )),
-                State::Handshaking(_) if now > conn.setup_deadline => Some((
-                    ErrorKind::Handshake,
-                    Some(libc::ETIMEDOUT),
-                    "handshake timed out",
-                )),
+                State::Handshaking(_) | State::TlsHandshaking if now > conn.setup_deadline => {
+                    Some((
+                        ErrorKind::Handshake,
+                        Some(libc::ETIMEDOUT),
+                        "handshake timed out",
+                    ))
+                }
                 State::Established if conn.retiring && now > conn.setup_deadline => Some((
                     ErrorKind::Io,
                     Some(libc::ETIMEDOUT),
@@ -203,7 +205,7 @@ impl ClientThread {
         // From here on a peer close or a failed operation just ends the connection (see `fail`).
         self.closing = true;
         let until = Instant::now() + CLOSE_GRACE;
-        while self.settings.mode == Mode::Stcp
+        while self.settings.mode != Mode::Tcp
             && self.conns.iter().any(|c| c.is_established())
             && Instant::now() < until
         {

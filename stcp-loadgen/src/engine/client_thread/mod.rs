@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use stcp_engine::{ops, Completion, Driver, DriverOptions, Handler, Op, Receive, Token};
 use stcp_proto::{ClientConfig, ClientHandshake, FRAME_HEADER_LEN};
 
-use super::connection::{Connection, State};
+use super::connection::{Connection, State, TlsProgress};
 use super::settings::Settings;
 use super::socket::{errno_name, set_nodelay, sockaddr};
 use super::start_line::StartLine;
@@ -43,6 +43,8 @@ pub(super) struct ThreadPlan {
     /// Spin on the completion queue for up to this long before sleeping (zero: off).
     pub busy_poll: Duration,
     pub client_config: Option<Arc<ClientConfig>>,
+    /// TLS: the rustls configuration and the server name every connection uses.
+    pub tls: Option<crate::tls::TlsClient>,
     /// Connection number `g` starts connecting at `connect_epoch + g × connect_spacing`.
     pub connect_epoch: Instant,
     pub connect_spacing: Duration,
@@ -99,6 +101,7 @@ struct ClientThread {
     /// driver's shutdown with the connections, so it outlives every connect in flight.
     target: Box<(libc::sockaddr_storage, libc::socklen_t)>,
     client_config: Option<Arc<ClientConfig>>,
+    tls: Option<crate::tls::TlsClient>,
     /// Slots of this turn's seal jobs, and the jobs that failed (reused every turn).
     batch_slots: Vec<u32>,
     batch_failures: Vec<usize>,
@@ -160,6 +163,7 @@ impl ClientThread {
             settings: s.clone(),
             target: Box::new(sockaddr(plan.target)),
             client_config: plan.client_config.clone(),
+            tls: plan.tls.clone(),
             batch_slots: Vec::with_capacity(n),
             batch_failures: Vec::with_capacity(n),
             errors: ErrorCounts::default(),

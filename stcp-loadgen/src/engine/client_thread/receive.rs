@@ -22,6 +22,29 @@ impl ClientThread {
         self.arm_recv(d, slot);
         match self.settings.mode {
             Mode::Tcp => self.established(slot, now),
+            Mode::Tls => {
+                let tls = self
+                    .tls
+                    .as_ref()
+                    .expect("TLS runs have a TLS configuration");
+                let session =
+                    rustls::ClientConnection::new(tls.config.clone(), tls.server_name.clone());
+                let conn = &mut self.conns[slot];
+                match session {
+                    Ok(session) => {
+                        conn.tls = Some(Box::new(session));
+                        conn.drain_tls();
+                        conn.state = State::TlsHandshaking;
+                        conn.setup_deadline = now + self.settings.timeout;
+                    }
+                    Err(e) => self.fail(
+                        d,
+                        slot,
+                        ErrorKind::Handshake,
+                        crate::tls::handshake_failure(&e),
+                    ),
+                }
+            }
             Mode::Stcp => {
                 let config = self
                     .client_config
@@ -49,7 +72,7 @@ impl ClientThread {
         }
     }
 
-    /// A connection is set up (TCP: connected; STCP: handshake finished). Its handshake latency
+    /// A connection is set up (TCP: connected; STCP, TLS: handshake finished). Its handshake latency
     /// counts from the connect's start; during the load it counts as a handshake of its second,
     /// and with churn its requests start at once.
     pub(super) fn established(&mut self, slot: usize, now: Instant) {
@@ -93,8 +116,15 @@ impl ClientThread {
                         self.tally.as_mut(),
                     );
                     d.give_back(buf);
-                    if outcome == Ok(Absorbed::HandshakeDone) {
-                        self.established(slot, now);
+                    match outcome {
+                        Ok(Absorbed::HandshakeDone) => self.established(slot, now),
+                        Ok(Absorbed::ServerClosed) if !self.conns[slot].retiring => {
+                            // TLS: the server's close_notify; during churn it answers ours
+                            // and its FIN ends the connection.
+                            self.closed_by_server(d, slot);
+                            return;
+                        }
+                        _ => {}
                     }
                     outcome.map(|_| ())
                 }
@@ -102,7 +132,9 @@ impl ClientThread {
             }
         } else if result == 0 {
             let conn = &mut self.conns[slot];
-            let answered = self.settings.mode == Mode::Tcp || conn.server_closed;
+            // TLS: the FIN after our close_notify ends the connection, with or without the
+            // server's close_notify before it.
+            let answered = self.settings.mode != Mode::Stcp || conn.server_closed;
             if conn.retiring && conn.is_established() && conn.in_complete == 0 && answered {
                 // Churn: the server's FIN (STCP: after its Close record) answers our close.
                 self.retired_eof(d, slot, now);
@@ -123,12 +155,17 @@ impl ClientThread {
         if let Err((kind, why)) = outcome {
             // Whatever ends a connection during its handshake is a handshake failure (a server
             // that cannot authenticate us just closes).
-            let (kind, why) = if matches!(self.conns[slot].state, State::Handshaking(_)) {
-                let why = if result == 0 {
-                    "the server closed the connection during the handshake: wrong --server-key, \
-                     or the server requires a --psk (or another one)"
-                } else {
-                    why
+            let (kind, why) = if self.conns[slot].is_handshaking() {
+                let why = match (result, self.settings.mode) {
+                    (0, Mode::Tls) => {
+                        "the server closed the connection during the TLS handshake: is it a TLS \
+                         server offering TLS 1.3, TLS13_AES_256_GCM_SHA384 and X25519?"
+                    }
+                    (0, _) => {
+                        "the server closed the connection during the handshake: wrong --server-key, \
+                         or the server requires a --psk (or another one)"
+                    }
+                    _ => why,
                 };
                 (ErrorKind::Handshake, why)
             } else {
@@ -231,6 +268,8 @@ enum Absorbed {
     Taken,
     /// They completed the handshake: the connection is established.
     HandshakeDone,
+    /// TLS: they carried the server's close_notify (a clean end).
+    ServerClosed,
 }
 
 /// Feeds received bytes to a connection, whatever stage it is in.
@@ -239,8 +278,27 @@ fn absorb(
     data: &[u8],
     now: Instant,
     s: &Settings,
-    tally: Option<&mut Tally>,
+    mut tally: Option<&mut Tally>,
 ) -> Result<Absorbed, (ErrorKind, &'static str)> {
+    if s.mode == Mode::Tls {
+        if let Some(t) = tally.as_deref_mut() {
+            if conn.is_established() {
+                t.bytes_received(data.len());
+            }
+        }
+        if conn.has_ended() {
+            return Ok(Absorbed::Taken);
+        }
+        if !conn.is_setting_up() && !conn.is_established() {
+            return Err((ErrorKind::Io, "data before the connection was set up"));
+        }
+        return match conn.absorb_tls(data, now, s, tally) {
+            Ok(TlsProgress::Taken) => Ok(Absorbed::Taken),
+            Ok(TlsProgress::HandshakeDone) => Ok(Absorbed::HandshakeDone),
+            Ok(TlsProgress::Closed) => Ok(Absorbed::ServerClosed),
+            Err(failure) => Err(failure.kind()),
+        };
+    }
     match &conn.state {
         State::Handshaking(_) => {
             let Some(len) = conn
@@ -278,11 +336,12 @@ fn absorb(
                 Mode::Tcp => conn
                     .absorb_frames(data, now, s, tally)
                     .map_err(|k| (k, "echo differs from the request")),
+                Mode::Tls => unreachable!("TLS bytes are absorbed above"),
             }
             .map(|()| Absorbed::Taken)
         }
         State::Failed | State::Closed => Ok(Absorbed::Taken),
-        State::NotStarted | State::Connecting => {
+        State::NotStarted | State::Connecting | State::TlsHandshaking => {
             Err((ErrorKind::Io, "data before the connection was set up"))
         }
     }

@@ -83,8 +83,12 @@ impl ClientThread {
                 }
                 let conn = &mut self.conns[slot];
                 conn.wants_send = false;
+                conn.drain_tls();
                 if conn.is_established() {
-                    conn.write_requests(&self.settings);
+                    if let Err(kind) = conn.write_requests(&self.settings) {
+                        self.fail(d, slot, kind, "encrypting a request failed");
+                        continue;
+                    }
                 }
                 if let Some((sealer, records)) = conn.seal_job() {
                     since_submit += records.len();
@@ -98,7 +102,7 @@ impl ClientThread {
                     continue;
                 }
                 if let Some((ptr, len)) = conn.start_send(Instant::now()) {
-                    if self.settings.mode == Mode::Tcp {
+                    if self.settings.mode != Mode::Stcp {
                         since_submit += len as usize;
                     }
                     if conn.writing() {

@@ -7,6 +7,7 @@
 //! (TCP: as many bytes as fit) as the buffers have room, and its echo is verified a record at a
 //! time (TCP: as bytes arrive), so no frame is ever held whole, whatever its size.
 
+use std::io::{BufRead, Write};
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ mod in_flight;
 
 pub(in crate::engine) use in_flight::{InFlight, InFlightQueue};
 
-use super::settings::Settings;
+use super::settings::{Settings, TLS_RECORD_OVERHEAD};
 use super::tally::Tally;
 use crate::errors::ErrorKind;
 use crate::payload;
@@ -37,6 +38,8 @@ pub(super) enum State {
     Connecting,
     /// STCP: first handshake frame sent, waiting for the server's reply.
     Handshaking(Box<ClientHandshake>),
+    /// TLS: ClientHello sent, the handshake under way in `Connection::tls`.
+    TlsHandshaking,
     /// Ready for requests.
     Established,
     /// Failed (counted once); its operations are being cancelled.
@@ -129,6 +132,12 @@ pub(super) struct Connection {
     pub setup_deadline: Instant,
     pub sealer: Option<RecordSealer>,
     pub opener: Option<RecordOpener>,
+    /// TLS: the rustls client session (created at connect, sans-IO: its records go through
+    /// `out` and arrive from the receive ring).
+    pub tls: Option<Box<rustls::ClientConnection>>,
+    /// TLS: plaintext of the requests being written, handed to rustls a record at a time
+    /// (allocated once; empty in other modes).
+    tls_plain: Box<[u8]>,
     pub out: [OutBuf; 2],
     /// Which `out` buffer new requests are written into.
     fill: usize,
@@ -192,6 +201,8 @@ impl Connection {
             setup_deadline: now,
             sealer: None,
             opener: None,
+            tls: None,
+            tls_plain: vec![0; s.tls_plain_capacity].into_boxed_slice(),
             out: [OutBuf::new(s.out_capacity), OutBuf::new(s.out_capacity)],
             fill: 0,
             sending: None,
@@ -230,6 +241,7 @@ impl Connection {
         self.state = State::NotStarted;
         self.sealer = None;
         self.opener = None;
+        self.tls = None;
         for out in &mut self.out {
             out.clear();
         }
@@ -259,9 +271,17 @@ impl Connection {
         matches!(self.state, State::Established)
     }
 
-    /// Connecting, or (STCP) handshaking.
+    /// Connecting, or (STCP, TLS) handshaking.
     pub fn is_setting_up(&self) -> bool {
-        matches!(self.state, State::Connecting | State::Handshaking(_))
+        matches!(
+            self.state,
+            State::Connecting | State::Handshaking(_) | State::TlsHandshaking
+        )
+    }
+
+    /// STCP or TLS handshake under way.
+    pub fn is_handshaking(&self) -> bool {
+        matches!(self.state, State::Handshaking(_) | State::TlsHandshaking)
     }
 
     /// Failed, or closed by the server: the connection takes no further part in the run.
@@ -308,10 +328,13 @@ impl Connection {
     /// a whole record at a time (header, payload, room for the tag; sealed by the turn's batch),
     /// TCP any number of bytes (ready at once). What does not fit waits until a buffer comes back
     /// from the kernel.
-    pub fn write_requests(&mut self, s: &Settings) {
+    pub fn write_requests(&mut self, s: &Settings) -> Result<(), ErrorKind> {
         let id = self.id;
         let out = &mut self.out[self.fill];
         let tx = &mut self.tx;
+        if let Some(tls) = self.tls.as_mut() {
+            drain_tls(tls, out);
+        }
         while tx.seq < self.next_seq {
             match s.mode {
                 Mode::Stcp => {
@@ -338,7 +361,7 @@ impl Connection {
                     }
                 }
                 Mode::Tcp => {
-                    let n = (s.wire_len - tx.written).min(out.buf.len() - out.len);
+                    let n = (s.frame_len - tx.written).min(out.buf.len() - out.len);
                     if n == 0 {
                         break;
                     }
@@ -350,10 +373,56 @@ impl Connection {
                     out.len += n;
                     out.sealed = out.len;
                     tx.written += n;
-                    if tx.written == s.wire_len {
+                    if tx.written == s.frame_len {
                         tx.next_request(s.payload);
                     }
                 }
+                Mode::Tls => {
+                    // One record at a time, and only when rustls holds nothing unsent and the
+                    // record fits whole: rustls's send buffer never grows past one record.
+                    let Some(tls) = self.tls.as_mut() else {
+                        return Err(ErrorKind::Io);
+                    };
+                    if tls.wants_write() {
+                        break;
+                    }
+                    let room = (out.buf.len() - out.len).saturating_sub(TLS_RECORD_OVERHEAD);
+                    let limit = room.min(self.tls_plain.len());
+                    // Not a sliver of a record while a whole one waits for the other buffer.
+                    let wanted = (s.frame_len - tx.written).min(self.tls_plain.len());
+                    if limit == 0 || (limit < wanted && out.len > 0) {
+                        break;
+                    }
+                    let mut n = 0;
+                    while n < limit && tx.seq < self.next_seq {
+                        let k = (s.frame_len - tx.written).min(limit - n);
+                        let part = &mut self.tls_plain[n..n + k];
+                        write_frame_part(part, s.payload, id, tx.seq, tx.written);
+                        if tx.written == 0 {
+                            out.starts += 1;
+                        }
+                        n += k;
+                        tx.written += k;
+                        if tx.written == s.frame_len {
+                            tx.next_request(s.payload);
+                        }
+                    }
+                    tls.writer()
+                        .write_all(&self.tls_plain[..n])
+                        .map_err(|_| ErrorKind::Io)?;
+                    drain_tls(tls, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// TLS: moves what rustls has to send (handshake messages, records, alerts) into the filling
+    /// buffer, as far as it has room; the rest waits in rustls for the next buffer.
+    pub fn drain_tls(&mut self) {
+        if let Some(tls) = self.tls.as_mut() {
+            if drain_tls(tls, &mut self.out[self.fill]) {
+                self.wants_send = true;
             }
         }
     }
@@ -362,7 +431,16 @@ impl Connection {
     /// request is still being written (a Close may not cut a frame): the connection then just
     /// ends when its operations are cancelled.
     pub fn queue_close(&mut self) {
-        if self.sealer.is_none() || self.writing() || self.retiring {
+        if self.writing() || self.retiring {
+            return;
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            // TLS: the close_notify alert, sent like any record.
+            tls.send_close_notify();
+            self.drain_tls();
+            return;
+        }
+        if self.sealer.is_none() {
             return;
         }
         let out = self.filling();
@@ -416,7 +494,8 @@ impl Connection {
         }
         out.clear();
         self.sending = None;
-        if self.writing() {
+        // TLS: rustls may still hold bytes that did not fit (a close_notify, a key update).
+        if self.writing() || self.tls.as_ref().is_some_and(|t| t.wants_write()) {
             self.wants_send = true;
         }
         self.start_send(now)
@@ -612,7 +691,7 @@ impl Connection {
                 f.header_got += n;
                 data = &data[n..];
                 if f.header_got == FRAME_HEADER_LEN
-                    && Codec::new(Framing::Frames, s.payload).unit_len(f.header) != Ok(s.wire_len)
+                    && Codec::new(Framing::Frames, s.payload).unit_len(f.header) != Ok(s.frame_len)
                 {
                     return Err(ErrorKind::Verify);
                 }
@@ -631,6 +710,90 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// TLS: received bytes, handed to rustls; the plaintext it yields is checked as it streams in
+    /// (like TCP's frames, read in place from rustls's buffer), and whatever rustls answers (the
+    /// client's Finished, alerts) is moved to the out buffers. A TLS error during the handshake is
+    /// a handshake failure; after it, a record that does not authenticate or any other TLS error
+    /// is a verify failure (the echo differs). The server's close_notify is a clean end
+    /// ([`TlsProgress::Closed`]); nothing may follow it.
+    pub fn absorb_tls(
+        &mut self,
+        mut data: &[u8],
+        now: Instant,
+        s: &Settings,
+        mut tally: Option<&mut Tally>,
+    ) -> Result<TlsProgress, TlsFailure> {
+        let Some(mut tls) = self.tls.take() else {
+            return Err(TlsFailure::Io("TLS data without a TLS session"));
+        };
+        let result = self.absorb_tls_with(&mut tls, &mut data, now, s, &mut tally);
+        self.tls = Some(tls);
+        self.drain_tls();
+        result
+    }
+
+    fn absorb_tls_with(
+        &mut self,
+        tls: &mut rustls::ClientConnection,
+        data: &mut &[u8],
+        now: Instant,
+        s: &Settings,
+        tally: &mut Option<&mut Tally>,
+    ) -> Result<TlsProgress, TlsFailure> {
+        let mut progress = TlsProgress::Taken;
+        while !data.is_empty() {
+            if self.server_closed {
+                return Err(TlsFailure::Verify("bytes after the server's close_notify"));
+            }
+            let n = tls
+                .read_tls(data)
+                .map_err(|_| TlsFailure::Io("TLS receive buffer full"))?;
+            if n == 0 {
+                return Err(TlsFailure::Verify("bytes after the server's close_notify"));
+            }
+            let handshaking = self.is_handshaking();
+            let state = tls.process_new_packets().map_err(|e| {
+                if handshaking {
+                    TlsFailure::Handshake(crate::tls::handshake_failure(&e))
+                } else {
+                    TlsFailure::Verify(match e {
+                        rustls::Error::DecryptError => "echo record failed authentication",
+                        _ => "the server broke the TLS protocol",
+                    })
+                }
+            })?;
+            if handshaking && !tls.is_handshaking() {
+                self.state = State::Established;
+                progress = TlsProgress::HandshakeDone;
+            }
+            if state.plaintext_bytes_to_read() > 0 {
+                let Some(tally) = tally.as_deref_mut() else {
+                    return Err(TlsFailure::Verify("server sent data before any request"));
+                };
+                if !self.is_established() {
+                    return Err(TlsFailure::Verify("server sent data before any request"));
+                }
+                let mut reader = tls.reader();
+                loop {
+                    let chunk = match reader.fill_buf() {
+                        Ok([]) => break,
+                        Ok(chunk) => chunk,
+                        Err(_) => break,
+                    };
+                    let len = chunk.len();
+                    self.absorb_frames(chunk, now, s, tally)
+                        .map_err(|_| TlsFailure::Verify("echo differs from the request"))?;
+                    reader.consume(len);
+                }
+            }
+            if state.peer_has_closed() {
+                self.server_closed = true;
+                progress = TlsProgress::Closed;
+            }
+        }
+        Ok(progress)
     }
 
     /// The oldest request's echo arrived whole and correct.
@@ -659,6 +822,50 @@ impl Connection {
         let k = self.open_loop_slot + self.scheduled * s.open_loop_stride;
         load_start + std::time::Duration::from_nanos((k as f64 * s.open_loop_interval_ns) as u64)
     }
+}
+
+/// What received TLS bytes did to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TlsProgress {
+    /// Taken (handshake messages, echoes).
+    Taken,
+    /// They completed the handshake: the connection is established.
+    HandshakeDone,
+    /// The server's close_notify arrived: it ends the connection cleanly.
+    Closed,
+}
+
+/// Why received TLS bytes end a connection: the kind counted, with what the log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum TlsFailure {
+    Handshake(&'static str),
+    Verify(&'static str),
+    Io(&'static str),
+}
+
+impl TlsFailure {
+    pub fn kind(self) -> (ErrorKind, &'static str) {
+        match self {
+            TlsFailure::Handshake(why) => (ErrorKind::Handshake, why),
+            TlsFailure::Verify(why) => (ErrorKind::Verify, why),
+            TlsFailure::Io(why) => (ErrorKind::Io, why),
+        }
+    }
+}
+
+/// Moves rustls's pending TLS bytes into `out` as far as it has room; true when any moved. The
+/// bytes are ready to send at once (rustls sealed them).
+fn drain_tls(tls: &mut rustls::ClientConnection, out: &mut OutBuf) -> bool {
+    let before = out.len;
+    while tls.wants_write() && out.len < out.buf.len() {
+        let mut room = &mut out.buf[out.len..];
+        match tls.write_tls(&mut room) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.len += n,
+        }
+    }
+    out.sealed = out.len;
+    out.len > before
 }
 
 /// Writes bytes `from..from + part.len()` of request `seq`'s plain frame (the 4-byte length,

@@ -106,7 +106,7 @@ fn bytes(range: (*const u8, u32), conn: &Connection) -> &[u8] {
 
 /// What `seal_and_send` does for one connection: writes what fits, seals it, hands it over.
 fn hand_over(c: &mut Connection, s: &Settings, now: Instant) -> Option<(*const u8, u32)> {
-    c.write_requests(s);
+    c.write_requests(s).expect("requests are written");
     if let Some((sealer, records)) = c.seal_job() {
         sealer.seal_all(records).expect("requests seal");
         c.sealed_all();
@@ -618,4 +618,232 @@ fn more_bytes_than_requested_are_refused_not_buffered() {
         c.absorb_records(&header, now, &s, &mut tally),
         Err(ErrorKind::Verify)
     );
+}
+
+/// TLS: a certificate and its key as stcp-server makes them (ECDSA P-256, self-signed).
+fn tls_certificate() -> (
+    rustls::pki_types::CertificateDer<'static>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
+    let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    let certified = rcgen::generate_simple_self_signed(names).expect("a certificate");
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der());
+    (certified.cert.der().clone(), key.into())
+}
+
+/// TLS: the in-memory server, with the parameters of the comparison.
+fn tls_server(
+    cert: rustls::pki_types::CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> rustls::ServerConnection {
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(crate::tls::provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap();
+    config.send_tls13_tickets = 0;
+    rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap()
+}
+
+/// TLS: a connection just connected, its ClientHello queued, pinning `pinned`.
+fn tls_connection(
+    s: &Settings,
+    pinned: rustls::pki_types::CertificateDer<'static>,
+    now: Instant,
+) -> Connection {
+    let client = crate::tls::TlsClient::new(pinned, "localhost").unwrap();
+    let mut c = Connection::new(7, 0, s, now);
+    c.tls = Some(Box::new(
+        rustls::ClientConnection::new(client.config, client.server_name).unwrap(),
+    ));
+    c.drain_tls();
+    c.state = State::TlsHandshaking;
+    c
+}
+
+/// Hands the client's bytes to the server; returns what the server answers (TLS bytes) and
+/// the plaintext it received.
+fn tls_server_reads(server: &mut rustls::ServerConnection, mut wire: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut plain = Vec::new();
+    while !wire.is_empty() {
+        server.read_tls(&mut wire).unwrap();
+        server
+            .process_new_packets()
+            .expect("the server accepts the client");
+        plain.extend_from_slice(&tls_server_plaintext(server));
+    }
+    (tls_server_output(server), plain)
+}
+
+fn tls_server_takes(server: &mut rustls::ServerConnection, wire: &[u8]) -> Vec<u8> {
+    tls_server_reads(server, wire).0
+}
+
+/// The server echoes `plain` (TLS bytes).
+fn tls_server_sends(server: &mut rustls::ServerConnection, plain: &[u8]) -> Vec<u8> {
+    server.set_buffer_limit(None);
+    std::io::Write::write_all(&mut server.writer(), plain).unwrap();
+    tls_server_output(server)
+}
+
+fn tls_server_output(server: &mut rustls::ServerConnection) -> Vec<u8> {
+    let mut out = Vec::new();
+    while server.wants_write() {
+        server.write_tls(&mut out).unwrap();
+    }
+    out
+}
+
+/// The plaintext the server has received.
+fn tls_server_plaintext(server: &mut rustls::ServerConnection) -> Vec<u8> {
+    let mut plain = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut server.reader(), &mut plain);
+    plain
+}
+
+/// Runs the handshake to its end; the connection is established.
+fn tls_handshake(
+    c: &mut Connection,
+    server: &mut rustls::ServerConnection,
+    s: &Settings,
+    now: Instant,
+) -> Result<(), TlsFailure> {
+    let hello = send_all(c, s, now);
+    let flight = tls_server_takes(server, &hello);
+    assert_eq!(
+        c.absorb_tls(&flight, now, s, None)?,
+        TlsProgress::HandshakeDone
+    );
+    assert!(c.is_established());
+    // The client's Finished.
+    let finished = send_all(c, s, now);
+    assert!(tls_server_takes(server, &finished).is_empty());
+    assert!(!server.is_handshaking());
+    Ok(())
+}
+
+#[test]
+fn tls_pins_the_servers_certificate_and_echoes_are_verified() {
+    let (cert, key) = tls_certificate();
+    let now = Instant::now();
+    for (payload, depth) in [(256, 1), (100, 8), (64 * 1024, 1), (1 << 20, 2)] {
+        // Open loop: a completed request queues nothing, so the echoes run out.
+        let s = open_loop(Mode::Tls, payload, depth);
+        let mut c = tls_connection(&s, cert.clone(), now);
+        let mut server = tls_server(cert.clone(), key.clone_key());
+        tls_handshake(&mut c, &mut server, &s, now).unwrap();
+        let (mut tally, _rx) = tally();
+        for _ in 0..depth {
+            c.queue_request(now);
+        }
+        // Requests out, a record at a time through the out buffers; echoed back in pieces.
+        let mut echoed = 0;
+        while c.in_flight.len() > 0 {
+            let wire = send_all(&mut c, &s, now);
+            let (_, plain) = tls_server_reads(&mut server, &wire);
+            let back = tls_server_sends(&mut server, &plain);
+            for part in back.chunks(1000) {
+                assert_eq!(
+                    c.absorb_tls(part, now, &s, Some(&mut tally)),
+                    Ok(TlsProgress::Taken)
+                );
+            }
+            echoed += 1;
+            assert!(echoed < 10_000, "the echoes never completed");
+        }
+        assert_eq!(c.next_seq, u64::from(depth));
+    }
+}
+
+#[test]
+fn tls_refuses_a_server_with_another_certificate() {
+    let (pinned, _) = tls_certificate();
+    let (cert, key) = tls_certificate();
+    let s = settings(Mode::Tls, 256, 1);
+    let now = Instant::now();
+    let mut c = tls_connection(&s, pinned, now);
+    let mut server = tls_server(cert, key);
+    let hello = send_all(&mut c, &s, now);
+    let flight = tls_server_takes(&mut server, &hello);
+    let failure = c.absorb_tls(&flight, now, &s, None).unwrap_err();
+    let (kind, why) = failure.kind();
+    assert_eq!(kind, ErrorKind::Handshake);
+    assert!(why.contains("--server-cert"), "{why}");
+    assert!(!c.is_established());
+}
+
+#[test]
+fn tls_catches_a_corrupted_or_forged_echo() {
+    let (cert, key) = tls_certificate();
+    let s = settings(Mode::Tls, 256, 1);
+    let now = Instant::now();
+    // A plaintext byte changed by the server: a verify failure.
+    let mut c = tls_connection(&s, cert.clone(), now);
+    let mut server = tls_server(cert.clone(), key.clone_key());
+    tls_handshake(&mut c, &mut server, &s, now).unwrap();
+    let (mut tally, _rx) = tally();
+    c.queue_request(now);
+    let wire = send_all(&mut c, &s, now);
+    let (_, mut plain) = tls_server_reads(&mut server, &wire);
+    assert_eq!(plain.len(), s.frame_len);
+    plain[100] ^= 1;
+    let back = tls_server_sends(&mut server, &plain);
+    let (kind, _) = c
+        .absorb_tls(&back, now, &s, Some(&mut tally))
+        .unwrap_err()
+        .kind();
+    assert_eq!(kind, ErrorKind::Verify);
+
+    // A ciphertext byte changed on the way: the record does not authenticate.
+    let mut c = tls_connection(&s, cert.clone(), now);
+    let mut server = tls_server(cert, key);
+    tls_handshake(&mut c, &mut server, &s, now).unwrap();
+    c.queue_request(now);
+    let wire = send_all(&mut c, &s, now);
+    let (_, plain) = tls_server_reads(&mut server, &wire);
+    let mut back = tls_server_sends(&mut server, &plain);
+    back[20] ^= 1;
+    assert_eq!(
+        c.absorb_tls(&back, now, &s, Some(&mut tally)),
+        Err(TlsFailure::Verify("echo record failed authentication"))
+    );
+    assert_eq!(c.in_flight.len(), 1);
+}
+
+#[test]
+fn tls_close_notify_is_a_clean_end_and_nothing_may_follow_it() {
+    let (cert, key) = tls_certificate();
+    let s = settings(Mode::Tls, 256, 1);
+    let now = Instant::now();
+    let mut c = tls_connection(&s, cert.clone(), now);
+    let mut server = tls_server(cert, key);
+    tls_handshake(&mut c, &mut server, &s, now).unwrap();
+    let (mut tally, _rx) = tally();
+
+    // Our close_notify reaches the server as a clean end of its input.
+    c.queue_close();
+    let wire = send_all(&mut c, &s, now);
+    let (_, plain) = tls_server_reads(&mut server, &wire);
+    assert!(plain.is_empty());
+    let mut rest = Vec::new();
+    assert_eq!(
+        std::io::Read::read_to_end(&mut server.reader(), &mut rest).unwrap(),
+        0
+    );
+    // The server's close_notify ends ours cleanly.
+    server.send_close_notify();
+    let mut back = tls_server_output(&mut server);
+    assert_eq!(
+        c.absorb_tls(&back, now, &s, Some(&mut tally)),
+        Ok(TlsProgress::Closed)
+    );
+    assert!(c.server_closed);
+    // Anything after it is refused.
+    back.truncate(5);
+    assert!(matches!(
+        c.absorb_tls(&back, now, &s, Some(&mut tally)),
+        Err(TlsFailure::Verify(_))
+    ));
 }

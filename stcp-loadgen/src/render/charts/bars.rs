@@ -7,6 +7,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::axis::{rps_tick, TickedAxis};
 use super::legend::{draw_legend, entry, legend_strip, Swatch};
+use super::MODES;
 use super::{
     colour, grid, workload_title, workloads, ChartResult, AXIS_DESC_SIZE, CAPTION_SIZE, FONT,
     LABEL_SIZE, TITLE_SIZE,
@@ -14,6 +15,8 @@ use super::{
 use crate::render::markdown::{combination_label, combinations};
 use crate::render::Evaluation;
 use crate::suite::schema::ModeSummary;
+use crate::suite::schema::RowSummary;
+use stcp_proto::Mode;
 
 /// Centre of bar `j` of `n` in group `i` (groups one unit apart, bars filling 0.8 of a unit).
 pub(super) fn bar_centre(i: usize, j: usize, n: usize) -> f64 {
@@ -91,8 +94,7 @@ pub(super) fn backends(evaluation: &Evaluation, path: &Path) -> ChartResult {
         let y_max = combos
             .iter()
             .filter_map(|c| of(c))
-            .flat_map(|r| [&r.tcp, &r.stcp])
-            .flatten()
+            .flat_map(RowSummary::summaries)
             .map(|m| spread(m).1.max(m.requests_per_second))
             .fold(1.0f64, f64::max)
             * 1.45;
@@ -116,16 +118,20 @@ pub(super) fn backends(evaluation: &Evaluation, path: &Path) -> ChartResult {
             .disable_x_mesh()
             .light_line_style(WHITE)
             .draw()?;
-        let width = 0.8 / 2.0 * 0.85;
-        for (j, (mode, stcp)) in [("TCP", false), ("STCP", true)].into_iter().enumerate() {
-            let c = colour(stcp, 0);
+        let drawn: Vec<(&str, Mode)> = MODES
+            .into_iter()
+            .filter(|(_, m)| rows.iter().any(|r| r.of_mode(*m).is_some()))
+            .collect();
+        let n = drawn.len().max(1);
+        let width = 0.8 / n as f64 * 0.85;
+        for (j, (mode, m)) in drawn.into_iter().enumerate() {
+            let c = colour(m, 0);
             let bars: Vec<Rectangle<(f64, f64)>> = combos
                 .iter()
                 .enumerate()
                 .filter_map(|(i, combination)| {
-                    let m = of(combination)
-                        .and_then(|r| if stcp { &r.stcp } else { &r.tcp }.as_ref())?;
-                    Some(bar(bar_centre(i, j, 2), width, m.requests_per_second, c))
+                    let s = of(combination).and_then(|r| r.of_mode(m))?;
+                    Some(bar(bar_centre(i, j, n), width, s.requests_per_second, c))
                 })
                 .collect();
             chart
@@ -133,14 +139,12 @@ pub(super) fn backends(evaluation: &Evaluation, path: &Path) -> ChartResult {
                 .label(mode)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled()));
             for (i, combination) in combos.iter().enumerate() {
-                let Some(m) =
-                    of(combination).and_then(|r| if stcp { &r.stcp } else { &r.tcp }.as_ref())
-                else {
+                let Some(s) = of(combination).and_then(|r| r.of_mode(m)) else {
                     continue;
                 };
-                if m.runs > 1 {
-                    let (lo, hi) = spread(m);
-                    chart.draw_series(whisker(bar_centre(i, j, 2), width, lo, hi))?;
+                if s.runs > 1 {
+                    let (lo, hi) = spread(s);
+                    chart.draw_series(whisker(bar_centre(i, j, n), width, lo, hi))?;
                 }
             }
         }
@@ -148,16 +152,19 @@ pub(super) fn backends(evaluation: &Evaluation, path: &Path) -> ChartResult {
             let Some(row) = of(combination) else { continue };
             let (Some(ratio), Some(top)) = (
                 &row.ratio,
-                [&row.tcp, &row.stcp]
-                    .into_iter()
-                    .flatten()
+                row.summaries()
                     .map(|m| spread(m).1.max(m.requests_per_second))
                     .reduce(f64::max),
             ) else {
                 continue;
             };
+            let tls = row
+                .stcp_tls_ratio
+                .as_ref()
+                .map(|r| format!(", STCP/TLS {:.3}", r.median))
+                .unwrap_or_default();
             chart.draw_series(std::iter::once(label_above(
-                format!("STCP/TCP {:.3}", ratio.median),
+                format!("STCP/TCP {:.3}{tls}", ratio.median),
                 (i as f64, top + y_max * 0.02),
             )))?;
         }
@@ -182,7 +189,7 @@ pub(super) fn ratio(evaluation: &Evaluation, path: &Path) -> ChartResult {
         combos
             .iter()
             .enumerate()
-            .map(|(j, c)| entry(c.clone(), Swatch::Bar(colour(true, j)))),
+            .map(|(j, c)| entry(c.clone(), Swatch::Bar(colour(Mode::Stcp, j)))),
     );
     let body = legend_strip(&body, &legend, usize::MAX)?;
     let y_max = rows
@@ -224,7 +231,7 @@ pub(super) fn ratio(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let n = combos.len().max(1);
     let width = 0.8 / n as f64 * 0.85;
     for (j, combination) in combos.iter().enumerate() {
-        let c = colour(true, j);
+        let c = colour(Mode::Stcp, j);
         let mut bars = Vec::new();
         let mut whiskers = Vec::new();
         let mut labels = Vec::new();

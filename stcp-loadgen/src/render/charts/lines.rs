@@ -6,6 +6,7 @@ use plotters::prelude::*;
 
 use super::axis::{latency_tick, log_latency_ticks, TickedAxis};
 use super::legend::{entry, legend_strip, LegendEntry, Swatch};
+use super::MODES;
 use super::{
     colour, grid, series_label, workload_title, workloads, ChartResult, AXIS_DESC_SIZE,
     CAPTION_SIZE, FONT, LABEL_SIZE, SEED_COLOUR, TITLE_SIZE,
@@ -37,8 +38,7 @@ pub(super) fn throughput(evaluation: &Evaluation, path: &Path) -> ChartResult {
         .collect();
     let y_max = rows
         .iter()
-        .flat_map(|r| [&r.tcp, &r.stcp])
-        .flatten()
+        .flat_map(RowSummary::summaries)
         .map(|m| m.throughput_mb_per_s)
         .chain(seeds.iter().map(|s| s.1))
         .fold(1.0f64, f64::max)
@@ -66,18 +66,20 @@ pub(super) fn throughput(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let mut legend = Vec::new();
     let mut series: Vec<(Vec<(f64, f64)>, RGBColor)> = Vec::new();
     for (i, combination) in combos.iter().enumerate() {
-        for (mode, stcp) in [("TCP", false), ("STCP", true)] {
+        for (mode, m) in MODES {
             let mut points: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| combination_label(r) == *combination)
                 .filter_map(|r| {
-                    let m = if stcp { &r.stcp } else { &r.tcp };
-                    m.as_ref()
+                    r.of_mode(m)
                         .map(|m| (x_of(r.payload_bytes), m.throughput_mb_per_s))
                 })
                 .collect();
+            if points.is_empty() {
+                continue;
+            }
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let c = colour(stcp, i);
+            let c = colour(m, i);
             legend.push(entry(
                 series_label(mode, combination, several),
                 Swatch::Line(c),
@@ -93,7 +95,7 @@ pub(super) fn throughput(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = root.titled(
-        "Echo throughput against payload: TCP and STCP",
+        &format!("Echo throughput against payload: {}", modes_named(rows)),
         (FONT, TITLE_SIZE),
     )?;
     let body = legend_strip(&body, &legend, 2)?;
@@ -135,6 +137,15 @@ pub(super) fn throughput(evaluation: &Evaluation, path: &Path) -> ChartResult {
 
 pub(super) const PERCENTILES: [&str; 4] = ["p50", "p90", "p99", "p99.9"];
 
+/// "TCP and STCP", or "TCP, STCP and TLS" when the rows have TLS runs.
+fn modes_named(rows: &[RowSummary]) -> &'static str {
+    if rows.iter().any(|r| r.tls.is_some()) {
+        "TCP, STCP and TLS"
+    } else {
+        "TCP and STCP"
+    }
+}
+
 pub(super) fn percentiles(m: &ModeSummary) -> [f64; 4] {
     let l = &m.latency;
     [l.p50_us, l.p90_us, l.p99_us, l.p99_9_us]
@@ -148,7 +159,10 @@ pub(super) fn latency(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let root = SVGBackend::new(path, (1100, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let body = root.titled(
-        "Request latency percentiles per row: TCP and STCP (log scale)",
+        &format!(
+            "Request latency percentiles per row: {} (log scale)",
+            modes_named(rows)
+        ),
         (FONT, TITLE_SIZE),
     )?;
     let combos = combinations(rows);
@@ -157,12 +171,15 @@ pub(super) fn latency(evaluation: &Evaluation, path: &Path) -> ChartResult {
         .iter()
         .enumerate()
         .flat_map(|(i, combination)| {
-            [("TCP", false), ("STCP", true)].map(|(mode, stcp)| {
-                entry(
-                    series_label(mode, combination, several),
-                    Swatch::Line(colour(stcp, i)),
-                )
-            })
+            MODES
+                .into_iter()
+                .filter(|(_, m)| rows.iter().any(|r| r.of_mode(*m).is_some()))
+                .map(move |(mode, m)| {
+                    entry(
+                        series_label(mode, combination, several),
+                        Swatch::Line(colour(m, i)),
+                    )
+                })
         })
         .collect();
     let body = legend_strip(&body, &legend, 2)?;
@@ -177,8 +194,7 @@ pub(super) fn latency(evaluation: &Evaluation, path: &Path) -> ChartResult {
             .collect();
         let values: Vec<f64> = of
             .iter()
-            .flat_map(|r| [&r.tcp, &r.stcp])
-            .flatten()
+            .flat_map(|r| r.summaries())
             .flat_map(percentiles)
             .filter(|v| *v > 0.0)
             .collect();
@@ -216,15 +232,15 @@ pub(super) fn latency(evaluation: &Evaluation, path: &Path) -> ChartResult {
             let Some(row) = of.iter().find(|r| combination_label(r) == *combination) else {
                 continue;
             };
-            for (stcp, m) in [(false, &row.tcp), (true, &row.stcp)] {
-                let Some(m) = m else { continue };
+            for (_, mode) in MODES {
+                let Some(m) = row.of_mode(mode) else { continue };
                 let points: Vec<(f64, f64)> = percentiles(m)
                     .iter()
                     .enumerate()
                     .filter(|(_, us)| **us > 0.0)
                     .map(|(k, us)| (k as f64, us.log10()))
                     .collect();
-                let c = colour(stcp, i);
+                let c = colour(mode, i);
                 chart.draw_series(LineSeries::new(points.clone(), c.stroke_width(3)))?;
                 chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, c.filled())))?;
             }

@@ -53,6 +53,19 @@ const STCP_COLOURS: [RGBColor; 4] = [
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
 ];
+/// TLS series colours (greens and olives, darker than TCP's).
+const TLS_COLOURS: [RGBColor; 4] = [
+    RGBColor(0, 128, 64),
+    RGBColor(188, 189, 34),
+    RGBColor(0, 90, 120),
+    RGBColor(90, 110, 40),
+];
+/// The modes a chart draws, in order, with their names.
+const MODES: [(&str, stcp_proto::Mode); 3] = [
+    ("TCP", stcp_proto::Mode::Tcp),
+    ("STCP", stcp_proto::Mode::Stcp),
+    ("TLS", stcp_proto::Mode::Tls),
+];
 const SEED_COLOUR: RGBColor = RGBColor(90, 90, 90);
 
 type ChartResult = Result<(), Box<dyn Error>>;
@@ -82,11 +95,11 @@ pub fn write_all(evaluation: &Evaluation, dir: &Path) -> Result<Vec<PathBuf>, Re
     Ok(written)
 }
 
-fn colour(mode_is_stcp: bool, combination: usize) -> RGBColor {
-    let palette = if mode_is_stcp {
-        &STCP_COLOURS
-    } else {
-        &TCP_COLOURS
+fn colour(mode: stcp_proto::Mode, combination: usize) -> RGBColor {
+    let palette = match mode {
+        stcp_proto::Mode::Stcp => &STCP_COLOURS,
+        stcp_proto::Mode::Tcp => &TCP_COLOURS,
+        stcp_proto::Mode::Tls => &TLS_COLOURS,
     };
     palette[combination % palette.len()]
 }
@@ -138,6 +151,13 @@ mod tests {
             series_label("STCP", "aws-lc / epoll", true),
             "STCP (aws-lc / epoll)"
         );
-        assert_ne!(colour(false, 0), colour(true, 0));
+        assert_ne!(
+            colour(stcp_proto::Mode::Tcp, 0),
+            colour(stcp_proto::Mode::Stcp, 0)
+        );
+        assert_ne!(
+            colour(stcp_proto::Mode::Tls, 0),
+            colour(stcp_proto::Mode::Stcp, 0)
+        );
     }
 }

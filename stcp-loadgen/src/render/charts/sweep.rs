@@ -56,7 +56,7 @@ pub(super) fn sweep(evaluation: &Evaluation, path: &Path) -> ChartResult {
     let legend: Vec<LegendEntry> = [Mode::Tcp, Mode::Stcp]
         .iter()
         .flat_map(|&mode| {
-            let c = colour(mode == Mode::Stcp, 0);
+            let c = colour(mode, 0);
             PERCENTILES.map(|(name, _, look)| {
                 entry(
                     format!("{} {name}", mode_label(mode)),
@@ -155,7 +155,7 @@ fn panel_of<'b>(
 
     let modes: Vec<Mode> = sweep.modes.iter().map(|m| m.mode).collect();
     for (k, &mode) in modes.iter().enumerate() {
-        let c = colour(mode == Mode::Stcp, 0);
+        let c = colour(mode, 0);
         let steps: Vec<&SweepStep> = sweep.steps.iter().filter(|s| s.mode == mode).collect();
         for (_, read, look) in PERCENTILES {
             let pts = points(&steps, read);

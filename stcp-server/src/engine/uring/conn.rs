@@ -281,7 +281,7 @@ impl Conn {
         self.mode = mode;
         let framing = match mode {
             Mode::Stcp => Framing::Handshake,
-            Mode::Tcp => Framing::Frames,
+            Mode::Tcp | Mode::Tls => Framing::Frames,
         };
         self.decoder.set_codec(Codec::new(framing, max_frame));
         self.stream.reset(max_frame);
