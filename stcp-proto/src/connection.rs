@@ -33,6 +33,8 @@ pub enum Mode {
     Stcp,
     /// Plain frames: the raw TCP baseline.
     Tcp,
+    /// TLS 1.3 (rustls, AES-256-GCM, X25519) carrying the same plain frames: the comparison users face.
+    Tls,
 }
 
 impl Mode {
@@ -41,6 +43,7 @@ impl Mode {
         match self {
             Mode::Stcp => "stcp",
             Mode::Tcp => "tcp",
+            Mode::Tls => "tls",
         }
     }
 }
@@ -57,7 +60,8 @@ impl FromStr for Mode {
         match s {
             "stcp" => Ok(Mode::Stcp),
             "tcp" => Ok(Mode::Tcp),
-            other => Err(format!("unknown mode '{other}': expected stcp or tcp")),
+            "tls" => Ok(Mode::Tls),
+            other => Err(format!("unknown mode '{other}': expected stcp, tcp or tls")),
         }
     }
 }
@@ -89,7 +93,8 @@ enum State {
     Poisoned,
 }
 
-/// One STCP or TCP-mode connection, client or server side.
+/// One STCP or TCP-mode connection, client or server side. In TLS mode it is the plain-frame
+/// layer inside the TLS stream (the caller runs the TLS session around it), as in TCP mode.
 pub struct Connection {
     mode: Mode,
     state: State,
@@ -112,7 +117,7 @@ impl Connection {
     fn new(mode: Mode, state: State, max_frame: usize, deadline: Option<Instant>) -> Self {
         let framing = match mode {
             Mode::Stcp => Framing::Handshake,
-            Mode::Tcp => Framing::Frames,
+            Mode::Tcp | Mode::Tls => Framing::Frames,
         };
         Connection {
             mode,
@@ -140,7 +145,7 @@ impl Connection {
         handshake_timeout: Duration,
     ) -> Result<Self, Error> {
         match mode {
-            Mode::Tcp => Ok(Self::established_tcp(config.max_frame)),
+            Mode::Tcp | Mode::Tls => Ok(Self::established_tcp(config.max_frame)),
             Mode::Stcp => {
                 let (handshake, hello) = ClientHandshake::start(config, rng_seed)?;
                 let mut conn = Self::new(
@@ -164,7 +169,7 @@ impl Connection {
         handshake_timeout: Duration,
     ) -> Self {
         match mode {
-            Mode::Tcp => Self::established_tcp(config.max_frame),
+            Mode::Tcp | Mode::Tls => Self::established_tcp(config.max_frame),
             Mode::Stcp => {
                 let max_frame = config.max_frame;
                 Self::new(
@@ -278,7 +283,7 @@ impl Connection {
             State::Established => {
                 self.state = State::Established;
                 match (self.mode, self.opener.as_mut()) {
-                    (Mode::Tcp, _) => self
+                    (Mode::Tcp | Mode::Tls, _) => self
                         .events
                         .push_back(Event::Frame(unit[FRAME_HEADER_LEN..].to_vec())),
                     (Mode::Stcp, Some(opener)) => {
@@ -324,7 +329,7 @@ impl Connection {
         }
         let partial = self.decoder.buffered() != 0;
         let clean = match self.mode {
-            Mode::Tcp => !partial,
+            Mode::Tcp | Mode::Tls => !partial,
             Mode::Stcp => self.peer_closed && !partial,
         };
         if clean {
@@ -357,7 +362,7 @@ impl Connection {
         }
         self.compact_tx();
         match (self.mode, self.sealer.as_mut()) {
-            (Mode::Tcp, _) => {
+            (Mode::Tcp | Mode::Tls, _) => {
                 self.tx.extend_from_slice(&frame_header(payload.len()));
                 self.tx.extend_from_slice(payload);
             }

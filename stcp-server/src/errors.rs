@@ -61,11 +61,21 @@ pub enum ErrorKind {
     NotEstablished,
     /// The hello's source address was over `--handshake-rate-per-ip`: closed without an answer.
     HandshakeRateLimited,
+    /// TLS port: the first bytes were not a usable TLS ClientHello (not TLS at all, or malformed).
+    TlsBadClientHello,
+    /// TLS port: the client cannot speak TLS 1.3 with AES-256-GCM and X25519.
+    TlsIncompatible,
+    /// TLS port: the client sent a fatal alert (typically: it does not trust the certificate).
+    TlsAlert,
+    /// TLS port: the handshake failed after the ClientHello (bad Finished, misbehaviour).
+    TlsHandshake,
+    /// TLS port: a record after the handshake failed (decryption, malformed or unexpected).
+    TlsBadRecord,
 }
 
 impl ErrorKind {
     /// Number of kinds.
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 31;
     /// Every kind, in counter order.
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::FrameTooLarge,
@@ -94,6 +104,11 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::NotEstablished,
         ErrorKind::HandshakeRateLimited,
+        ErrorKind::TlsBadClientHello,
+        ErrorKind::TlsIncompatible,
+        ErrorKind::TlsAlert,
+        ErrorKind::TlsHandshake,
+        ErrorKind::TlsBadRecord,
     ];
 
     /// Short stable label for stats lines and logs.
@@ -125,6 +140,11 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::NotEstablished => "not_established",
             ErrorKind::HandshakeRateLimited => "handshake_rate_limited",
+            ErrorKind::TlsBadClientHello => "tls_bad_client_hello",
+            ErrorKind::TlsIncompatible => "tls_incompatible",
+            ErrorKind::TlsAlert => "tls_alert",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::TlsBadRecord => "tls_bad_record",
         }
     }
 
@@ -174,7 +194,7 @@ pub enum ServerError {
         source: io::Error,
     },
     /// Neither listener is configured.
-    #[error("nothing to serve: both the STCP and the TCP listener are turned off")]
+    #[error("nothing to serve: the STCP, TCP and TLS listeners are all turned off")]
     NoListener,
     /// A worker thread could not be started or set up.
     #[error("worker {worker}: {source}")]
@@ -184,6 +204,15 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// `tls_listen` is set but no certificate was given.
+    #[error("a TLS listener needs a certificate and key (Config::tls_identity)")]
+    NoTlsIdentity,
+    /// rustls refused the certificate or key.
+    #[error("cannot use the TLS certificate: {0}")]
+    Tls(rustls::Error),
+    /// `--ktls` asked for and the kernel cannot take TLS keys.
+    #[error("{0}")]
+    Ktls(#[from] crate::tls::KtlsUnavailable),
     /// A worker thread panicked.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),

@@ -41,6 +41,9 @@ pub enum Failure {
         role: KeyRole,
         source: KeyFileError,
     },
+    /// The TLS certificate or its key cannot be used (or made).
+    #[error("--cert/--cert-key: {0}")]
+    Cert(stcp_server::tls::CertFileError),
     /// No randomness for a new key.
     #[error("cannot read the OS random number generator: {0}")]
     Random(getrandom::Error),
@@ -63,6 +66,7 @@ pub enum Failure {
 pub struct Listeners {
     pub stcp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
 }
 
 impl Failure {
@@ -101,10 +105,13 @@ fn start_message(e: &ServerError, listen: Listeners) -> String {
             messages::uring_remedy(cause)
         ),
         ServerError::Listen { addr, source } => {
-            let option = if Some(*addr) == listen.stcp || listen.tcp.is_none() {
-                "--listen"
-            } else {
+            // The address in the error is the one asked for, so it names its option.
+            let option = if Some(*addr) == listen.tcp {
                 "--tcp-listen"
+            } else if Some(*addr) == listen.tls {
+                "--tls-listen"
+            } else {
+                "--listen"
             };
             match source.kind() {
                 io::ErrorKind::AddrInUse => format!(
@@ -144,6 +151,7 @@ mod tests {
         Listeners {
             stcp: Some("127.0.0.1:7443".parse().unwrap()),
             tcp: Some("127.0.0.1:7444".parse().unwrap()),
+            tls: Some("127.0.0.1:7445".parse().unwrap()),
         }
     }
 
@@ -163,6 +171,18 @@ mod tests {
              another stcp-server: stop that process, or give --tcp-listen another port (or none)"
         );
         assert_eq!(f.exit_status(), exit::CANNOT_START);
+    }
+
+    #[test]
+    fn the_tls_port_in_use_names_its_option() {
+        let f = Failure::Start {
+            error: ServerError::Listen {
+                addr: "127.0.0.1:7445".parse().unwrap(),
+                source: io::Error::from(io::ErrorKind::AddrInUse),
+            },
+            listen: listeners(),
+        };
+        assert!(f.to_string().contains("(--tls-listen)"), "{f}");
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct Server;
 pub struct ServerHandle {
     stcp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    tls_cert_pem: Option<String>,
     backend: Backend,
     workers: Vec<thread::JoinHandle<std::io::Result<()>>>,
     reporter: Option<thread::JoinHandle<()>>,
@@ -69,9 +71,26 @@ impl Stopper {
 impl Server {
     /// Binds the listeners and starts the workers. Returns once every worker is ready.
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
-        if config.stcp_listen.is_none() && config.tcp_listen.is_none() {
+        if config.stcp_listen.is_none() && config.tcp_listen.is_none() && config.tls_listen.is_none()
+        {
             return Err(ServerError::NoListener);
         }
+        let tls = match (config.tls_listen, &config.tls_identity) {
+            (None, _) => None,
+            (Some(_), None) => return Err(ServerError::NoTlsIdentity),
+            (Some(_), Some(id)) => {
+                if config.ktls {
+                    // Once, here: not per connection.
+                    crate::tls::probe_ktls()?;
+                }
+                let cfg = crate::tls::server_config(id, config.ktls).map_err(ServerError::Tls)?;
+                Some(Arc::new(cfg))
+            }
+        };
+        let tls_cert_pem = tls
+            .as_ref()
+            .and(config.tls_identity.as_ref())
+            .map(|id| id.cert_pem().to_string());
         let backend = match config.io {
             IoBackend::Epoll => Backend::Epoll,
             IoBackend::Uring => {
@@ -99,6 +118,7 @@ impl Server {
         };
         let (stcp_ls, stcp_addr) = bind(config.stcp_listen)?;
         let (tcp_ls, tcp_addr) = bind(config.tcp_listen)?;
+        let (tls_ls, tls_addr) = bind(config.tls_listen)?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Stats::new(n));
@@ -108,6 +128,7 @@ impl Server {
         proto.max_frame = config.max_frame;
         let shared = Arc::new(Shared {
             proto,
+            tls,
             stop: stop.clone(),
             open_conns: AtomicUsize::new(0),
             stats: stats.clone(),
@@ -121,14 +142,14 @@ impl Server {
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut workers = Vec::with_capacity(n);
-        for (i, (stcp, tcp)) in stcp_ls.into_iter().zip(tcp_ls).enumerate() {
+        for (i, ((stcp, tcp), tls)) in stcp_ls.into_iter().zip(tcp_ls).zip(tls_ls).enumerate() {
             let shared = shared.clone();
             let ready = engine::Ready {
                 index: i,
                 tx: ready_tx.clone(),
             };
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            let listeners = WorkerListeners { stcp, tcp };
+            let listeners = WorkerListeners { stcp, tcp, tls };
             let spawned = thread::Builder::new()
                 .name(format!("stcp-worker-{i}"))
                 .spawn(move || {
@@ -173,6 +194,8 @@ impl Server {
         let handle = ServerHandle {
             stcp_addr,
             tcp_addr,
+            tls_addr,
+            tls_cert_pem,
             backend,
             workers,
             reporter,
@@ -191,6 +214,7 @@ impl Server {
                     workers = n,
                     stcp = ?stcp_addr,
                     tcp = ?tcp_addr,
+                    tls = ?tls_addr,
                     "stcp-server started"
                 );
                 Ok(handle)
@@ -208,6 +232,17 @@ impl ServerHandle {
     /// Bound address of the raw TCP listener.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp_addr
+    }
+
+    /// Bound address of the TLS listener.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The certificate the TLS listener presents, in PEM (clients pin it); `None` without a TLS
+    /// listener.
+    pub fn tls_cert_pem(&self) -> Option<&str> {
+        self.tls_cert_pem.as_deref()
     }
 
     /// The io backend in use.

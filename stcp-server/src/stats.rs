@@ -26,6 +26,8 @@ pub struct WorkerCounters {
     pub closed: AtomicU64,
     /// STCP handshakes completed.
     pub handshakes: AtomicU64,
+    /// TLS handshakes completed (the client's Finished verified).
+    pub tls_handshakes: AtomicU64,
     /// Frames echoed.
     /// Hellos that waited for a later loop iteration's bounded handshake step.
     pub handshakes_deferred: AtomicU64,
@@ -98,6 +100,7 @@ impl Stats {
             s.refused += w.refused.load(Relaxed);
             s.closed += w.closed.load(Relaxed);
             s.handshakes += w.handshakes.load(Relaxed);
+            s.tls_handshakes += w.tls_handshakes.load(Relaxed);
             s.handshakes_deferred += w.handshakes_deferred.load(Relaxed);
             s.frames += w.frames.load(Relaxed);
             s.bytes_in += w.bytes_in.load(Relaxed);
@@ -124,6 +127,8 @@ pub struct StatsSnapshot {
     pub closed: u64,
     /// STCP handshakes completed.
     pub handshakes: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
     /// Frames echoed.
     /// Hellos that waited for a later loop iteration's bounded handshake step (io_uring).
     pub handshakes_deferred: u64,
@@ -200,12 +205,13 @@ impl StatsSnapshot {
     pub fn summary(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);
         format!(
-            "summary: {:.1} s | connections {} (refused {}, handshakes {}, deferred {}) | frames {} ({:.0}/s) | \
+            "summary: {:.1} s | connections {} (refused {}, handshakes {}, tls handshakes {}, deferred {}) | frames {} ({:.0}/s) | \
              in {} out {} ({:.1} MB/s out) | ring starved {} | errors:{}",
             secs,
             self.accepted,
             self.refused,
             self.handshakes,
+            self.tls_handshakes,
             self.handshakes_deferred,
             self.frames,
             self.frames as f64 / secs,

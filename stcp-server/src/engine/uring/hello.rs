@@ -12,6 +12,7 @@
 use std::io;
 
 use stcp_engine::Driver;
+use stcp_proto::Mode;
 
 use super::{conn::Life, ingest::answer_hello, Worker};
 use crate::{errors::ErrorKind, handshake_limit::HandshakeLimiter, stats::WorkerCounters};
@@ -30,7 +31,7 @@ impl Worker {
             };
             let slot = slot as usize;
             let c = &mut self.conns[slot];
-            if !c.is(gen) || c.life != Life::Open || c.hello.is_none() {
+            if !c.is(gen) || c.life != Life::Open || !c.hello_ready() {
                 continue;
             }
             if let Some(limiter) = self.limiter.as_mut() {
@@ -41,6 +42,11 @@ impl Worker {
                 }
             }
             done += 1;
+            if c.mode == Mode::Tls {
+                self.answer_tls_hello(d, slot)?;
+                self.settle(d, slot)?;
+                continue;
+            }
             match answer_hello(c, &mut self.pool, &self.shared.proto) {
                 Ok(()) => {
                     WorkerCounters::add(&self.counters().handshakes, 1);
