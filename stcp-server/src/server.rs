@@ -71,7 +71,9 @@ impl Stopper {
 impl Server {
     /// Binds the listeners and starts the workers. Returns once every worker is ready.
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
-        if config.stcp_listen.is_none() && config.tcp_listen.is_none() && config.tls_listen.is_none()
+        if config.stcp_listen.is_none()
+            && config.tcp_listen.is_none()
+            && config.tls_listen.is_none()
         {
             return Err(ServerError::NoListener);
         }

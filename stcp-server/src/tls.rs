@@ -113,8 +113,9 @@ impl TlsIdentity {
 
     fn generate_with_key_pem() -> Result<(TlsIdentity, String), CertFileError> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params =
-            rcgen::CertificateParams::new(CERT_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>())?;
+        let mut params = rcgen::CertificateParams::new(
+            CERT_NAMES.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "stcp-server");
@@ -129,7 +130,8 @@ impl TlsIdentity {
 
     /// An identity from a PEM certificate (the first one in the text) and a PEM private key.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<TlsIdentity, String> {
-        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
+        let cert =
+            CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
         let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| e.to_string())?;
         Ok(TlsIdentity {
             cert_pem: cert_pem.to_string(),
@@ -427,6 +429,80 @@ pub fn limit_buffers(tls: &mut ServerConnection, limit: usize) {
     tls.set_buffer_limit(Some(limit.max(SCRATCH_LEN)));
 }
 
+/// A client's check of the server's certificate by pinning: the end-entity certificate must be
+/// exactly the pinned one (DER equal); the handshake signature is still verified with the
+/// provider's TLS 1.3 signature verification. No chain, no name check against a CA.
+#[derive(Debug)]
+pub struct PinnedCert {
+    cert: CertificateDer<'static>,
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl PinnedCert {
+    /// Pins `cert`.
+    pub fn new(cert: CertificateDer<'static>) -> PinnedCert {
+        PinnedCert {
+            cert,
+            algs: provider().signature_verification_algorithms,
+        }
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algs.supported_schemes()
+    }
+}
+
+/// A client configuration matching the server's (TLS 1.3, AES-256-GCM, X25519, no resumption)
+/// that pins `cert_pem`'s certificate. For tests and embedders; the load generator has its own.
+pub fn pinned_client_config(cert_pem: &str) -> Result<rustls::ClientConfig, String> {
+    let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedCert::new(cert)))
+        .with_no_client_auth();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    Ok(cfg)
+}
+
 // ---- kTLS ---------------------------------------------------------------------------------
 
 const TLS_TX: libc::c_int = 1;
@@ -500,7 +576,9 @@ pub fn install_ktls(fd: RawFd, tls: ServerConnection) -> io::Result<()> {
     set_ulp_tls(fd)?;
     for (dir, (seq, secret)) in [(TLS_TX, secrets.tx), (TLS_RX, secrets.rx)] {
         let ConnectionTrafficSecrets::Aes256Gcm { key, iv } = secret else {
-            return Err(io::Error::other("kTLS: negotiated cipher is not AES-256-GCM"));
+            return Err(io::Error::other(
+                "kTLS: negotiated cipher is not AES-256-GCM",
+            ));
         };
         let iv = iv.as_ref();
         let key = key.as_ref();
@@ -579,8 +657,14 @@ mod tests {
                 &mut to_server,
             );
             let mut to_client = Vec::new();
-            let p = pump(&mut server, &to_server, &mut frames, &mut scratch, &mut to_client)
-                .unwrap();
+            let p = pump(
+                &mut server,
+                &to_server,
+                &mut frames,
+                &mut scratch,
+                &mut to_client,
+            )
+            .unwrap();
             done |= p.handshake_done;
             client.read_tls(&mut &to_client[..]).unwrap();
             client.process_new_packets().unwrap();
@@ -608,8 +692,14 @@ mod tests {
                 client.write_tls(&mut to_server).unwrap();
             }
             let mut to_client = Vec::new();
-            let p = pump(&mut server, &to_server, &mut frames, &mut scratch, &mut to_client)
-                .unwrap();
+            let p = pump(
+                &mut server,
+                &to_server,
+                &mut frames,
+                &mut scratch,
+                &mut to_client,
+            )
+            .unwrap();
             total += p.frames;
             let mut rd = &to_client[..];
             let mut buf = [0u8; 65536];
@@ -644,12 +734,12 @@ mod tests {
     fn frame_limit_applies_inside_tls() {
         let mut frames = FrameStream::new(10);
         let e = frames.advance(&[0, 0, 0, 11]).unwrap_err();
-        assert_eq!(
-            TlsError::Frame(e.error).kind(),
-            ErrorKind::FrameTooLarge
-        );
+        assert_eq!(TlsError::Frame(e.error).kind(), ErrorKind::FrameTooLarge);
         let bad = rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType);
-        assert_eq!(kind_of(&bad, Stage::ClientHello), ErrorKind::TlsBadClientHello);
+        assert_eq!(
+            kind_of(&bad, Stage::ClientHello),
+            ErrorKind::TlsBadClientHello
+        );
         assert_eq!(kind_of(&bad, Stage::Established), ErrorKind::TlsBadRecord);
         assert_eq!(
             kind_of(
@@ -668,7 +758,10 @@ mod tests {
         let (cert, key) = (dir.join("c.crt"), dir.join("c.key"));
         let (a, created) = TlsIdentity::load_or_create(&cert, &key).unwrap();
         assert!(created);
-        assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let (b, created) = TlsIdentity::load_or_create(&cert, &key).unwrap();
         assert!(!created);
         assert_eq!(a.cert_der(), b.cert_der());

@@ -398,7 +398,11 @@ async fn tls_loop(
     let handshake_deadline = Instant::now() + cfg.handshake_timeout;
     // The read buffer and the TLS bytes written back (about as many) share what the limit
     // leaves after rustls's own buffer and the plaintext scratch.
-    let read_size = (cfg.conn_buffer_limit.saturating_sub(RUSTLS_HELD + SCRATCH_LEN) / 2).max(4096);
+    let read_size = (cfg
+        .conn_buffer_limit
+        .saturating_sub(RUSTLS_HELD + SCRATCH_LEN)
+        / 2)
+    .max(4096);
     let mut buf: Vec<u8> = Vec::with_capacity(read_size);
     let mut out: Vec<u8> = Vec::new();
     let mut scratch = vec![0u8; SCRATCH_LEN];

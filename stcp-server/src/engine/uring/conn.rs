@@ -356,6 +356,15 @@ impl Conn {
         self.held.bytes() + self.decoder.capacity() + rustls
     }
 
+    /// Whether the connection may receive again under `limit` with ring buffers of
+    /// `ring_buf_size`: room for a whole buffer, or nothing queued of its own at all (then the
+    /// receive, capped at the room left, is all it can hold: with TLS's fixed allowance for
+    /// rustls a small limit would otherwise never let it read).
+    pub fn may_receive(&self, ring_buf_size: usize, limit: usize) -> bool {
+        self.held_bytes() + ring_buf_size <= limit
+            || (self.held.bytes() == 0 && self.decoder.capacity() == 0 && self.held_bytes() < limit)
+    }
+
     /// A hello is held for the bounded handshake step (STCP: the hello; TLS: the ClientHello).
     pub fn hello_ready(&self) -> bool {
         match self.mode {

@@ -42,7 +42,7 @@ impl Worker {
         if c.recv.in_kernel() {
             return Ok(());
         }
-        if c.held_bytes() + ring_buf_size > limit {
+        if !c.may_receive(ring_buf_size, limit) {
             c.recv = Recv::Paused { armed: false };
             return Ok(());
         }
