@@ -228,6 +228,9 @@ impl RunArgs {
                 MAX_BUFFER_BYTES >> 20
             ));
         }
+        if self.mode == Mode::Tls {
+            return Err("tls mode is not supported here yet".into());
+        }
         if self.mode == Mode::Tcp && (self.psk.is_some() || self.server_key.is_some()) {
             return Err("--psk and --server-key apply to --mode stcp only".into());
         }
@@ -257,11 +260,11 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             let addrs = resolve(t)?;
             let (stcp, tcp) = match args.mode {
                 Mode::Stcp => (addrs, Vec::new()),
-                Mode::Tcp => (Vec::new(), addrs),
+                Mode::Tcp | Mode::Tls => (Vec::new(), addrs),
             };
             let public_key = match args.mode {
                 Mode::Stcp => Some(load_server_key(args.server_key.as_deref())?),
-                Mode::Tcp => None,
+                Mode::Tcp | Mode::Tls => None,
             };
             ServerUnderTest::External(ExternalServer {
                 stcp,
@@ -389,7 +392,7 @@ pub fn measure(
         .ok_or(StartError::NoAddress(args.mode.name()))?;
     let embedded = server.embedded();
     let server_public = match args.mode {
-        Mode::Tcp => None,
+        Mode::Tcp | Mode::Tls => None,
         Mode::Stcp => Some(match &args.server_key {
             Some(key) => load_server_key(Some(key))?,
             None => server.public_key().ok_or(TargetError::NoServerKey)?,

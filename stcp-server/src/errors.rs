@@ -210,6 +210,9 @@ pub enum ServerError {
     /// rustls refused the certificate or key.
     #[error("cannot use the TLS certificate: {0}")]
     Tls(rustls::Error),
+    /// A certificate could not be made or read.
+    #[error("{0}")]
+    Cert(#[from] crate::tls::CertFileError),
     /// `--ktls` asked for and the kernel cannot take TLS keys.
     #[error("{0}")]
     Ktls(#[from] crate::tls::KtlsUnavailable),

@@ -82,8 +82,10 @@ impl Server {
             (Some(_), None) => return Err(ServerError::NoTlsIdentity),
             (Some(_), Some(id)) => {
                 if config.ktls {
-                    // Once, here: not per connection.
+                    // Once, here: not per connection. Where the kernel has the ULP, the hand-over
+                    // itself is not built: refused too, naming that.
                     crate::tls::probe_ktls()?;
+                    return Err(crate::tls::KtlsUnavailable::NotBuilt.into());
                 }
                 let cfg = crate::tls::server_config(id, config.ktls).map_err(ServerError::Tls)?;
                 Some(Arc::new(cfg))

@@ -3,8 +3,9 @@
 //! shares read-only (TLS 1.3 only, TLS13_AES_256_GCM_SHA384 only, X25519 only, no ALPN, no
 //! resumption, no client auth), the sans-IO pump both io backends drive a
 //! [`rustls::ServerConnection`] with (bytes in, plaintext frames echoed, bytes out), the
-//! mapping of rustls errors to a few [`ErrorKind`]s an operator can act on, and kTLS (the probe
-//! at start, and handing the traffic secrets to the kernel after a handshake).
+//! mapping of rustls errors to a few [`ErrorKind`]s an operator can act on, and the kTLS probe
+//! `--ktls` runs at start (handing a session's keys to the kernel is not built: `--ktls` always
+//! refuses to start, naming why).
 
 use std::{
     fmt,
@@ -23,7 +24,7 @@ use rustls::{
     crypto::{aws_lc_rs, CryptoProvider},
     pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer},
     server::NoServerSessionStorage,
-    ConnectionTrafficSecrets, ServerConnection,
+    ServerConnection,
 };
 use stcp_proto::FrameStream;
 
@@ -235,7 +236,7 @@ pub fn provider() -> CryptoProvider {
 
 /// The server's rustls configuration, built once and shared read-only by every worker: TLS 1.3
 /// only, no ALPN, no session cache, no tickets (every handshake is a full one), no client auth.
-/// `ktls` turns on secret extraction, which kTLS needs.
+/// `ktls` turns on secret extraction, which kTLS would need.
 pub fn server_config(id: &TlsIdentity, ktls: bool) -> Result<rustls::ServerConfig, rustls::Error> {
     let mut cfg = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -505,22 +506,6 @@ pub fn pinned_client_config(cert_pem: &str) -> Result<rustls::ClientConfig, Stri
 
 // ---- kTLS ---------------------------------------------------------------------------------
 
-const TLS_TX: libc::c_int = 1;
-const TLS_RX: libc::c_int = 2;
-const TLS_1_3_VERSION: u16 = 0x0304;
-const TLS_CIPHER_AES_GCM_256: u16 = 52;
-
-/// `struct tls12_crypto_info_aes_gcm_256` of `<linux/tls.h>` (also used for TLS 1.3).
-#[repr(C)]
-struct CryptoInfoAesGcm256 {
-    version: u16,
-    cipher_type: u16,
-    iv: [u8; 8],
-    key: [u8; 32],
-    salt: [u8; 4],
-    rec_seq: [u8; 8],
-}
-
 /// Why `--ktls` cannot work here.
 #[derive(Debug, thiserror::Error)]
 pub enum KtlsUnavailable {
@@ -530,6 +515,12 @@ pub enum KtlsUnavailable {
          tls module (modprobe tls) or run without --ktls"
     )]
     NoUlp(io::Error),
+    /// The kernel has the TLS ULP, but this server does not hand keys over yet (see the crate
+    /// README: the multishot receive may already hold records past the handshake).
+    #[error(
+        "--ktls: this kernel has the TLS ULP, but this stcp-server cannot hand a session to it yet          (not built: the io_uring receive may already hold records past the handshake); run          without --ktls"
+    )]
+    NotBuilt,
     /// The loopback socket pair for the probe could not be made.
     #[error("--ktls: cannot make a loopback socket pair to probe kTLS: {0}")]
     Probe(io::Error),
@@ -555,7 +546,7 @@ fn set_ulp_tls(fd: RawFd) -> io::Result<()> {
 }
 
 /// Whether the kernel can take TLS keys: sets TCP_ULP "tls" once on a throwaway connected socket
-/// pair over loopback (the ULP needs an established socket).
+/// pair over loopback (the ULP needs an established socket). `Ok` means the kernel has it.
 pub fn probe_ktls() -> Result<(), KtlsUnavailable> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(KtlsUnavailable::Probe)?;
     let addr = listener.local_addr().map_err(KtlsUnavailable::Probe)?;
@@ -563,57 +554,6 @@ pub fn probe_ktls() -> Result<(), KtlsUnavailable> {
     let (server, _) = listener.accept().map_err(KtlsUnavailable::Probe)?;
     set_ulp_tls(server.as_raw_fd()).map_err(KtlsUnavailable::NoUlp)?;
     drop(client);
-    Ok(())
-}
-
-/// Hands a finished handshake's traffic secrets to the kernel (TCP_ULP "tls", then TLS_TX and
-/// TLS_RX): from now on the socket carries plaintext for the server, and the kernel seals and
-/// opens the records. Consumes the rustls session (its secrets leave it).
-pub fn install_ktls(fd: RawFd, tls: ServerConnection) -> io::Result<()> {
-    let secrets = tls
-        .dangerous_extract_secrets()
-        .map_err(|e| io::Error::other(format!("cannot extract the TLS secrets: {e}")))?;
-    set_ulp_tls(fd)?;
-    for (dir, (seq, secret)) in [(TLS_TX, secrets.tx), (TLS_RX, secrets.rx)] {
-        let ConnectionTrafficSecrets::Aes256Gcm { key, iv } = secret else {
-            return Err(io::Error::other(
-                "kTLS: negotiated cipher is not AES-256-GCM",
-            ));
-        };
-        let iv = iv.as_ref();
-        let key = key.as_ref();
-        if iv.len() != 12 || key.len() != 32 {
-            return Err(io::Error::other("kTLS: unexpected key or IV length"));
-        }
-        let mut info = CryptoInfoAesGcm256 {
-            version: TLS_1_3_VERSION,
-            cipher_type: TLS_CIPHER_AES_GCM_256,
-            iv: [0; 8],
-            key: [0; 32],
-            salt: [0; 4],
-            rec_seq: seq.to_be_bytes(),
-        };
-        info.salt.copy_from_slice(&iv[..4]);
-        info.iv.copy_from_slice(&iv[4..]);
-        info.key.copy_from_slice(key);
-        // SAFETY: `info` is a plain repr(C) struct laid out as the kernel's
-        // tls12_crypto_info_aes_gcm_256, alive for the call, with its size passed.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_TLS,
-                dir,
-                (&info as *const CryptoInfoAesGcm256).cast(),
-                std::mem::size_of::<CryptoInfoAesGcm256>() as libc::socklen_t,
-            )
-        };
-        // Do not leave the key on the stack longer than needed.
-        info.key.fill(0);
-        std::hint::black_box(&info);
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
     Ok(())
 }
 

@@ -99,7 +99,7 @@ impl Settings {
 pub(super) fn wire_len(mode: Mode, payload: usize) -> usize {
     match mode {
         Mode::Stcp => sealed_frame_len(payload),
-        Mode::Tcp => FRAME_HEADER_LEN + payload,
+        Mode::Tcp | Mode::Tls => FRAME_HEADER_LEN + payload,
     }
 }
 
@@ -130,7 +130,7 @@ pub(super) fn in_capacity(mode: Mode, payload: usize, depth: u32) -> usize {
             debug_assert!(capacity >= largest_record(payload));
             capacity
         }
-        Mode::Tcp => 0,
+        Mode::Tcp | Mode::Tls => 0,
     }
 }
 

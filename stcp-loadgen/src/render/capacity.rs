@@ -19,6 +19,7 @@ pub fn mode_label(mode: Mode) -> &'static str {
     match mode {
         Mode::Tcp => "TCP",
         Mode::Stcp => "STCP",
+        Mode::Tls => "TLS",
     }
 }
 

@@ -22,7 +22,8 @@ impl ClientThread {
             conn.retire_ready = false;
             match self.settings.mode {
                 Mode::Stcp => conn.queue_close(),
-                Mode::Tcp => {
+                // TLS runs are refused at start (`RunArgs::validate`) until the TLS client lands.
+                Mode::Tcp | Mode::Tls => {
                     if let Some(fd) = conn.fd.as_ref() {
                         shutdown_write(fd);
                     }

@@ -21,7 +21,8 @@ impl ClientThread {
         );
         self.arm_recv(d, slot);
         match self.settings.mode {
-            Mode::Tcp => self.established(slot, now),
+            // TLS runs are refused at start (`RunArgs::validate`) until the TLS client lands.
+            Mode::Tcp | Mode::Tls => self.established(slot, now),
             Mode::Stcp => {
                 let config = self
                     .client_config
@@ -275,7 +276,7 @@ fn absorb(
                 Mode::Stcp => conn
                     .absorb_records(data, now, s, tally)
                     .map_err(|k| (k, "bad echo record")),
-                Mode::Tcp => conn
+                Mode::Tcp | Mode::Tls => conn
                     .absorb_frames(data, now, s, tally)
                     .map_err(|k| (k, "echo differs from the request")),
             }

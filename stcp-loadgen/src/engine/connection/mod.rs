@@ -337,7 +337,7 @@ impl Connection {
                         tx.records = rest;
                     }
                 }
-                Mode::Tcp => {
+                Mode::Tcp | Mode::Tls => {
                     let n = (s.wire_len - tx.written).min(out.buf.len() - out.len);
                     if n == 0 {
                         break;
