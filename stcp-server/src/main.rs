@@ -203,7 +203,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
 fn check_listeners(listen: Listeners) -> Result<(), Failure> {
     if listen.stcp.is_none() && listen.tcp.is_none() && listen.tls.is_none() {
         return Err(Failure::Usage(
-            "--listen and --tcp-listen are both none: nothing to serve; give at least one address"
+            "--listen, --tcp-listen and --tls-listen are all none: nothing to serve; give at least \
+             one address"
                 .into(),
         ));
     }
