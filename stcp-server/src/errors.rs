@@ -209,16 +209,22 @@ pub enum ServerError {
     NoTlsIdentity,
     /// rustls refused the certificate or key.
     #[error("cannot use the TLS certificate: {0}")]
-    Tls(rustls::Error),
+    Tls(Box<rustls::Error>),
     /// A certificate could not be made or read.
     #[error("{0}")]
-    Cert(#[from] crate::tls::CertFileError),
+    Cert(Box<crate::tls::CertFileError>),
     /// `--ktls` asked for and the kernel cannot take TLS keys.
     #[error("{0}")]
     Ktls(#[from] crate::tls::KtlsUnavailable),
     /// A worker thread panicked.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),
+}
+
+impl From<crate::tls::CertFileError> for ServerError {
+    fn from(e: crate::tls::CertFileError) -> Self {
+        ServerError::Cert(Box::new(e))
+    }
 }
 
 #[cfg(test)]

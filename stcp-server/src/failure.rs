@@ -48,10 +48,10 @@ pub enum Failure {
     #[error("cannot read the OS random number generator: {0}")]
     Random(getrandom::Error),
     /// The server did not start.
-    #[error("{}", start_message(error, *listen))]
+    #[error("{}", start_message(error, **listen))]
     Start {
         error: ServerError,
-        listen: Listeners,
+        listen: Box<Listeners>,
     },
     /// The signal-handling thread did not start.
     #[error("cannot start the signal-handling thread: {0}")]
@@ -163,7 +163,7 @@ mod tests {
         };
         let f = Failure::Start {
             error: e,
-            listen: listeners(),
+            listen: Box::new(listeners()),
         };
         assert_eq!(
             f.to_string(),
@@ -180,7 +180,7 @@ mod tests {
                 addr: "127.0.0.1:7445".parse().unwrap(),
                 source: io::Error::from(io::ErrorKind::AddrInUse),
             },
-            listen: listeners(),
+            listen: Box::new(listeners()),
         };
         assert!(f.to_string().contains("(--tls-listen)"), "{f}");
     }
@@ -189,7 +189,7 @@ mod tests {
     fn io_uring_refused_says_how_to_fall_back() {
         let f = Failure::Start {
             error: ServerError::UringUnavailable(stcp_engine::Unavailable::PermissionDenied),
-            listen: listeners(),
+            listen: Box::new(listeners()),
         };
         let m = f.to_string();
         assert!(m.contains("seccomp") && m.contains("--io epoll"), "{m}");

@@ -153,7 +153,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     // SAFETY: `set` is a valid, initialised sigset_t; blocking signals is per-thread state.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 
-    let server = Server::start(config).map_err(|error| Failure::Start { error, listen })?;
+    let server = Server::start(config).map_err(|error| Failure::Start {
+        error,
+        listen: Box::new(listen),
+    })?;
     let busy_poll = match (cli.busy_poll.is_zero(), server.backend()) {
         (true, _) => String::new(),
         (false, Backend::Uring) => format!(", busy poll {:?}", cli.busy_poll),

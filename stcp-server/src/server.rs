@@ -47,8 +47,8 @@ pub struct Server;
 pub struct ServerHandle {
     stcp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
-    tls_addr: Option<SocketAddr>,
-    tls_cert_pem: Option<String>,
+    /// The TLS listener's address and certificate (PEM), boxed: most servers have none.
+    tls: Option<Box<(SocketAddr, String)>>,
     backend: Backend,
     workers: Vec<thread::JoinHandle<std::io::Result<()>>>,
     reporter: Option<thread::JoinHandle<()>>,
@@ -87,7 +87,8 @@ impl Server {
                     crate::tls::probe_ktls()?;
                     return Err(crate::tls::KtlsUnavailable::NotBuilt.into());
                 }
-                let cfg = crate::tls::server_config(id, config.ktls).map_err(ServerError::Tls)?;
+                let cfg = crate::tls::server_config(id, config.ktls)
+                    .map_err(|e| ServerError::Tls(Box::new(e)))?;
                 Some(Arc::new(cfg))
             }
         };
@@ -198,8 +199,7 @@ impl Server {
         let handle = ServerHandle {
             stcp_addr,
             tcp_addr,
-            tls_addr,
-            tls_cert_pem,
+            tls: tls_addr.zip(tls_cert_pem).map(Box::new),
             backend,
             workers,
             reporter,
@@ -240,13 +240,13 @@ impl ServerHandle {
 
     /// Bound address of the TLS listener.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.tls_addr
+        self.tls.as_ref().map(|t| t.0)
     }
 
     /// The certificate the TLS listener presents, in PEM (clients pin it); `None` without a TLS
     /// listener.
     pub fn tls_cert_pem(&self) -> Option<&str> {
-        self.tls_cert_pem.as_deref()
+        self.tls.as_ref().map(|t| t.1.as_str())
     }
 
     /// The io backend in use.

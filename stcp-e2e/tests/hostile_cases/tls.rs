@@ -122,6 +122,13 @@ pub(crate) fn tls_cases(m: &mut Matrix) {
         },
     );
     m.case(
+        "a TLS client that never reads its echoes",
+        "tls",
+        Counted::Error(ErrorKind::IdleTimeout),
+        1,
+        unread_tls_client,
+    );
+    m.case(
         "a TLS echo then close_notify",
         "tls",
         Counted::Nothing,
@@ -146,4 +153,82 @@ pub(crate) fn tls_cases(m: &mut Matrix) {
             assert_closed(&mut sock, "FIN without close_notify");
         },
     );
+}
+
+/// The most the server may hold for one TLS connection: its buffer limit (which counts rustls's
+/// one incomplete record), overshot by at most the records one receive's plaintext makes (one
+/// receive is capped at the room left, so at most the limit again).
+const TLS_CONN_BOUND: u64 = 2 * CONN_BUFFER_LIMIT as u64;
+
+/// A TLS client that writes large frames and never reads: the server stops reading it, holds a
+/// bounded amount (rustls's buffers included), and cuts it at the idle timeout.
+fn unread_tls_client(m: &mut Matrix) {
+    let mut s = established(m);
+    s.conn.set_buffer_limit(Some(64 << 10));
+    s.sock
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let f = frame(&pseudo_random(MAX_FRAME, 9));
+    let bound = STEADY_ALLOWANCE + TLS_CONN_BOUND;
+    let writing = Duration::from_millis(1500);
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let server = &m.server;
+    let (written, stalled, peak) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(server.stats().conn_buffer_bytes);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        let t0 = Instant::now();
+        let (mut written, mut stalled, mut off) = (0usize, false, 0);
+        while t0.elapsed() < writing {
+            if s.conn.wants_write() {
+                match s.conn.write_tls(&mut s.sock) {
+                    Ok(n) => written += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        stalled = true
+                    }
+                    Err(e) => panic!("the unread TLS client's write failed early: {e}"),
+                }
+            } else {
+                let n = s.conn.writer().write(&f[off..]).unwrap();
+                off = (off + n) % f.len();
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (written, stalled, sampler.join().unwrap())
+    });
+    assert!(
+        stalled,
+        "wrote {written} bytes without a stall: the server keeps reading"
+    );
+    assert!(
+        peak <= bound,
+        "the server held {peak} bytes while a TLS client did not read (bound {bound})"
+    );
+    eprintln!(
+        "{} tls: the unread client wrote {} KiB before stalling; the server held at most {} KiB (bound {} KiB)",
+        m.server.backend().name(),
+        written >> 10,
+        peak >> 10,
+        bound >> 10
+    );
+    let want = m.expected[ErrorKind::IdleTimeout as usize] + 1;
+    wait_for(&m.server, "the idle timeout", |st| {
+        st.error(ErrorKind::IdleTimeout) >= want
+    });
+    // Read what the server queued (echoes, its close_notify) to the end, so that this client's
+    // close is not a reset.
+    let mut sock = s.sock;
+    sock.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_closed(&mut sock, "unread TLS client");
 }
