@@ -234,7 +234,7 @@ impl Pair {
         let added = &conn.poll_transmit()[queued..];
         match (&expected, self.mode) {
             (Err(_), _) => assert!(added.is_empty(), "a failed send queued bytes"),
-            (Ok(()), Mode::Tcp) => assert_eq!(added.len(), 4 + size),
+            (Ok(()), Mode::Tcp | Mode::Tls) => assert_eq!(added.len(), 4 + size),
             (Ok(()), Mode::Stcp) => check_records(added, size),
         }
         if expected.is_ok() {
@@ -342,7 +342,7 @@ impl Pair {
         }
         let clean = match self.mode {
             Mode::Stcp => dir.log.closed,
-            Mode::Tcp => dir.frame_ends.contains(&dir.delivered),
+            Mode::Tcp | Mode::Tls => dir.frame_ends.contains(&dir.delivered),
         };
         if !dir.tainted {
             let expected = if clean { Ok(()) } else { Err(Error::Truncated) };
