@@ -199,3 +199,53 @@ fn a_tls_listener_needs_a_certificate() {
     let e = stcp_server::Server::start(cfg).err().expect("refused");
     assert!(matches!(e, stcp_server::ServerError::NoTlsIdentity), "{e}");
 }
+
+/// The server's own end of a TLS connection is a close_notify after the echoes: at the idle
+/// timeout (counted as idle_timeout) and when it stops.
+fn tls_idle_and_stop_end_with_close_notify(io: IoBackend) {
+    let server = start_tls(io, |c| c.idle_timeout = Some(Duration::from_millis(300)));
+    let pem = server.tls_cert_pem().unwrap().to_string();
+    let mut idle = connect(&server, &pem, "localhost");
+    idle.write_all(&frame(b"then silence")).unwrap();
+    assert_eq!(read_frame(&mut idle).unwrap(), b"then silence");
+    assert!(clean_end(&mut idle), "close_notify at the idle timeout");
+    let mut busy = connect(&server, &pem, "localhost");
+    busy.write_all(&frame(b"before the stop")).unwrap();
+    assert_eq!(read_frame(&mut busy).unwrap(), b"before the stop");
+    server.stop();
+    assert!(clean_end(&mut busy), "close_notify when the server stops");
+    let totals = server.join().unwrap();
+    assert_eq!(totals.error(ErrorKind::IdleTimeout), 1, "{totals:?}");
+    assert_eq!(totals.errors_total(), 1, "{totals:?}");
+}
+per_io!(tls_idle_and_stop_end_with_close_notify);
+
+/// `--handshake-rate-per-ip` holds for TLS handshakes too: with one a second, a second
+/// handshake from 127.0.0.1 at once is closed unanswered, counted as handshake_rate_limited.
+fn tls_handshakes_are_rate_limited(io: IoBackend) {
+    let server = start_tls(io, |c| {
+        c.handshake_rate_per_ip = Some(1);
+        c.cores = 1;
+    });
+    let pem = server.tls_cert_pem().unwrap().to_string();
+    let mut first = connect(&server, &pem, "localhost");
+    first.write_all(&frame(b"one")).unwrap();
+    assert_eq!(read_frame(&mut first).unwrap(), b"one");
+    let mut second = connect(&server, &pem, "localhost");
+    let r = second
+        .write_all(&frame(b"two"))
+        .and_then(|()| read_frame(&mut second));
+    assert!(
+        r.is_err(),
+        "a second handshake within the second was answered"
+    );
+    drop((first, second));
+    let totals = server.shutdown().unwrap();
+    assert_eq!(
+        totals.error(ErrorKind::HandshakeRateLimited),
+        1,
+        "{totals:?}"
+    );
+    assert_eq!(totals.tls_handshakes, 1);
+}
+per_io!(tls_handshakes_are_rate_limited);
