@@ -5,6 +5,10 @@
 //! `HANDSHAKES_PER_TURN` handshakes (about 90 us each) to any iteration's work instead of
 //! all of them.
 //!
+//! TLS connections share the list and the budget: a whole ClientHello (parsed by rustls's
+//! `Acceptor`, no cryptography) waits here, and the step runs the server's half of the TLS 1.3
+//! handshake for it (`tls.rs`, `answer_tls_hello`: X25519 and the ECDSA signature).
+//!
 //! With `--handshake-rate-per-ip`, each hello's source address must have a token in the
 //! worker's [`HandshakeLimiter`] first; one without is closed unanswered, counted as
 //! `handshake_rate_limited`, and costs the budget nothing (no handshake was computed).
