@@ -249,3 +249,39 @@ fn tls_handshakes_are_rate_limited(io: IoBackend) {
     assert_eq!(totals.tls_handshakes, 1);
 }
 per_io!(tls_handshakes_are_rate_limited);
+
+/// Many TLS connections at once, handshakes and echoes of several sizes interleaved across two
+/// workers: every echo byte for byte, every handshake counted, no error.
+fn many_tls_connections_at_once(io: IoBackend) {
+    const THREADS: usize = 16;
+    const CONNS: usize = 8;
+    let server = start_tls(io, |_| {});
+    let pem = server.tls_cert_pem().unwrap().to_string();
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (server, pem) = (&server, &pem);
+            scope.spawn(move || {
+                let mut open: Vec<Tls> = (0..CONNS)
+                    .map(|_| connect(server, pem, "localhost"))
+                    .collect();
+                for round in 0..3 {
+                    for (i, s) in open.iter_mut().enumerate() {
+                        let p = payload(1 + (t * 977 + i * 131 + round * 7919) % 40_000, i as u8);
+                        s.write_all(&frame(&p)).unwrap();
+                        assert_eq!(read_frame(s).unwrap(), p);
+                    }
+                }
+                for mut s in open {
+                    s.conn.send_close_notify();
+                    s.flush().unwrap();
+                    assert!(clean_end(&mut s));
+                }
+            });
+        }
+    });
+    let totals = server.shutdown().unwrap();
+    assert_eq!(totals.tls_handshakes, (THREADS * CONNS) as u64);
+    assert_eq!(totals.frames, (THREADS * CONNS * 3) as u64);
+    assert_eq!(totals.errors_total(), 0, "{totals:?}");
+}
+per_io!(many_tls_connections_at_once);
