@@ -1014,3 +1014,102 @@ fn every_help_shows_and_the_main_ones_list_the_exit_statuses() {
         }
     }
 }
+
+// ---- 7. TLS beside STCP ------------------------------------------------------------------------
+
+/// The server binary's TLS listener: the certificate and key are created on first start (key
+/// 0600), a client pinning that certificate file gets its frames echoed, a key file others may
+/// read is refused in one line, and `--ktls` fails at start in one line naming the cause (here:
+/// the kernel has no TLS ULP, ENOENT; on a kernel with it, that the hand-over is not built).
+#[test]
+fn tls_certificate_files_echo_and_the_ktls_line() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fresh_dir("tls");
+    let mut cmd = server_cmd(&dir);
+    cmd.args(["--listen", "none", "--tcp-listen", "none"])
+        .args(["--tls-listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Server(cmd.spawn().expect("spawn stcp-server"));
+    let stderr = read_until(&mut server, "workers on");
+    assert!(
+        stderr.contains("TLS certificate ./stcp-server.crt (created"),
+        "{stderr}"
+    );
+    let key = dir.join("stcp-server-cert.key");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let line = stderr.lines().find(|l| l.contains("workers on")).unwrap();
+    let addr = addr_after(line, "TLS ").expect("the TLS address");
+    let pem = std::fs::read_to_string(dir.join("stcp-server.crt")).unwrap();
+    let cfg = std::sync::Arc::new(stcp_server::tls::pinned_client_config(&pem).unwrap());
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let conn = rustls::ClientConnection::new(cfg, name).unwrap();
+    let sock = std::net::TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut frame = 5u32.to_be_bytes().to_vec();
+    frame.extend(b"hello");
+    tls.write_all(&frame).unwrap();
+    let mut echo = [0u8; 9];
+    tls.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo[..], &frame[..]);
+    drop(tls);
+    drop(server);
+
+    // A second start loads the same files.
+    let mut again = Command::new(server_bin());
+    again
+        .args(["--no-stats", "--io", "epoll", "--cores", "1"])
+        .args(["--listen", "none", "--tcp-listen", "none"])
+        .args(["--tls-listen", "127.0.0.1:0"])
+        .current_dir(&dir)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut server = Server(again.spawn().expect("spawn stcp-server"));
+    let stderr = read_until(&mut server, "workers on");
+    assert!(stderr.contains("(loaded;"), "{stderr}");
+    drop(server);
+
+    let tls_only = ["--listen", "none", "--tcp-listen", "none", "--tls-listen"];
+    // --ktls: one line, the cause, status 4.
+    let output = run_bounded(
+        server_cmd(&dir)
+            .args(tls_only)
+            .args(["127.0.0.1:0", "--ktls"]),
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let errors = lines_of(&stderr, "stcp-server: error:");
+    assert_eq!(errors.len(), 1, "{stderr}");
+    let no_ulp = errors[0].contains("no TLS ULP")
+        && errors[0].contains("TCP_ULP")
+        && errors[0].contains("No such file or directory");
+    let not_built = errors[0].contains("has the TLS ULP") && errors[0].contains("not built");
+    assert!(no_ulp || not_built, "{}", errors[0]);
+    // --ktls without a TLS listener is bad usage.
+    one_line(
+        server_cmd(&dir).arg("--ktls"),
+        2,
+        "stcp-server: ",
+        &["--ktls needs a TLS listener"],
+    );
+    // A certificate key others may read.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run_bounded(server_cmd(&dir).args(tls_only).arg("127.0.0.1:0"));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    let errors = lines_of(&stderr, "stcp-server: error:");
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("permissions 0644") && errors[0].contains("chmod 600"),
+        "{}",
+        errors[0]
+    );
+}

@@ -1,6 +1,6 @@
 //! The hostile-peer matrix (issue 6; protocol v2 records, issue "STCP v2 records" item 7). Every
-//! case runs against one real stcp-server (started in this process on loopback ports: both
-//! listeners, a PSK, short handshake and idle timeouts, a 1 MiB --max-frame, a small
+//! case runs against one real stcp-server (started in this process on loopback ports: its
+//! STCP, TCP and TLS listeners, a PSK, short handshake and idle timeouts, a 1 MiB --max-frame, a small
 //! --max-conns, a --handshake-rate-per-ip) while two stcp-loadgen processes keep a steady, verified load on other
 //! connections of the same server, one in STCP mode and one in raw TCP mode.
 //!
@@ -104,6 +104,7 @@ fn run_matrix(io: IoBackend) {
     config.conn_buffer_limit = CONN_BUFFER_LIMIT;
     config.ring_bufs = RING_BUFS;
     config.handshake_rate_per_ip = Some(HANDSHAKE_RATE);
+    config = config.with_ephemeral_tls().expect("a certificate");
     let server = Server::start(config).expect("server starts");
     let idle = server.stats();
     assert_eq!(
@@ -116,6 +117,8 @@ fn run_matrix(io: IoBackend) {
     let mut m = Matrix {
         stcp: server.stcp_addr().unwrap(),
         tcp: server.tcp_addr().unwrap(),
+        tls: server.tls_addr().unwrap(),
+        tls_pem: server.tls_cert_pem().unwrap().to_string(),
         public: keypair.public,
         server,
         expected: [0; ErrorKind::COUNT],
@@ -160,6 +163,7 @@ fn run_matrix(io: IoBackend) {
     garbage_hello_flood_case(&mut m);
     valid_hello_flood_case(&mut m);
     loadgen_wrong_key_case(&mut m);
+    tls_cases(&mut m);
 
     // The steady load kept going through all of it.
     assert!(
@@ -238,6 +242,9 @@ struct Matrix {
     server: ServerHandle,
     stcp: SocketAddr,
     tcp: SocketAddr,
+    tls: SocketAddr,
+    /// The TLS listener's certificate, as clients pin it.
+    tls_pem: String,
     public: [u8; 32],
     /// What every per-kind error counter must read now.
     expected: [u64; ErrorKind::COUNT],

@@ -1,13 +1,14 @@
 //! The embedded server: with no --target, an stcp-server is started in this process on
 //! ephemeral ports of 127.0.0.1 (or the address --listen gives, e.g. ::1), its workers pinned to
 //! the first cores and the client threads to the rest, so one command measures a whole loopback
-//! setup.
+//! setup. It listens for every mode: STCP, raw TCP and TLS (with a fresh self-signed certificate,
+//! [`EmbeddedServer::tls_cert_pem`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use stcp_proto::{CryptoBackend, StaticKeypair};
-use stcp_server::{Backend, Config, IoBackend, Server, ServerError, ServerHandle};
+use stcp_server::{Backend, Config, IoBackend, Server, ServerError, ServerHandle, TlsIdentity};
 
 use stcp_proto::Mode;
 
@@ -107,6 +108,9 @@ impl EmbeddedServer {
         let mut config = Config::ephemeral(keypair);
         config.stcp_listen = Some(SocketAddr::new(listen, 0));
         config.tcp_listen = Some(SocketAddr::new(listen, 0));
+        // TLS too, with a fresh self-signed certificate the TLS client pins.
+        config.tls_listen = Some(SocketAddr::new(listen, 0));
+        config.tls_identity = Some(TlsIdentity::generate()?);
         // Its only clients are this process's connections, which --clients already bounds.
         config.max_conns = usize::MAX;
         // Workers are pinned to cores 0..n, which is what `split_cores` reserved for them.
@@ -141,10 +145,14 @@ impl EmbeddedServer {
         let addr = match mode {
             Mode::Stcp => self.handle.stcp_addr(),
             Mode::Tcp => self.handle.tcp_addr(),
-            // Not served by the embedded server yet (see `ServerUnderTest::addrs`).
-            Mode::Tls => None,
+            Mode::Tls => self.handle.tls_addr(),
         };
-        addr.expect("the embedded server listens for both modes")
+        addr.expect("the embedded server listens for every mode")
+    }
+
+    /// The certificate its TLS listener presents (PEM), for the TLS client to pin.
+    pub fn tls_cert_pem(&self) -> Option<&str> {
+        self.handle.tls_cert_pem()
     }
 
     /// The server's io backend ("io_uring" or "epoll").

@@ -649,11 +649,17 @@ fn tls_client(
     server: &ServerUnderTest,
     target: SocketAddr,
 ) -> Result<crate::tls::TlsClient, StartError> {
-    let path = args
-        .server_cert
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(crate::tls::DEFAULT_SERVER_CERT_FILE));
-    let certificate = crate::tls::load_certificate(&path)?;
+    let certificate = match server.tls_cert_pem() {
+        // The embedded server's own certificate, handed over in memory.
+        Some(pem) => crate::tls::certificate_from_pem(pem)?,
+        None => {
+            let path = args
+                .server_cert
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(crate::tls::DEFAULT_SERVER_CERT_FILE));
+            crate::tls::load_certificate(&path)?
+        }
+    };
     let host = match (&args.target, server) {
         (Some(t), ServerUnderTest::External(_)) => crate::tls::host_of(t).to_string(),
         _ => target.ip().to_string(),

@@ -16,7 +16,7 @@ pub const DEFAULT_SERVER_KEY_FILE: &str = "stcp-server.key.pub";
 
 /// Where the load goes.
 pub enum ServerUnderTest {
-    /// Started by this process on 127.0.0.1 ephemeral ports, listening for both modes.
+    /// Started by this process on 127.0.0.1 ephemeral ports, listening for every mode.
     Embedded(Box<EmbeddedServer>),
     /// A server started elsewhere.
     External(ExternalServer),
@@ -63,6 +63,15 @@ impl ServerUnderTest {
     /// The first address to load in `mode`; None when the server does not serve that mode.
     pub fn addr(&self, mode: Mode) -> Option<SocketAddr> {
         self.addrs(mode).first().copied()
+    }
+
+    /// The certificate to pin in TLS mode (PEM): the embedded server's; None for an external
+    /// server, whose certificate the TLS client's options name.
+    pub fn tls_cert_pem(&self) -> Option<&str> {
+        match self {
+            ServerUnderTest::Embedded(server) => server.tls_cert_pem(),
+            ServerUnderTest::External(_) => None,
+        }
     }
 
     /// The server's static public key, to pin in STCP mode.

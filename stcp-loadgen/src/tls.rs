@@ -41,6 +41,8 @@ pub enum CertFileError {
     Pem(PathBuf, String),
     #[error("cannot build the TLS configuration: {0}")]
     Config(rustls::Error),
+    #[error("the embedded server's TLS certificate is not PEM: {0}")]
+    Embedded(String),
 }
 
 /// What every TLS connection of a run shares: the configuration and the name the server is
@@ -97,6 +99,12 @@ pub fn load_certificate(path: &Path) -> Result<CertificateDer<'static>, CertFile
     let pem = std::fs::read(path).map_err(|e| CertFileError::Read(path.to_path_buf(), e))?;
     CertificateDer::from_pem_slice(&pem)
         .map_err(|e| CertFileError::Pem(path.to_path_buf(), e.to_string()))
+}
+
+/// The certificate an embedded server handed over in memory (PEM).
+pub fn certificate_from_pem(pem: &str) -> Result<CertificateDer<'static>, CertFileError> {
+    CertificateDer::from_pem_slice(pem.as_bytes())
+        .map_err(|e| CertFileError::Embedded(e.to_string()))
 }
 
 /// The server name for `host` (HOST of HOST:PORT, IPv6 in brackets or not): an IP address

@@ -93,7 +93,8 @@ enum State {
     Poisoned,
 }
 
-/// One STCP or TCP-mode connection, client or server side.
+/// One STCP or TCP-mode connection, client or server side. In TLS mode it is the plain-frame
+/// layer inside the TLS stream (the caller runs the TLS session around it), as in TCP mode.
 pub struct Connection {
     mode: Mode,
     state: State,

@@ -13,6 +13,7 @@ Examples:
   stcp-server --listen 0.0.0.0:7443 --tcp-listen none --key /etc/stcp/server.key
   stcp-server --listen [::1]:7443 --tcp-listen [::1]:7444   the IPv6 loopback
   stcp-server --psk ./stcp.psk --max-frame 1m --idle-timeout 2m
+  stcp-server --tls-listen 127.0.0.1:7445     TLS 1.3 beside STCP and TCP (certificate created in ./stcp-server.crt)
   stcp-server --io epoll --crypto rustcrypto   force the epoll backend and the RustCrypto AES-GCM
   stcp-server --cores 1 --busy-poll 50us       spin up to 50 µs for completions before sleeping
   stcp-server --handshake-rate-per-ip 50       at most 50 handshakes/s per client address and worker
@@ -27,8 +28,8 @@ the hard one at start, with a warning when it cannot hold --max-conns. RUST_LOG 
 level (default info); logs are coloured only on a terminal, never with NO_COLOR set.
 
 Exit status: 0 after SIGINT/SIGTERM (and for keygen, genpsk), 1 when a worker fails while
-serving or a second signal cuts the drain short, 2 on bad usage, 4 when it cannot start (key
-or PSK file, listen address, io_uring with --io uring).";
+serving or a second signal cuts the drain short, 2 on bad usage, 4 when it cannot start (key,
+PSK or certificate file, listen address, io_uring with --io uring, --ktls without a TLS ULP).";
 
 /// Thread-per-core io_uring echo server for STCP and raw framed TCP.
 #[derive(Parser, Debug)]
@@ -42,6 +43,21 @@ pub struct Cli {
     /// Raw framed TCP listen address IP:PORT, or `none`.
     #[arg(long, value_name = "ADDR|none", default_value = "127.0.0.1:7444", value_parser = parse_listen)]
     pub tcp_listen: Listen,
+    /// TLS 1.3 listen address IP:PORT (rustls: AES-256-GCM, X25519, the same echo frames inside),
+    /// or `none` (the default).
+    #[arg(long, value_name = "ADDR|none", default_value = "none", value_parser = parse_listen)]
+    pub tls_listen: Listen,
+    /// TLS certificate (PEM). With --tls-listen, when neither it nor --cert-key exists, both are
+    /// created: a self-signed ECDSA P-256 certificate for localhost, 127.0.0.1 and ::1.
+    #[arg(long, value_name = "FILE", default_value = stcp_server::tls::DEFAULT_CERT_PATH)]
+    pub cert: PathBuf,
+    /// The certificate's private key (PEM PKCS#8, mode 0600).
+    #[arg(long, value_name = "FILE", default_value = stcp_server::tls::DEFAULT_CERT_KEY_PATH)]
+    pub cert_key: PathBuf,
+    /// TLS: after each handshake, hand the traffic keys to the kernel (kTLS: TCP_ULP "tls").
+    /// The server refuses to start when the kernel has no TLS ULP.
+    #[arg(long)]
+    pub ktls: bool,
     /// Worker threads, one pinned per core (default: every core; more than the cores available
     /// share them, with a warning).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -192,7 +208,21 @@ mod tests {
             "20",
             "--metrics",
             "127.0.0.1:9464",
+            "--tls-listen",
+            "[::1]:0",
+            "--cert",
+            "a.crt",
+            "--cert-key",
+            "a.key",
+            "--ktls",
         ]);
+        assert_eq!(c.tls_listen.0.unwrap().port(), 0);
+        assert_eq!(c.cert, PathBuf::from("a.crt"));
+        assert_eq!(c.cert_key, PathBuf::from("a.key"));
+        assert!(c.ktls);
+        let d = Cli::parse_from(["stcp-server"]);
+        assert!(d.tls_listen.0.is_none() && !d.ktls);
+        assert_eq!(d.cert, PathBuf::from("./stcp-server.crt"));
         assert!(c.listen.0.is_none());
         assert_eq!(c.tcp_listen.0.unwrap().port(), 0);
         assert_eq!(c.max_frame, 65536);

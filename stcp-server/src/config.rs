@@ -4,6 +4,8 @@ use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use stcp_proto::{CryptoBackend, StaticKeypair, DEFAULT_MAX_FRAME};
 
+use crate::tls::TlsIdentity;
+
 /// Default [`Config::conn_buffer_limit`]: 64 KiB of buffers per connection.
 pub const DEFAULT_CONN_BUFFER_LIMIT: usize = 64 << 10;
 
@@ -60,6 +62,14 @@ pub struct Config {
     pub stcp_listen: Option<SocketAddr>,
     /// Raw framed TCP listener address (`None`: none).
     pub tcp_listen: Option<SocketAddr>,
+    /// TLS 1.3 listener address (`None`: none, the default). Needs [`Config::tls_identity`].
+    pub tls_listen: Option<SocketAddr>,
+    /// The certificate and key the TLS listener presents ([`TlsIdentity::load_or_create`] reads
+    /// or makes the binary's; [`TlsIdentity::generate`] makes a fresh one for embedding).
+    pub tls_identity: Option<TlsIdentity>,
+    /// TLS: after each handshake, hand the traffic keys to the kernel (kTLS). The server refuses
+    /// to start when the kernel has no TLS ULP.
+    pub ktls: bool,
     /// Worker threads, one per core (0: every core).
     pub cores: usize,
     /// Pin worker `i` to core `i` (modulo the cores present).
@@ -109,13 +119,16 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: STCP on 127.0.0.1:7443, TCP on 127.0.0.1:7444, every core, 10000 connections,
+    /// Defaults: STCP on 127.0.0.1:7443, TCP on 127.0.0.1:7444, no TLS listener, every core, 10000 connections,
     /// 16 MiB frames, 10 s handshake timeout, 300 s idle timeout, 64 KiB of buffers per
     /// connection, no stats thread, no busy poll, no metrics endpoint.
     pub fn new(keypair: StaticKeypair) -> Config {
         Config {
             stcp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7443))),
             tcp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 7444))),
+            tls_listen: None,
+            tls_identity: None,
+            ktls: false,
             cores: 0,
             pin_cores: true,
             keypair,
@@ -137,13 +150,22 @@ impl Config {
         }
     }
 
-    /// A configuration for tests and embedding: both listeners on 127.0.0.1 with ephemeral ports.
+    /// A configuration for tests and embedding: the STCP and TCP listeners on 127.0.0.1 with
+    /// ephemeral ports (no TLS listener: see [`Config::with_ephemeral_tls`]).
     pub fn ephemeral(keypair: StaticKeypair) -> Config {
         Config {
             stcp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             tcp_listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             ..Config::new(keypair)
         }
+    }
+
+    /// Adds a TLS listener on 127.0.0.1 with an ephemeral port and a freshly generated
+    /// certificate (for tests and embedding; clients pin `ServerHandle::tls_cert_pem`).
+    pub fn with_ephemeral_tls(mut self) -> Result<Config, crate::tls::CertFileError> {
+        self.tls_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        self.tls_identity = Some(TlsIdentity::generate()?);
+        Ok(self)
     }
 
     /// Worker count this configuration resolves to on this machine.

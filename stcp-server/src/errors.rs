@@ -61,11 +61,21 @@ pub enum ErrorKind {
     NotEstablished,
     /// The hello's source address was over `--handshake-rate-per-ip`: closed without an answer.
     HandshakeRateLimited,
+    /// TLS port: the first bytes were not a usable TLS ClientHello (not TLS at all, or malformed).
+    TlsBadClientHello,
+    /// TLS port: the client cannot speak TLS 1.3 with AES-256-GCM and X25519.
+    TlsIncompatible,
+    /// TLS port: the client sent a fatal alert (typically: it does not trust the certificate).
+    TlsAlert,
+    /// TLS port: the handshake failed after the ClientHello (bad Finished, misbehaviour).
+    TlsHandshake,
+    /// TLS port: a record after the handshake failed (decryption, malformed or unexpected).
+    TlsBadRecord,
 }
 
 impl ErrorKind {
     /// Number of kinds.
-    pub const COUNT: usize = 26;
+    pub const COUNT: usize = 31;
     /// Every kind, in counter order.
     pub const ALL: [ErrorKind; ErrorKind::COUNT] = [
         ErrorKind::FrameTooLarge,
@@ -94,13 +104,18 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::NotEstablished,
         ErrorKind::HandshakeRateLimited,
+        ErrorKind::TlsBadClientHello,
+        ErrorKind::TlsIncompatible,
+        ErrorKind::TlsAlert,
+        ErrorKind::TlsHandshake,
+        ErrorKind::TlsBadRecord,
     ];
 
     /// The kinds that only a handshake can end in (the server's `handshakes_failed` metric by
     /// kind). A handshake can also end in a kind not listed here (`io`: the socket failed;
     /// `truncated`: the client went away before its hello was whole); those count only among
     /// the errors.
-    pub const HANDSHAKE: [ErrorKind; 10] = [
+    pub const HANDSHAKE: [ErrorKind; 13] = [
         ErrorKind::HandshakeTooLarge,
         ErrorKind::NotStcp,
         ErrorKind::VersionMismatch,
@@ -111,6 +126,9 @@ impl ErrorKind {
         ErrorKind::HandshakeAuthFailed,
         ErrorKind::HandshakeTimeout,
         ErrorKind::HandshakeRateLimited,
+        ErrorKind::TlsBadClientHello,
+        ErrorKind::TlsIncompatible,
+        ErrorKind::TlsHandshake,
     ];
 
     /// Short stable label for stats lines and logs.
@@ -142,6 +160,11 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::NotEstablished => "not_established",
             ErrorKind::HandshakeRateLimited => "handshake_rate_limited",
+            ErrorKind::TlsBadClientHello => "tls_bad_client_hello",
+            ErrorKind::TlsIncompatible => "tls_incompatible",
+            ErrorKind::TlsAlert => "tls_alert",
+            ErrorKind::TlsHandshake => "tls_handshake",
+            ErrorKind::TlsBadRecord => "tls_bad_record",
         }
     }
 
@@ -202,7 +225,7 @@ pub enum ServerError {
     #[error("cannot start the metrics thread: {0}")]
     MetricsThread(io::Error),
     /// Neither listener is configured.
-    #[error("nothing to serve: both the STCP and the TCP listener are turned off")]
+    #[error("nothing to serve: the STCP, TCP and TLS listeners are all turned off")]
     NoListener,
     /// A worker thread could not be started or set up.
     #[error("worker {worker}: {source}")]
@@ -212,9 +235,27 @@ pub enum ServerError {
         /// The cause.
         source: io::Error,
     },
+    /// `tls_listen` is set but no certificate was given.
+    #[error("a TLS listener needs a certificate and key (Config::tls_identity)")]
+    NoTlsIdentity,
+    /// rustls refused the certificate or key.
+    #[error("cannot use the TLS certificate: {0}")]
+    Tls(Box<rustls::Error>),
+    /// A certificate could not be made or read.
+    #[error("{0}")]
+    Cert(Box<crate::tls::CertFileError>),
+    /// `--ktls` asked for and the kernel cannot take TLS keys.
+    #[error("{0}")]
+    Ktls(#[from] crate::tls::KtlsUnavailable),
     /// A worker thread panicked.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),
+}
+
+impl From<crate::tls::CertFileError> for ServerError {
+    fn from(e: crate::tls::CertFileError) -> Self {
+        ServerError::Cert(Box::new(e))
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +284,7 @@ mod tests {
             assert!(
                 label.contains("handshake")
                     || label.contains("psk")
+                    || ["tls_bad_client_hello", "tls_incompatible"].contains(&label)
                     || ["not_stcp", "version_mismatch", "unknown_pattern"].contains(&label),
                 "{label}"
             );

@@ -41,6 +41,9 @@ pub enum Failure {
         role: KeyRole,
         source: KeyFileError,
     },
+    /// The TLS certificate or its key cannot be used (or made).
+    #[error("--cert/--cert-key: {0}")]
+    Cert(stcp_server::tls::CertFileError),
     /// No randomness for a new key.
     #[error("cannot read the OS random number generator: {0}")]
     Random(getrandom::Error),
@@ -48,7 +51,7 @@ pub enum Failure {
     #[error("{}", start_message(error, listen))]
     Start {
         error: ServerError,
-        /// Boxed: three addresses would make every `Result<_, Failure>` large.
+        /// Boxed: four addresses would make every `Result<_, Failure>` large.
         listen: Box<Listeners>,
     },
     /// The signal-handling thread did not start.
@@ -65,6 +68,7 @@ pub struct Listeners {
     pub stcp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
+    pub tls: Option<SocketAddr>,
 }
 
 impl Failure {
@@ -103,10 +107,13 @@ fn start_message(e: &ServerError, listen: &Listeners) -> String {
             messages::uring_remedy(cause)
         ),
         ServerError::Listen { addr, source } => {
-            let option = if Some(*addr) == listen.stcp || listen.tcp.is_none() {
-                "--listen"
-            } else {
+            // The address in the error is the one asked for, so it names its option.
+            let option = if Some(*addr) == listen.tcp {
                 "--tcp-listen"
+            } else if Some(*addr) == listen.tls {
+                "--tls-listen"
+            } else {
+                "--listen"
             };
             listen_message(*addr, option, source)
         }
@@ -153,6 +160,7 @@ mod tests {
             stcp: Some("127.0.0.1:7443".parse().unwrap()),
             tcp: Some("127.0.0.1:7444".parse().unwrap()),
             metrics: Some("127.0.0.1:9464".parse().unwrap()),
+            tls: Some("127.0.0.1:7445".parse().unwrap()),
         }
     }
 
@@ -189,6 +197,18 @@ mod tests {
              another stcp-server: stop that process, or give --metrics another port (or none)"
         );
         assert_eq!(f.exit_status(), exit::CANNOT_START);
+    }
+
+    #[test]
+    fn the_tls_port_in_use_names_its_option() {
+        let f = Failure::Start {
+            error: ServerError::Listen {
+                addr: "127.0.0.1:7445".parse().unwrap(),
+                source: io::Error::from(io::ErrorKind::AddrInUse),
+            },
+            listen: Box::new(listeners()),
+        };
+        assert!(f.to_string().contains("(--tls-listen)"), "{f}");
     }
 
     #[test]

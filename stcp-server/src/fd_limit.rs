@@ -11,8 +11,9 @@ use std::io;
 /// writes (keys, reports, `/proc`), the io_uring probe, with room to spare.
 pub const BASE_FDS: u64 = 32;
 
-/// Descriptors of one server worker besides its connections: its ring (epoll: the epoll
-/// descriptor and its waker) and its two listeners.
+/// Descriptors of one server worker besides its connections: its ring and its listeners (STCP,
+/// TCP and, with `--tls-listen`, TLS). On epoll (the epoll descriptor and its waker instead of
+/// the ring) with all three listeners it is one more, which `BASE_FDS`'s spare room covers.
 pub const FDS_PER_WORKER: u64 = 4;
 
 /// The open-file limit of this process. `u64::MAX` stands for "unlimited".

@@ -31,9 +31,11 @@ pub mod metrics;
 mod ratelog;
 pub mod server;
 pub mod stats;
+pub mod tls;
 pub mod units;
 
 pub use config::{Config, IoBackend};
 pub use errors::{ErrorKind, ServerError};
 pub use server::{Backend, Server, ServerHandle, Stopper};
 pub use stats::StatsSnapshot;
+pub use tls::TlsIdentity;

@@ -13,7 +13,7 @@ use std::{
 
 use clap::Parser;
 use stcp_proto::{keys, load_or_create_keypair, load_psk, public_key_path};
-use stcp_server::{fd_limit, messages, Backend, Config, Server};
+use stcp_server::{fd_limit, messages, Backend, Config, Server, TlsIdentity};
 
 use crate::cli::{Cli, Command};
 use crate::failure::{exit, Failure, Listeners};
@@ -74,6 +74,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         stcp: cli.listen.0,
         tcp: cli.tcp_listen.0,
         metrics: cli.metrics.0,
+        tls: cli.tls_listen.0,
     };
     check_listeners(listen)?;
 
@@ -89,6 +90,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
         cli.key.display(),
         public_key_path(&cli.key).display()
     );
+    let tls_identity = match listen.tls {
+        Some(_) => {
+            let (id, created) =
+                TlsIdentity::load_or_create(&cli.cert, &cli.cert_key).map_err(Failure::Cert)?;
+            eprintln!(
+                "stcp-server: TLS certificate {} ({}; key in {})",
+                cli.cert.display(),
+                if created { "created" } else { "loaded" },
+                cli.cert_key.display()
+            );
+            Some(id)
+        }
+        None if cli.ktls => {
+            return Err(Failure::Usage(
+                "--ktls needs a TLS listener: give --tls-listen ADDR".into(),
+            ))
+        }
+        None => None,
+    };
     let workers = worker_count(cli.cores);
     if let Some(n) = cli.cores {
         let available = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
@@ -111,6 +131,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let config = Config {
         stcp_listen: listen.stcp,
         tcp_listen: listen.tcp,
+        tls_listen: listen.tls,
+        tls_identity,
+        ktls: cli.ktls,
         cores: cli.cores.map_or(0, usize::from),
         psk,
         crypto: cli.crypto,
@@ -142,11 +165,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         (false, Backend::Epoll) => " (--busy-poll is ignored by epoll)".into(),
     };
     eprintln!(
-        "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {}{}",
+        "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {} | TLS {}{}{}",
         workers,
         server.backend().name(),
         server.stcp_addr().map_or("off".into(), |a| a.to_string()),
         server.tcp_addr().map_or("off".into(), |a| a.to_string()),
+        server.tls_addr().map_or("off".into(), |a| a.to_string()),
+        if cli.ktls { " (kTLS)" } else { "" },
         server
             .metrics_addr()
             .map_or(String::new(), |a| format!(" | metrics http://{a}/metrics")),
@@ -184,25 +209,31 @@ fn run(cli: Cli) -> Result<(), Failure> {
 
 /// Listener options that parse but cannot work together.
 fn check_listeners(listen: Listeners) -> Result<(), Failure> {
-    if let Some(m) = listen.metrics.filter(|m| m.port() != 0) {
-        for (option, addr) in [("--listen", listen.stcp), ("--tcp-listen", listen.tcp)] {
-            if addr == Some(m) {
-                return Err(Failure::Usage(format!(
-                    "--metrics and {option} are both {m}: give each its own port"
-                )));
+    if listen.stcp.is_none() && listen.tcp.is_none() && listen.tls.is_none() {
+        return Err(Failure::Usage(
+            "--listen, --tcp-listen and --tls-listen are all none: nothing to serve; give at least \
+             one address"
+                .into(),
+        ));
+    }
+    let named = [
+        ("--listen", listen.stcp),
+        ("--tcp-listen", listen.tcp),
+        ("--tls-listen", listen.tls),
+        ("--metrics", listen.metrics),
+    ];
+    for (i, (first, a)) in named.iter().enumerate() {
+        for (second, b) in &named[i + 1..] {
+            if let (Some(a), Some(b)) = (a, b) {
+                if a == b && a.port() != 0 {
+                    return Err(Failure::Usage(format!(
+                        "{first} and {second} are both {a}: give each its own port"
+                    )));
+                }
             }
         }
     }
-    match (listen.stcp, listen.tcp) {
-        (None, None) => Err(Failure::Usage(
-            "--listen and --tcp-listen are both none: nothing to serve; give at least one address"
-                .into(),
-        )),
-        (Some(a), Some(b)) if a == b && a.port() != 0 => Err(Failure::Usage(format!(
-            "--listen and --tcp-listen are both {a}: give each its own port"
-        ))),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 fn worker_count(cores: Option<u16>) -> usize {

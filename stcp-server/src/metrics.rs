@@ -185,6 +185,13 @@ impl Collector for StatsCollector {
         per_worker(
             e,
             &w,
+            "stcp_tls_handshakes_completed",
+            "TLS 1.3 handshakes completed (--tls-listen).",
+            |s| c(s.tls_handshakes),
+        )?;
+        per_worker(
+            e,
+            &w,
             "stcp_handshakes_deferred",
             "Hellos that waited for a later loop iteration's bounded handshake step (io_uring).",
             |s| c(s.handshakes_deferred),

@@ -49,6 +49,8 @@ pub struct ServerHandle {
     stcp_addr: Option<SocketAddr>,
     tcp_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
+    /// The TLS listener's address and certificate (PEM), boxed: most servers have none.
+    tls: Option<Box<(SocketAddr, String)>>,
     backend: Backend,
     workers: Vec<thread::JoinHandle<std::io::Result<()>>>,
     reporter: Option<thread::JoinHandle<()>>,
@@ -73,9 +75,31 @@ impl Stopper {
 impl Server {
     /// Binds the listeners and starts the workers. Returns once every worker is ready.
     pub fn start(config: Config) -> Result<ServerHandle, ServerError> {
-        if config.stcp_listen.is_none() && config.tcp_listen.is_none() {
+        if config.stcp_listen.is_none()
+            && config.tcp_listen.is_none()
+            && config.tls_listen.is_none()
+        {
             return Err(ServerError::NoListener);
         }
+        let tls = match (config.tls_listen, &config.tls_identity) {
+            (None, _) => None,
+            (Some(_), None) => return Err(ServerError::NoTlsIdentity),
+            (Some(_), Some(id)) => {
+                if config.ktls {
+                    // Once, here: not per connection. Where the kernel has the ULP, the hand-over
+                    // itself is not built: refused too, naming that.
+                    crate::tls::probe_ktls()?;
+                    return Err(crate::tls::KtlsUnavailable::NotBuilt.into());
+                }
+                let cfg = crate::tls::server_config(id, config.ktls)
+                    .map_err(|e| ServerError::Tls(Box::new(e)))?;
+                Some(Arc::new(cfg))
+            }
+        };
+        let tls_cert_pem = tls
+            .as_ref()
+            .and(config.tls_identity.as_ref())
+            .map(|id| id.cert_pem().to_string());
         let backend = match config.io {
             IoBackend::Epoll => Backend::Epoll,
             IoBackend::Uring => {
@@ -103,6 +127,7 @@ impl Server {
         };
         let (stcp_ls, stcp_addr) = bind(config.stcp_listen)?;
         let (tcp_ls, tcp_addr) = bind(config.tcp_listen)?;
+        let (tls_ls, tls_addr) = bind(config.tls_listen)?;
         let (metrics_listener, metrics_addr) = match config.metrics_listen {
             None => (None, None),
             Some(addr) => {
@@ -125,6 +150,7 @@ impl Server {
         proto.max_frame = config.max_frame;
         let shared = Arc::new(Shared {
             proto,
+            tls,
             stop: stop.clone(),
             open_conns: AtomicUsize::new(0),
             stats: stats.clone(),
@@ -138,14 +164,14 @@ impl Server {
         };
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut workers = Vec::with_capacity(n);
-        for (i, (stcp, tcp)) in stcp_ls.into_iter().zip(tcp_ls).enumerate() {
+        for (i, ((stcp, tcp), tls)) in stcp_ls.into_iter().zip(tcp_ls).zip(tls_ls).enumerate() {
             let shared = shared.clone();
             let ready = engine::Ready {
                 index: i,
                 tx: ready_tx.clone(),
             };
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            let listeners = WorkerListeners { stcp, tcp };
+            let listeners = WorkerListeners { stcp, tcp, tls };
             let spawned = thread::Builder::new()
                 .name(format!("stcp-worker-{i}"))
                 .spawn(move || {
@@ -208,6 +234,7 @@ impl Server {
             stcp_addr,
             tcp_addr,
             metrics_addr,
+            tls: tls_addr.zip(tls_cert_pem).map(Box::new),
             backend,
             workers,
             reporter,
@@ -228,6 +255,7 @@ impl Server {
                     stcp = ?stcp_addr,
                     tcp = ?tcp_addr,
                     metrics = ?metrics_addr,
+                    tls = ?tls_addr,
                     "stcp-server started"
                 );
                 Ok(handle)
@@ -251,6 +279,17 @@ impl ServerHandle {
     /// [`Config::metrics_listen`] asked for one.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Bound address of the TLS listener.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls.as_ref().map(|t| t.0)
+    }
+
+    /// The certificate the TLS listener presents, in PEM (clients pin it); `None` without a TLS
+    /// listener.
+    pub fn tls_cert_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.1.as_str())
     }
 
     /// The io backend in use.

@@ -26,6 +26,8 @@ pub struct WorkerCounters {
     pub closed: AtomicU64,
     /// STCP handshakes completed.
     pub handshakes: AtomicU64,
+    /// TLS handshakes completed (the client's Finished verified).
+    pub tls_handshakes: AtomicU64,
     /// Hellos that waited for a later loop iteration's bounded handshake step.
     pub handshakes_deferred: AtomicU64,
     /// Frames echoed.
@@ -79,6 +81,7 @@ impl WorkerCounters {
             refused: self.refused.load(Relaxed),
             closed,
             handshakes: self.handshakes.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
             handshakes_deferred: self.handshakes_deferred.load(Relaxed),
             frames: self.frames.load(Relaxed),
             bytes_in: self.bytes_in.load(Relaxed),
@@ -132,6 +135,7 @@ impl Stats {
             s.refused += w.refused;
             s.closed += w.closed;
             s.handshakes += w.handshakes;
+            s.tls_handshakes += w.tls_handshakes;
             s.handshakes_deferred += w.handshakes_deferred;
             s.frames += w.frames;
             s.bytes_in += w.bytes_in;
@@ -158,6 +162,8 @@ pub struct StatsSnapshot {
     pub closed: u64,
     /// STCP handshakes completed.
     pub handshakes: u64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: u64,
     /// Hellos that waited for a later loop iteration's bounded handshake step (io_uring).
     pub handshakes_deferred: u64,
     /// Frames echoed.
@@ -234,12 +240,13 @@ impl StatsSnapshot {
     pub fn summary(&self, elapsed: Duration) -> String {
         let secs = elapsed.as_secs_f64().max(1e-9);
         format!(
-            "summary: {:.1} s | connections {} (refused {}, handshakes {}, deferred {}) | frames {} ({:.0}/s) | \
+            "summary: {:.1} s | connections {} (refused {}, handshakes {}, tls handshakes {}, deferred {}) | frames {} ({:.0}/s) | \
              in {} out {} ({:.1} MB/s out) | ring starved {} | errors:{}",
             secs,
             self.accepted,
             self.refused,
             self.handshakes,
+            self.tls_handshakes,
             self.handshakes_deferred,
             self.frames,
             self.frames as f64 / secs,

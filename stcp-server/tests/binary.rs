@@ -324,7 +324,7 @@ fn metrics_flag_serves_prometheus_text_until_sigterm() {
         .unwrap();
     assert_eq!(clash.status.code(), Some(2), "{clash:?}");
     assert!(
-        String::from_utf8_lossy(&clash.stderr).contains("--metrics and --listen are both"),
+        String::from_utf8_lossy(&clash.stderr).contains("--listen and --metrics are both"),
         "{clash:?}"
     );
 }

@@ -3,6 +3,9 @@
 
 use super::*;
 
+mod tls;
+pub(super) use tls::tls_cases;
+
 pub(super) fn pre_handshake_cases(m: &mut Matrix) {
     // Random bytes: whatever their first 4 bytes announce decides the refusal.
     let junk = pseudo_random(1024, 0x9e37_79b9_7f4a_7c15);
@@ -783,7 +786,7 @@ fn unread_then_clean_close(m: &mut Matrix, mode: Mode) {
             (s, Some(session))
         }
         Mode::Tcp => (connect(m.tcp), None),
-        Mode::Tls => unreachable!("tls mode is not supported here yet"),
+        Mode::Tls => panic!("the TLS cases are in hostile_cases/tls.rs"),
     };
     let (mut sealer, mut opener) = match session {
         Some(Session { sealer, opener, .. }) => (Some(sealer), Some(opener)),
@@ -793,8 +796,7 @@ fn unread_then_clean_close(m: &mut Matrix, mode: Mode) {
     let bound = STEADY_ALLOWANCE
         + match mode {
             Mode::Stcp => STCP_CONN_BOUND,
-            Mode::Tcp => TCP_CONN_BOUND,
-            Mode::Tls => unreachable!("tls mode is not supported here yet"),
+            Mode::Tcp | Mode::Tls => TCP_CONN_BOUND,
         };
     s.set_write_timeout(Some(Duration::from_millis(100)))
         .unwrap();

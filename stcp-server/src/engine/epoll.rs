@@ -3,7 +3,8 @@
 //! [`stcp_proto::Decoder`] and [`stcp_proto::FrameStream`]), simpler IO: read, echo every whole
 //! record in place (opened, then resealed) or, in TCP mode, every byte read, write it
 //! all, read again, so a connection never has more than one read's worth of echoes buffered
-//! (64 KiB), plus the one incomplete record the decoder holds.
+//! (64 KiB), plus the one incomplete record the decoder holds. TLS connections run the same
+//! rustls pump as io_uring's ([`crate::tls::pump`]), one read at a time.
 
 use std::{
     cell::RefCell,
@@ -28,6 +29,7 @@ use crate::{
     handshake_limit::HandshakeLimiter,
     ratelog,
     stats::WorkerCounters,
+    tls::{self, Stage, TlsError, RUSTLS_HELD, SCRATCH_LEN},
 };
 
 thread_local! {
@@ -48,6 +50,8 @@ enum ConnError {
     RateLimited,
     /// The peer's address was gone before its handshake (it could not receive the reply).
     NoPeer,
+    /// TLS mode: rustls refused the peer's bytes, or a frame inside broke the limits.
+    Tls(TlsError),
 }
 
 impl ConnError {
@@ -59,6 +63,7 @@ impl ConnError {
             ConnError::Truncated => ErrorKind::Truncated,
             ConnError::RateLimited => ErrorKind::HandshakeRateLimited,
             ConnError::NoPeer => ErrorKind::Io,
+            ConnError::Tls(e) => e.kind(),
         }
     }
 }
@@ -72,6 +77,7 @@ impl fmt::Display for ConnError {
             ConnError::Truncated => f.write_str("stream cut"),
             ConnError::RateLimited => f.write_str("source address over --handshake-rate-per-ip"),
             ConnError::NoPeer => f.write_str("peer address unavailable before the handshake"),
+            ConnError::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -194,7 +200,11 @@ async fn connection(
     }
     let _release = Release(&shared, index);
     let _ = stream.set_nodelay(true);
-    if let Err(e) = echo_loop(index, &shared, &mut stream, mode, &mut stop).await {
+    let result = match mode {
+        Mode::Tls => tls_loop(index, &shared, &mut stream, &mut stop).await,
+        _ => echo_loop(index, &shared, &mut stream, mode, &mut stop).await,
+    };
+    if let Err(e) = result {
         shared.stats.worker(index).error(e.kind());
         ratelog::connection_failed(e.kind(), &e);
     }
@@ -332,6 +342,193 @@ async fn echo_loop(
     }
 }
 
+/// Whether the per-address handshake limit lets a handshake from `stream`'s peer go ahead (no
+/// limit: yes).
+fn handshake_allowed(stream: &TcpStream) -> Result<(), ConnError> {
+    if LIMITER.with(|l| l.borrow().is_none()) {
+        return Ok(());
+    }
+    let ip = stream.peer_addr().map_err(|_| ConnError::NoPeer)?.ip();
+    let allowed = LIMITER.with(|l| {
+        l.borrow_mut()
+            .as_mut()
+            .is_none_or(|l| l.allow(ip, Instant::now()))
+    });
+    if allowed {
+        Ok(())
+    } else {
+        Err(ConnError::RateLimited)
+    }
+}
+
+/// One read into `buf` (appended), bounded by `limit`; `Ok(None)` when the server stops.
+async fn read_or_stop(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    limit: Duration,
+    timeout_kind: ErrorKind,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<usize>, ConnError> {
+    tokio::select! {
+        r = tokio::time::timeout(limit, stream.read_buf(buf)) => match r {
+            Err(_) => Err(ConnError::Timeout(timeout_kind)),
+            Ok(Err(e)) => Err(ConnError::Io(e)),
+            Ok(Ok(n)) => Ok(Some(n)),
+        },
+        _ = stop.changed() => Ok(None),
+    }
+}
+
+/// A TLS connection: rustls's `Acceptor` reads the ClientHello (parsing only), the limiter is
+/// asked, the server's half of the handshake runs, then every read goes through
+/// [`tls::pump`] (plaintext frames echoed back through rustls as they come out) and what rustls
+/// has to send is written before the next read. Failures send rustls's alert, then FIN.
+async fn tls_loop(
+    index: usize,
+    shared: &Shared,
+    stream: &mut TcpStream,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let cfg = &shared.config;
+    let counters = shared.stats.worker(index);
+    let idle = cfg.idle_timeout.unwrap_or(FOREVER);
+    let Some(config) = shared.tls.clone() else {
+        return Err(ConnError::Proto(Error::NotEstablished));
+    };
+    let handshake_deadline = Instant::now() + cfg.handshake_timeout;
+    // The read buffer and the TLS bytes written back (about as many) share what the limit
+    // leaves after rustls's own buffer and the plaintext scratch.
+    let read_size = (cfg
+        .conn_buffer_limit
+        .saturating_sub(RUSTLS_HELD + SCRATCH_LEN)
+        / 2)
+    .max(4096);
+    let mut buf: Vec<u8> = Vec::with_capacity(read_size);
+    let mut out: Vec<u8> = Vec::new();
+    let mut scratch = vec![0u8; SCRATCH_LEN];
+    let mut frames = FrameStream::new(cfg.max_frame);
+    let mut held = HeldBytes::new(&counters.conn_buffer_bytes);
+    held.track(buf.capacity() + scratch.len() + RUSTLS_HELD);
+
+    // The ClientHello.
+    let mut acceptor = rustls::server::Acceptor::default();
+    let (accepted, rest) = loop {
+        let limit = handshake_deadline.saturating_duration_since(Instant::now());
+        let Some(n) =
+            read_or_stop(stream, &mut buf, limit, ErrorKind::HandshakeTimeout, stop).await?
+        else {
+            return Ok(());
+        };
+        if n == 0 {
+            finish(stream, cfg.close_grace).await;
+            return Err(ConnError::Truncated);
+        }
+        WorkerCounters::add(&counters.bytes_in, n as u64);
+        let mut rd = &buf[..];
+        let mut found = None;
+        while !rd.is_empty() {
+            if let Err(e) = acceptor.read_tls(&mut rd) {
+                return Err(ConnError::Tls(TlsError::Buffer(e, Stage::ClientHello)));
+            }
+            match acceptor.accept() {
+                Ok(None) => {}
+                Ok(Some(accepted)) => {
+                    found = Some((accepted, rd.to_vec()));
+                    break;
+                }
+                Err((e, mut alert)) => {
+                    let _ = alert.write_all(&mut out);
+                    let _ = write_with_timeout(stream, &out, cfg.close_grace).await;
+                    finish(stream, cfg.close_grace).await;
+                    return Err(ConnError::Tls(TlsError::Tls(e, Stage::ClientHello)));
+                }
+            }
+        }
+        buf.clear();
+        if let Some(found) = found {
+            break found;
+        }
+    };
+    // Malformed hellos failed above, before the limit was asked (and cost it nothing).
+    handshake_allowed(stream)?;
+    let mut session = match accepted.into_connection(config) {
+        Ok(s) => s,
+        Err((e, mut alert)) => {
+            let _ = alert.write_all(&mut out);
+            let _ = write_with_timeout(stream, &out, cfg.close_grace).await;
+            finish(stream, cfg.close_grace).await;
+            return Err(ConnError::Tls(TlsError::Tls(e, Stage::Handshake)));
+        }
+    };
+    tls::limit_buffers(&mut session, cfg.conn_buffer_limit);
+    tls::flush(&mut session, &mut out);
+    let mut pending = Some(rest);
+    loop {
+        let step = match pending.take() {
+            Some(bytes) => tls::pump(&mut session, &bytes, &mut frames, &mut scratch, &mut out),
+            None => tls::pump(&mut session, &buf, &mut frames, &mut scratch, &mut out),
+        };
+        buf.clear();
+        held.track(buf.capacity() + out.capacity() + scratch.len() + RUSTLS_HELD);
+        match step {
+            Ok(p) => {
+                if p.handshake_done {
+                    WorkerCounters::add(&counters.tls_handshakes, 1);
+                }
+                if !out.is_empty() {
+                    write_with_timeout(stream, &out, idle).await?;
+                    WorkerCounters::add(&counters.bytes_out, out.len() as u64);
+                    out.clear();
+                }
+                WorkerCounters::add(&counters.frames, p.frames);
+                if p.peer_closed {
+                    tls::close(&mut session, &mut out);
+                    write_with_timeout(stream, &out, cfg.close_grace).await?;
+                    finish(stream, cfg.close_grace).await;
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = write_with_timeout(stream, &out, cfg.close_grace).await;
+                finish(stream, cfg.close_grace).await;
+                return Err(ConnError::Tls(e));
+            }
+        }
+        let (limit, timeout_kind) = if session.is_handshaking() {
+            (
+                handshake_deadline.saturating_duration_since(Instant::now()),
+                ErrorKind::HandshakeTimeout,
+            )
+        } else {
+            (idle, ErrorKind::IdleTimeout)
+        };
+        let read = read_or_stop(stream, &mut buf, limit, timeout_kind, stop).await;
+        let established = !session.is_handshaking();
+        match read {
+            Ok(Some(0)) => {
+                // A FIN without close_notify: a cut stream.
+                finish(stream, cfg.close_grace).await;
+                return Err(ConnError::Truncated);
+            }
+            Ok(Some(n)) => WorkerCounters::add(&counters.bytes_in, n as u64),
+            // Stop, or idle: the server's own end, close_notify then FIN (a connection still in
+            // its handshake is just closed).
+            Ok(None) | Err(ConnError::Timeout(ErrorKind::IdleTimeout)) => {
+                if established {
+                    tls::close(&mut session, &mut out);
+                    write_with_timeout(stream, &out, cfg.close_grace).await?;
+                    finish(stream, cfg.close_grace).await;
+                }
+                return match read {
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// What the echo loop does after a run of units.
 #[derive(PartialEq, Eq)]
 enum Step {
@@ -361,17 +558,7 @@ async fn echo(
     if framing == Framing::Handshake {
         // Malformed hellos fail before the limit is asked (and cost it nothing).
         check_hello(&cx.shared.proto, run)?;
-        if LIMITER.with(|l| l.borrow().is_some()) {
-            let ip = cx.stream.peer_addr().map_err(|_| ConnError::NoPeer)?.ip();
-            let allowed = LIMITER.with(|l| {
-                l.borrow_mut()
-                    .as_mut()
-                    .is_none_or(|l| l.allow(ip, Instant::now()))
-            });
-            if !allowed {
-                return Err(ConnError::RateLimited);
-            }
-        }
+        handshake_allowed(cx.stream)?;
         let mut reply = Vec::new();
         *cx.crypto = Some(accept_handshake(&cx.shared.proto, run, &mut reply)?);
         decoder.set_framing(Framing::Records);

@@ -24,6 +24,8 @@ pub struct Shared {
     pub config: Config,
     /// stcp-proto's view of it (keys, PSK, crypto provider, max frame).
     pub proto: stcp_proto::ServerConfig,
+    /// The TLS listener's rustls configuration, built once and only read.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// Set once to stop every worker.
     pub stop: Arc<AtomicBool>,
     /// Connections open over all workers (checked against `max_conns` on accept).
@@ -54,12 +56,14 @@ impl Shared {
     }
 }
 
-/// One worker's listeners (either may be absent).
+/// One worker's listeners (any may be absent).
 pub struct WorkerListeners {
     /// STCP listener.
     pub stcp: Option<TcpListener>,
     /// Raw TCP listener.
     pub tcp: Option<TcpListener>,
+    /// TLS listener.
+    pub tls: Option<TcpListener>,
 }
 
 impl WorkerListeners {
@@ -71,6 +75,9 @@ impl WorkerListeners {
         }
         if let Some(l) = self.tcp {
             v.push((Mode::Tcp, l));
+        }
+        if let Some(l) = self.tls {
+            v.push((Mode::Tls, l));
         }
         v
     }

@@ -13,7 +13,20 @@ use std::{
 use stcp_engine::{BufRing, RingBuf};
 use stcp_proto::{Codec, Decoder, FrameStream, Framing, Mode};
 
-use crate::echo::Crypto;
+use crate::{echo::Crypto, tls::RUSTLS_HELD};
+
+/// A TLS connection's rustls state.
+pub enum TlsState {
+    /// Not a TLS connection (or its session is over).
+    None,
+    /// Reading the ClientHello (rustls's `Acceptor`: parsing only, no cryptography).
+    Accepting(Box<rustls::server::Acceptor>),
+    /// A whole ClientHello, waiting for the worker's bounded handshake step (`hello.rs`); bytes
+    /// that came after it wait in `Conn::hello`.
+    Hello(Box<rustls::server::Accepted>),
+    /// The session: handshake under way or done.
+    Session(Box<rustls::ServerConnection>),
+}
 
 /// Bytes to echo: a run of whole units inside a ring buffer (sent in place), or a heap buffer
 /// (a reassembled unit, a handshake reply, a close record).
@@ -217,10 +230,13 @@ pub struct Conn {
     pub recv: Recv,
     pub send: Send,
     pub crypto: Option<Box<Crypto>>,
+    /// TLS: the rustls side of the connection.
+    pub tls: TlsState,
     /// STCP: turns received bytes into units (handshake frame, then records) and holds the
     /// incomplete one (at most one record).
     pub decoder: Decoder,
-    /// TCP mode: tracks frame boundaries while the bytes are echoed as they arrive.
+    /// TCP and TLS modes: tracks frame boundaries while the (plaintext) bytes are echoed as
+    /// they arrive.
     pub stream: FrameStream,
     /// Chunks received this batch, waiting for batched open + reseal (STCP).
     pub fresh: VecDeque<Chunk>,
@@ -235,9 +251,10 @@ pub struct Conn {
     pub in_batch: bool,
     /// In the worker's list of connections to send for.
     pub in_flush: bool,
-    /// STCP: a complete hello waiting for the worker's bounded handshake step.
+    /// STCP: a complete hello waiting for the worker's bounded handshake step. TLS: bytes that
+    /// came after the ClientHello before the handshake step (at most [`RUSTLS_HELD`]).
     pub hello: Option<Vec<u8>>,
-    /// Handshake deadline (STCP before the hello) or drain deadline.
+    /// Handshake deadline (STCP and TLS until the handshake is done) or drain deadline.
     pub deadline: Option<Instant>,
     pub last_active: Instant,
 }
@@ -252,6 +269,7 @@ impl Conn {
             recv: Recv::Idle,
             send: Send::Idle,
             crypto: None,
+            tls: TlsState::None,
             decoder: Decoder::new(Codec::new(Framing::Frames, 0)),
             stream: FrameStream::new(0),
             fresh: VecDeque::new(),
@@ -281,6 +299,7 @@ impl Conn {
         self.mode = mode;
         let framing = match mode {
             Mode::Stcp => Framing::Handshake,
+            // TLS: the plaintext inside is plain frames, tracked by `stream`.
             Mode::Tcp | Mode::Tls => Framing::Frames,
         };
         self.decoder.set_codec(Codec::new(framing, max_frame));
@@ -289,12 +308,16 @@ impl Conn {
         self.recv = Recv::Idle;
         self.send = Send::Idle;
         self.crypto = None;
+        self.tls = match mode {
+            Mode::Tls => TlsState::Accepting(Box::default()),
+            _ => TlsState::None,
+        };
         self.held = Held::default();
         self.cancels_inflight = 0;
         self.in_batch = false;
         self.in_flush = false;
         self.hello = None;
-        self.deadline = (mode == Mode::Stcp).then_some(handshake_deadline);
+        self.deadline = (mode != Mode::Tcp).then_some(handshake_deadline);
         self.last_active = now;
     }
 
@@ -322,10 +345,37 @@ impl Conn {
     }
 
     /// Buffer memory this connection holds: the bytes received into its ring buffers, plus the
-    /// capacity of its heap buffers (the decoder's, queued heap chunks). What backpressure
-    /// bounds (`Config::conn_buffer_limit`).
+    /// capacity of its heap buffers (the decoder's, queued heap chunks), and for TLS what rustls
+    /// may hold between receives ([`RUSTLS_HELD`]). What backpressure bounds
+    /// (`Config::conn_buffer_limit`).
     pub fn held_bytes(&self) -> usize {
-        self.held.bytes() + self.decoder.capacity()
+        let rustls = match self.tls {
+            TlsState::None => 0,
+            _ => RUSTLS_HELD,
+        };
+        self.held.bytes() + self.decoder.capacity() + rustls
+    }
+
+    /// Whether the connection may receive again under `limit` with ring buffers of
+    /// `ring_buf_size`: room for a whole buffer, or nothing queued of its own at all (then the
+    /// receive, capped at the room left, is all it can hold: with TLS's fixed allowance for
+    /// rustls a small limit would otherwise never let it read).
+    pub fn may_receive(&self, ring_buf_size: usize, limit: usize) -> bool {
+        self.held_bytes() + ring_buf_size <= limit
+            || (self.held.bytes() == 0 && self.decoder.capacity() == 0 && self.held_bytes() < limit)
+    }
+
+    /// A hello is held for the bounded handshake step (STCP: the hello; TLS: the ClientHello).
+    pub fn hello_ready(&self) -> bool {
+        match self.mode {
+            Mode::Tls => matches!(self.tls, TlsState::Hello(_)),
+            _ => self.hello.is_some(),
+        }
+    }
+
+    /// A TLS session whose handshake is done.
+    pub fn tls_established(&self) -> bool {
+        matches!(&self.tls, TlsState::Session(s) if !s.is_handshaking())
     }
 
     /// No operation of this connection is in the kernel.

@@ -5,6 +5,10 @@
 //! `HANDSHAKES_PER_TURN` handshakes (about 90 us each) to any iteration's work instead of
 //! all of them.
 //!
+//! TLS connections share the list and the budget: a whole ClientHello (parsed by rustls's
+//! `Acceptor`, no cryptography) waits here, and the step runs the server's half of the TLS 1.3
+//! handshake for it (`tls.rs`, `answer_tls_hello`: X25519 and the ECDSA signature).
+//!
 //! With `--handshake-rate-per-ip`, each hello's source address must have a token in the
 //! worker's [`HandshakeLimiter`] first; one without is closed unanswered, counted as
 //! `handshake_rate_limited`, and costs the budget nothing (no handshake was computed).
@@ -12,6 +16,7 @@
 use std::io;
 
 use stcp_engine::Driver;
+use stcp_proto::Mode;
 
 use super::{conn::Life, ingest::answer_hello, Worker};
 use crate::{errors::ErrorKind, handshake_limit::HandshakeLimiter, stats::WorkerCounters};
@@ -30,7 +35,7 @@ impl Worker {
             };
             let slot = slot as usize;
             let c = &mut self.conns[slot];
-            if !c.is(gen) || c.life != Life::Open || c.hello.is_none() {
+            if !c.is(gen) || c.life != Life::Open || !c.hello_ready() {
                 continue;
             }
             if let Some(limiter) = self.limiter.as_mut() {
@@ -41,6 +46,11 @@ impl Worker {
                 }
             }
             done += 1;
+            if c.mode == Mode::Tls {
+                self.answer_tls_hello(d, slot)?;
+                self.settle(d, slot)?;
+                continue;
+            }
             match answer_hello(c, &mut self.pool, &self.shared.proto) {
                 Ok(()) => {
                     WorkerCounters::add(&self.counters().handshakes, 1);

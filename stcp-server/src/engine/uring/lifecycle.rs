@@ -11,7 +11,7 @@ use stcp_engine::{next_gen, ops, Driver, Op, Token};
 use stcp_proto::Mode;
 
 use super::{
-    conn::{Chunk, Conn, Held, Life, Recv, Send},
+    conn::{Chunk, Conn, Held, Life, Recv, Send, TlsState},
     pool::BufPool,
     Worker,
 };
@@ -119,6 +119,7 @@ impl Worker {
         }
         c.life = Life::Draining;
         c.deadline = Some(self.now + grace);
+        c.tls = TlsState::None;
         if let Some(hello) = c.hello.take() {
             self.pool.put(hello);
         }
@@ -138,6 +139,7 @@ impl Worker {
             return;
         }
         c.life = Life::Aborting;
+        c.tls = TlsState::None;
         // SAFETY: plain syscall on a descriptor this connection owns.
         unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         if let Some(hello) = c.hello.take() {
@@ -213,6 +215,7 @@ impl Worker {
         }
         c.gen = next_gen(c.gen);
         c.crypto = None;
+        c.tls = TlsState::None;
         if let Some(hello) = c.hello.take() {
             self.pool.put(hello);
         }

@@ -14,7 +14,8 @@
 //! Files: `conn.rs` (a connection's state), `ingest.rs` (bytes to units), `hello.rs` (the
 //! bounded handshake step), `recv.rs` (receives and end of stream), `batch.rs` (crypto),
 //! `send.rs` (sends and backpressure), `lifecycle.rs` (accept, deadlines, close),
-//! `shutdown.rs` (stopping).
+//! `shutdown.rs` (stopping), `tls.rs` (TLS connections: rustls fed from the receives, drained
+//! into the sends).
 
 mod batch;
 mod conn;
@@ -25,6 +26,7 @@ mod pool;
 mod recv;
 mod send;
 mod shutdown;
+mod tls;
 
 use std::{
     collections::VecDeque,
@@ -76,6 +78,8 @@ struct Worker {
     /// `--handshake-rate-per-ip`: this worker's buckets.
     limiter: Option<HandshakeLimiter>,
     jobs: Vec<Job>,
+    /// TLS: plaintext read out of rustls and written straight back (one record's worth).
+    scratch: Box<[u8]>,
     now: Instant,
     next_tick: Instant,
     stop_deadline: Option<Instant>,
@@ -152,6 +156,7 @@ fn setup(
         hellos: VecDeque::with_capacity(256),
         limiter,
         jobs: Vec::with_capacity(1024),
+        scratch: vec![0; crate::tls::SCRATCH_LEN].into_boxed_slice(),
         now,
         next_tick: now + TICK,
         stop_deadline: None,

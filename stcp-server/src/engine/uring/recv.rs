@@ -10,7 +10,7 @@ use super::{
     ingest::ingest,
     Worker,
 };
-use stcp_proto::Framing;
+use stcp_proto::{Framing, Mode};
 
 use crate::{errors::ErrorKind, ratelog, stats::WorkerCounters};
 
@@ -42,7 +42,7 @@ impl Worker {
         if c.recv.in_kernel() {
             return Ok(());
         }
-        if c.held_bytes() + ring_buf_size > limit {
+        if !c.may_receive(ring_buf_size, limit) {
             c.recv = Recv::Paused { armed: false };
             return Ok(());
         }
@@ -81,7 +81,11 @@ impl Worker {
             WorkerCounters::add(&self.counters().bytes_in, res as u64);
             self.conns[slot].last_active = self.now;
             if self.conns[slot].life == Life::Open {
-                self.on_data(d, slot, buf);
+                if self.conns[slot].mode == Mode::Tls {
+                    self.on_tls_data(d, slot, buf);
+                } else {
+                    self.on_data(d, slot, buf);
+                }
             } else {
                 d.give_back(buf);
             }
@@ -191,7 +195,16 @@ impl Worker {
         if c.life != Life::Open {
             return;
         }
+        // TLS: a clean end is the client's close_notify, which drains the connection when it
+        // arrives; a FIN while still open is a cut stream.
+        let tls = c.mode == Mode::Tls;
+        let handshaking = if tls {
+            !c.tls_established()
+        } else {
+            c.framing() == Framing::Handshake
+        };
         let clean = match c.framing() {
+            _ if tls => false,
             Framing::Frames => c.stream.at_boundary(),
             Framing::Records => {
                 c.crypto.as_ref().is_some_and(|k| k.opener.peer_closed())
@@ -200,7 +213,7 @@ impl Worker {
             Framing::Handshake => false,
         };
         if !clean {
-            let what = if c.framing() == Framing::Handshake {
+            let what = if handshaking {
                 "closed before the handshake"
             } else {
                 "stream cut"

@@ -128,7 +128,7 @@ impl Worker {
         let limit = self.shared.config.conn_buffer_limit;
         let ring_buf_size = d.buffers().buf_size();
         if let Recv::Paused { armed } = c.recv {
-            if c.held_bytes() + ring_buf_size <= limit {
+            if c.may_receive(ring_buf_size, limit) {
                 c.recv = if armed { Recv::Armed } else { Recv::Idle };
                 if c.life == Life::Open && c.recv == Recv::Idle {
                     self.arm_recv(d, slot)?;

@@ -5,7 +5,7 @@
 use std::{io, time::Duration};
 
 use stcp_engine::{ops, Drained, Driver, Op, Token};
-use stcp_proto::Framing;
+use stcp_proto::{Framing, Mode};
 
 use super::{conn::Chunk, conn::Life, Worker};
 use crate::{echo::push_close_record, stats::WorkerCounters};
@@ -41,12 +41,16 @@ impl Worker {
     }
 
     /// Ends an open connection from the server's side (stop, idle timeout): STCP queues an
-    /// authenticated Close record after the echoes already queued, then FIN; TCP mode sends FIN
-    /// after them; a connection still in its handshake is aborted. In the middle of a frame no
+    /// authenticated Close record after the echoes already queued, then FIN; TLS a close_notify;
+    /// TCP mode sends FIN after them; a connection still in its handshake is aborted. In the middle of a frame no
     /// Close can be sealed (the peer would take it as a protocol error), so the stream is cut,
     /// which the peer sees as truncation.
     pub(super) fn close_gracefully(&mut self, d: &mut Driver, slot: usize) {
         let c = &mut self.conns[slot];
+        if c.mode == Mode::Tls {
+            self.close_tls(d, slot);
+            return;
+        }
         match c.framing() {
             Framing::Handshake => self.abort(d, slot),
             Framing::Frames => self.drain(d, slot),
