@@ -50,7 +50,6 @@ impl ServerUnderTest {
     /// that mode.
     pub fn addrs(&self, mode: Mode) -> Vec<SocketAddr> {
         match self {
-            ServerUnderTest::Embedded(_) if mode == Mode::Tls => Vec::new(),
             ServerUnderTest::Embedded(server) => vec![server.addr(mode)],
             ServerUnderTest::External(server) => match mode {
                 Mode::Stcp => server.stcp.clone(),
