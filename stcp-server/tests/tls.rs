@@ -137,6 +137,56 @@ fn tls_pipelined_under_a_small_limit(io: IoBackend) {
 }
 per_io!(tls_pipelined_under_a_small_limit);
 
+/// A TLS connection's large output buffers go back to the worker's pool; an STCP connection
+/// that comes after them on the same worker must still receive whole records. (A pooled buffer
+/// larger than a record once became an STCP decoder's buffer, its capacity counted against the
+/// connection's buffer limit, and the connection stopped receiving in the middle of a record.)
+fn tls_then_stcp_on_one_worker(io: IoBackend) {
+    let server = start_tls(io, |c| c.cores = 1);
+    let pem = server.tls_cert_pem().unwrap().to_string();
+    // Several TLS connections with 64 KiB frames in flight at once leave several large buffers.
+    let mut tls: Vec<Tls> = (0..4)
+        .map(|_| connect(&server, &pem, "localhost"))
+        .collect();
+    for round in 0..4u8 {
+        for (i, s) in tls.iter_mut().enumerate() {
+            s.write_all(&frame(&payload(64 << 10, round ^ i as u8)))
+                .unwrap();
+        }
+        for (i, s) in tls.iter_mut().enumerate() {
+            assert_eq!(read_frame(s).unwrap(), payload(64 << 10, round ^ i as u8));
+        }
+    }
+    for mut s in tls {
+        s.conn.send_close_notify();
+        s.flush().unwrap();
+        assert!(clean_end(&mut s));
+    }
+    let cfg = client_config(keypair(42).public, None, CryptoBackend::AwsLc);
+    let mut stcp: Vec<StcpClient> = (0..4)
+        .map(|_| StcpClient::connect(server.stcp_addr().unwrap(), &cfg).expect("handshake"))
+        .collect();
+    for round in 0..8u8 {
+        for (i, c) in stcp.iter_mut().enumerate() {
+            c.send(&payload(64 << 10, round ^ i as u8)).unwrap();
+        }
+        for (i, c) in stcp.iter_mut().enumerate() {
+            let echo = c.recv_frame().unwrap();
+            assert_eq!(
+                echo,
+                payload(64 << 10, round ^ i as u8),
+                "STCP echo after TLS"
+            );
+        }
+    }
+    for c in stcp {
+        c.close_cleanly();
+    }
+    let totals = server.shutdown().unwrap();
+    assert_eq!(totals.errors_total(), 0, "{totals:?}");
+}
+per_io!(tls_then_stcp_on_one_worker);
+
 /// A frame header over --max-frame inside TLS fails the connection like TCP mode's, counted as
 /// frame_too_large; the next connection is served.
 fn tls_frame_limit(io: IoBackend) {

@@ -6,7 +6,7 @@
 //! in place, and the decoder keeps the incomplete tail (at most one record of 16 KiB). Every
 //! header is checked against the limits before anything is kept for its unit.
 
-use stcp_proto::{Error, Framing, ServerConfig};
+use stcp_proto::{Error, Framing, ServerConfig, MAX_RECORD_LEN};
 
 use super::{
     conn::{Chunk, Conn},
@@ -59,7 +59,7 @@ pub fn ingest(
         let framing = c.decoder.codec().framing();
         let d = c.decoder.decode(&data[pos..])?;
         if d.reassembled {
-            let unit = c.decoder.take_reassembled(pool.get());
+            let unit = c.decoder.take_reassembled(decoder_spare(pool));
             if framing == Framing::Handshake {
                 if let Err(e) = check_hello(proto, &unit) {
                     pool.put(unit);
@@ -94,6 +94,20 @@ pub fn ingest(
         pos += d.consumed.max(1);
     }
     Ok(out)
+}
+
+/// An empty buffer for the decoder to keep for the connection's next incomplete unit. The decoder
+/// keeps its buffer's capacity, and that capacity counts against the connection's buffer limit
+/// ([`Conn::held_bytes`]); a pooled buffer larger than any unit (a TLS connection's output for a
+/// 64 KiB frame, say) could leave no room for a ring buffer, and the connection would wait for
+/// ever for the rest of a record it can no longer receive. Such a buffer is freed instead.
+fn decoder_spare(pool: &mut BufPool) -> Vec<u8> {
+    let spare = pool.get();
+    if spare.capacity() > MAX_RECORD_LEN {
+        Vec::new()
+    } else {
+        spare
+    }
 }
 
 /// Queues records in a heap buffer for the crypto batch.
