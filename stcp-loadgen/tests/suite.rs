@@ -60,14 +60,15 @@ fn stderr(output: &Output) -> String {
 }
 
 #[test]
-fn the_suite_interleaves_tcp_and_stcp_and_its_ratios_come_from_its_runs() {
+fn the_suite_interleaves_tcp_stcp_and_tls_and_its_ratios_come_from_its_runs() {
     let suite = tiny_suite();
     assert!(suite.output.status.success(), "{}", stderr(&suite.output));
     let report = SuiteReport::read(&suite.dir.join(SUITE_FILE_NAME)).unwrap();
     assert!(report.ok && !report.partial, "{:?}", report.partial_reason);
     assert_eq!(report.errors_total, 0);
-    assert_eq!(report.configuration.planned_runs, 8);
-    assert_eq!(report.runs.len(), 8);
+    // The embedded server serves every mode, so the suite runs all three by default.
+    assert_eq!(report.configuration.planned_runs, 12);
+    assert_eq!(report.runs.len(), 12);
     // One command gives the table and the charts: they sit beside the reports.
     let table = std::fs::read_to_string(suite.dir.join("report.md")).unwrap();
     assert!(table.contains("| 64 KiB | 5 | STCP |"), "{table}");
@@ -75,7 +76,7 @@ fn the_suite_interleaves_tcp_and_stcp_and_its_ratios_come_from_its_runs() {
         assert!(suite.dir.join(chart).exists(), "{chart} not written");
     }
 
-    // Order: pair 1 of every row, then pair 2; TCP then STCP within each.
+    // Order: pair 1 of every row, then pair 2; TCP, STCP, then TLS within each.
     let order: Vec<(u64, u64, Mode)> = report
         .runs
         .iter()
@@ -86,12 +87,16 @@ fn the_suite_interleaves_tcp_and_stcp_and_its_ratios_come_from_its_runs() {
         [
             (1, 256, Mode::Tcp),
             (1, 256, Mode::Stcp),
+            (1, 256, Mode::Tls),
             (1, 65536, Mode::Tcp),
             (1, 65536, Mode::Stcp),
+            (1, 65536, Mode::Tls),
             (2, 256, Mode::Tcp),
             (2, 256, Mode::Stcp),
+            (2, 256, Mode::Tls),
             (2, 65536, Mode::Tcp),
             (2, 65536, Mode::Stcp),
+            (2, 65536, Mode::Tls),
         ]
     );
 
@@ -167,8 +172,9 @@ fn the_suite_interleaves_tcp_and_stcp_and_its_ratios_come_from_its_runs() {
     }
 
     let err = stderr(&suite.output);
-    assert!(err.contains("[1/8] tcp 256x8"), "{err}");
-    assert!(err.contains("[8/8] stcp 64kx5"), "{err}");
+    assert!(err.contains("[1/12] tcp 256x8"), "{err}");
+    assert!(err.contains("[11/12] stcp 64kx5"), "{err}");
+    assert!(err.contains("[12/12] tls 64kx5"), "{err}");
     let out = String::from_utf8_lossy(&suite.output.stdout);
     assert!(out.contains("| 64 KiB | 5 | STCP |"), "{out}");
 }

@@ -290,6 +290,9 @@ fn suite_sweep_adds_the_sweeps_of_the_256_b_and_16_kib_rows() {
     let output = loadgen()
         .args([
             "suite",
+            // The sweeps compare TCP and STCP; the suite's TLS runs are not what this tests.
+            "--modes",
+            "tcp,stcp",
             "--rows",
             "256x2,4kx2",
             "--duration",
