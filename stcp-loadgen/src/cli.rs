@@ -85,7 +85,7 @@ pub enum Command {
 const SUITE_EXAMPLES: &str = "\
 Examples:
   stcp-loadgen suite
-      the seed's four rows (256x50, 4kx20, 16kx10, 64kx5) and 1mx20, TCP then STCP, 70 s each,
+      the seed's four rows (256x50, 4kx20, 16kx10, 64kx5) and 1mx20, TCP, STCP then TLS, 70 s each,
       embedded server
   stcp-loadgen suite --duration 10s --repeat 3 --rows 256x50,64kx5
       three interleaved TCP/STCP pairs of two rows

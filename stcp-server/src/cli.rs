@@ -54,8 +54,9 @@ pub struct Cli {
     /// The certificate's private key (PEM PKCS#8, mode 0600).
     #[arg(long, value_name = "FILE", default_value = stcp_server::tls::DEFAULT_CERT_KEY_PATH)]
     pub cert_key: PathBuf,
-    /// TLS: after each handshake, hand the traffic keys to the kernel (kTLS: TCP_ULP "tls").
-    /// The server refuses to start when the kernel has no TLS ULP.
+    /// TLS: ask for kTLS (the kernel's TCP_ULP "tls"). The key hand-over is not built yet: the
+    /// server probes the kernel at start and refuses to start, naming the cause (no TLS ULP, or
+    /// the hand-over not built).
     #[arg(long)]
     pub ktls: bool,
     /// Worker threads, one pinned per core (default: every core; more than the cores available

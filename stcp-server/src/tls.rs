@@ -518,7 +518,9 @@ pub enum KtlsUnavailable {
     /// The kernel has the TLS ULP, but this server does not hand keys over yet (see the crate
     /// README: the multishot receive may already hold records past the handshake).
     #[error(
-        "--ktls: this kernel has the TLS ULP, but this stcp-server cannot hand a session to it yet          (not built: the io_uring receive may already hold records past the handshake); run          without --ktls"
+        "--ktls: this kernel has the TLS ULP, but this stcp-server cannot hand a session to it yet \
+         (not built: the io_uring receive may already hold records past the handshake); run \
+         without --ktls"
     )]
     NotBuilt,
     /// The loopback socket pair for the probe could not be made.
