@@ -34,7 +34,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # start SERVER: starts it on core 0 and leaves its certificate in $work/SERVER.crt
 start() {
     local cert="$work/$1.crt"
-    rm -f "$cert"
+    rm -f "$cert" "$work/$1-cert.key"
     case $1 in
         engine)
             taskset -c 0 "$bin/stcp-server" --cores 1 --no-stats --key "$work/engine.key" \
