@@ -170,6 +170,14 @@ impl Worker {
     }
 }
 
+/// A client that sent more than a record after its ClientHello, before the server's reply.
+fn too_much_before_reply() -> TlsError {
+    TlsError::Buffer(
+        io::Error::other("more than a record sent before the server's reply"),
+        Stage::Handshake,
+    )
+}
+
 /// Feeds received bytes to the connection's rustls state (see the module text). Bytes that
 /// arrive after a whole ClientHello, before the handshake step, wait in `c.hello` (at most
 /// [`RUSTLS_HELD`]).
@@ -193,6 +201,9 @@ fn tls_ingest(
                 match acceptor.accept() {
                     Ok(None) => {}
                     Ok(Some(accepted)) => {
+                        if rest.len() > RUSTLS_HELD {
+                            return Err(too_much_before_reply());
+                        }
                         c.tls = TlsState::Hello(Box::new(accepted));
                         if !rest.is_empty() {
                             c.hello = Some(rest.to_vec());
@@ -211,10 +222,7 @@ fn tls_ingest(
         TlsState::Hello(_) => {
             let held = c.hello.as_ref().map_or(0, Vec::len);
             if held + data.len() > RUSTLS_HELD {
-                return Err(TlsError::Buffer(
-                    io::Error::other("more than a record sent before the server's reply"),
-                    Stage::Handshake,
-                ));
+                return Err(too_much_before_reply());
             }
             c.hello.get_or_insert_with(Vec::new).extend_from_slice(data);
             Ok(r)
