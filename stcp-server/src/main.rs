@@ -203,7 +203,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let uptime = server.uptime();
     let started = std::time::Instant::now() - uptime;
     let totals = server.join().map_err(Failure::Run)?;
-    eprintln!("stcp-server: {}", totals.summary(started.elapsed()));
+    // As the signal thread does: a closed stderr loses the summary, not the exit status.
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "stcp-server: {}",
+        totals.summary(started.elapsed())
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 use std::{
     fmt::Write as _,
+    io::Write as _,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -276,7 +277,10 @@ pub fn spawn_reporter(
                     continue;
                 }
                 let now = stats.snapshot();
-                eprintln!("stcp-server: {}", now.line(&prev, last.elapsed()));
+                // A closed stderr (the operator's pipe went away) must not panic this thread:
+                // the line is lost, the server goes on.
+                let line = now.line(&prev, last.elapsed());
+                let _ = writeln!(std::io::stderr().lock(), "stcp-server: {line}");
                 prev = now;
                 last = Instant::now();
             }
