@@ -131,6 +131,39 @@ fn a_run_that_cannot_fit_the_open_file_limit_is_refused_before_connecting() {
 }
 
 #[test]
+fn a_closed_output_pipe_loses_lines_not_the_run() {
+    // `stcp-loadgen ... 2>&1 | head -1`: the reader is gone before most lines are printed.
+    // eprintln!/println! would panic (status 101) before the report is written.
+    let out = fresh_dir("closed-pipes");
+    let mut child = loadgen()
+        .args(["--mode", "tcp", "--clients", "2", "--threads", "1"])
+        .args(["--duration", "300ms", "--warmup", "0s", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > BOUND {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("stcp-loadgen did not finish within {BOUND:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(exit::OK), "{status:?}");
+    let report = only_report(&out).expect("the report is written although nobody reads");
+    assert_eq!(report.results.errors_total, 0);
+}
+
+#[test]
 fn the_soft_open_file_limit_is_raised_to_the_hard_one() {
     if !common::uring_available() {
         return;

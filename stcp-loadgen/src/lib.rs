@@ -9,6 +9,7 @@
 //! as a versioned JSON [`report::Report`] (every report schema is documented in docs/REPORT.md).
 
 pub mod cli;
+pub mod console;
 pub mod cpu_time;
 pub mod descriptors;
 pub mod embedded;

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            eprintln!("{}", stcp_server::messages::usage_error("stcp-loadgen", &e));
+            stcp_loadgen::stderr_line!(
+                "{}",
+                stcp_server::messages::usage_error("stcp-loadgen", &e)
+            );
             return ExitCode::from(run::exit::USAGE as u8);
         }
     };
@@ -27,7 +30,7 @@ fn main() -> ExitCode {
         None => match run::run(&cli.run) {
             Ok(status) => status,
             Err(e) => {
-                eprintln!("stcp-loadgen: {e}");
+                stcp_loadgen::stderr_line!("stcp-loadgen: {e}");
                 e.exit_status()
             }
         },
@@ -43,7 +46,9 @@ fn merge_command(args: &merge::MergeArgs) -> i32 {
         .count();
     if sweeps > 0 {
         if sweeps < args.reports.len() {
-            eprintln!("stcp-loadgen merge: give either sweeps or run reports, not both");
+            stcp_loadgen::stderr_line!(
+                "stcp-loadgen merge: give either sweeps or run reports, not both"
+            );
             return run::exit::USAGE;
         }
         return merge_sweeps(args);
@@ -51,19 +56,19 @@ fn merge_command(args: &merge::MergeArgs) -> i32 {
     let reports = match merge::collect(&args.reports) {
         Ok((reports, notes)) => {
             for note in notes {
-                eprintln!("stcp-loadgen merge: {note}");
+                stcp_loadgen::stderr_line!("stcp-loadgen merge: {note}");
             }
             reports
         }
         Err(e) => {
-            eprintln!("stcp-loadgen merge: {e}");
+            stcp_loadgen::stderr_line!("stcp-loadgen merge: {e}");
             return run::exit::CANNOT_START;
         }
     };
     let merged = match merge::merge(&reports) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("stcp-loadgen merge: {e}");
+            stcp_loadgen::stderr_line!("stcp-loadgen merge: {e}");
             return run::exit::CANNOT_START;
         }
     };
@@ -78,7 +83,7 @@ fn merge_command(args: &merge::MergeArgs) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!(
+            stcp_loadgen::stderr_line!(
                 "stcp-loadgen merge: cannot write into {}: {e}",
                 args.out.display()
             );
@@ -95,12 +100,12 @@ fn merge_sweeps(args: &merge::MergeArgs) -> i32 {
             let text = match sweep::render_beside(&merged, &dir) {
                 Ok(text) => text,
                 Err(e) => {
-                    eprintln!("stcp-loadgen merge: {e}");
+                    stcp_loadgen::stderr_line!("stcp-loadgen merge: {e}");
                     return run::exit::CANNOT_START;
                 }
             };
-            print!("{text}");
-            println!(
+            stcp_loadgen::stdout_text!("{text}");
+            stcp_loadgen::stdout_line!(
                 "merged sweep: {}",
                 dir.join(sweep::schema::SWEEP_FILE_NAME).display()
             );
@@ -111,7 +116,7 @@ fn merge_sweeps(args: &merge::MergeArgs) -> i32 {
             }
         }
         Err(e) => {
-            eprintln!("stcp-loadgen merge: {e}");
+            stcp_loadgen::stderr_line!("stcp-loadgen merge: {e}");
             run::exit::CANNOT_START
         }
     }

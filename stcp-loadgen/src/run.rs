@@ -310,7 +310,7 @@ pub fn run(args: &RunArgs) -> Result<i32, StartError> {
             let ServerUnderTest::Embedded(server) = server else {
                 unreachable!("embedded above")
             };
-            eprintln!(
+            crate::stderr_line!(
                 "stcp-loadgen: no --target given: started an embedded stcp-server ({}{}) on {} ({} mode), \
                  server on core(s) {:?}, client threads on core(s) {:?}",
                 server.backend(),
@@ -462,7 +462,7 @@ pub fn measure(
         start_at: args.start_at,
     };
     if !args.quiet {
-        eprintln!(
+        crate::stderr_line!(
             "stcp-loadgen: {} {} x {} connections, depth {}, {} thread(s){}, {}{}warm-up {}, measuring {}{}",
             args.mode.name(),
             report::size_label(args.payload as u64),
@@ -512,7 +512,7 @@ pub fn measure(
         let target = rate
             .map(|r| crate::schedule::live_suffix(r, hs.unwrap_or(rps)))
             .unwrap_or_default();
-        eprintln!(
+        crate::stderr_line!(
             "{}{target}",
             summary::live_line(&label, rps, mb, p99, interval.errors, hs)
         );
@@ -537,9 +537,10 @@ pub fn measure(
                     && outcome.setup_failures.only_connect()
                     && !crate::interrupt::interrupted() =>
             {
-                eprintln!(
+                crate::stderr_line!(
                     "stcp-loadgen: {}: {}; trying {next}",
-                    engine_config.target, cause.why
+                    engine_config.target,
+                    cause.why
                 );
                 tried.push(engine_config.target);
                 engine_config.target = next;
@@ -557,7 +558,7 @@ pub fn measure(
     for why in &outcome.setup_errors {
         let line = why.to_string();
         if !shown.contains(&line) {
-            eprintln!("stcp-loadgen: {line}");
+            crate::stderr_line!("stcp-loadgen: {line}");
             shown.push(line);
         }
     }
@@ -678,7 +679,7 @@ fn report_setup_failures(outcome: &engine::EngineOutcome, args: &RunArgs, tried:
         args.timeout,
         tried,
     ) {
-        eprintln!("stcp-loadgen: {line}");
+        crate::stderr_line!("stcp-loadgen: {line}");
     }
 }
 
@@ -698,14 +699,14 @@ pub fn print_outcome(report: &Report, path: &Path, json: bool) {
         summary::table(report)
     };
     if json {
-        eprint!("{table}");
-        eprintln!("report: {}", path.display());
+        crate::stderr_text!("{table}");
+        crate::stderr_line!("report: {}", path.display());
         let mut out = std::io::stdout().lock();
         let _ = serde_json::to_writer_pretty(&mut out, report);
         let _ = writeln!(out);
     } else {
-        print!("{table}");
-        println!("report: {}", path.display());
+        crate::stdout_text!("{table}");
+        crate::stdout_line!("report: {}", path.display());
     }
 }
 

@@ -88,7 +88,7 @@ pub fn command(args: &StreamArgs) -> i32 {
         ("--sender-core", args.sender_core),
     ] {
         if let Some(core) = core.filter(|c| !cores.contains(c)) {
-            eprintln!(
+            crate::stderr_line!(
                 "stcp-loadgen stream: {option} {core}: not a core this process may run on; give \
                  one of {cores:?}"
             );
@@ -100,7 +100,7 @@ pub fn command(args: &StreamArgs) -> i32 {
     let quiet = args.quiet;
     let mut live = |second: u32, bytes_per_second: f64| {
         if !quiet {
-            eprintln!(
+            crate::stderr_line!(
                 "[{:>4}s] {:>9.1} MB/s  {:>7.2} Gbit/s",
                 second,
                 bytes_per_second / 1e6,
@@ -117,19 +117,19 @@ pub fn command(args: &StreamArgs) -> i32 {
     ) {
         Ok(r) => r,
         Err(e @ (StreamError::EmptyChunk | StreamError::NoDuration)) => {
-            eprintln!("stcp-loadgen stream: {e}");
+            crate::stderr_line!("stcp-loadgen stream: {e}");
             return exit::USAGE;
         }
         Err(e) => {
-            eprintln!("stcp-loadgen stream: {e}");
+            crate::stderr_line!("stcp-loadgen stream: {e}");
             return exit::CANNOT_START;
         }
     };
     if args.json {
         let _ = serde_json::to_writer_pretty(std::io::stdout().lock(), &result);
-        println!();
+        crate::stdout_line!();
     } else {
-        println!(
+        crate::stdout_line!(
             "loopback TCP, one way, {}-byte writes: {:.0} bytes/s = {:.1} MB/s = {:.2} Gbit/s over {:.2} s \
              (sender on core {}, sink on core {})",
             result.chunk_bytes,

@@ -96,7 +96,7 @@ pub fn command(args: &ReportArgs) -> i32 {
     match render(args) {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("stcp-loadgen report: {e}");
+            crate::stderr_line!("stcp-loadgen report: {e}");
             exit::CANNOT_START
         }
     }
@@ -107,11 +107,11 @@ fn render(args: &ReportArgs) -> Result<(), RenderError> {
     let evaluation = Evaluation::of_inputs(&inputs)?;
     let text = markdown::document(&evaluation);
     if !args.quiet {
-        print!("{text}");
+        crate::stdout_text!("{text}");
     }
     if let Some(dir) = &args.out_dir {
         for path in write_outputs(&evaluation, &text, dir)? {
-            eprintln!("stcp-loadgen report: wrote {}", path.display());
+            crate::stderr_line!("stcp-loadgen report: wrote {}", path.display());
         }
     }
     Ok(())

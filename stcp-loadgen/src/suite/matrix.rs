@@ -103,7 +103,7 @@ pub(crate) fn start_server(
 
 pub(super) fn describe_server(server: &ServerUnderTest, (crypto, io): &(String, String)) {
     match server {
-        ServerUnderTest::Embedded(s) => eprintln!(
+        ServerUnderTest::Embedded(s) => crate::stderr_line!(
             "stcp-loadgen suite: {crypto} / {io}: embedded stcp-server{}, STCP on {}, TCP on {}, \
              server on core(s) {:?}, client threads on core(s) {:?}",
             run::busy_poll_label(s.busy_poll_in_force()),
@@ -121,7 +121,7 @@ pub(super) fn describe_server(server: &ServerUnderTest, (crypto, io): &(String, 
                     .collect::<Vec<_>>()
                     .join(" or "),
             };
-            eprintln!(
+            crate::stderr_line!(
                 "stcp-loadgen suite: {crypto} (client) against the server at STCP {}, TCP {}, \
                  client threads on core(s) {:?}",
                 show(&s.stcp),

@@ -154,7 +154,7 @@ pub fn run(args: &SuiteArgs) -> i32 {
     match run_suite(args) {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("stcp-loadgen suite: {e}");
+            crate::stderr_line!("stcp-loadgen suite: {e}");
             e.exit_status()
         }
     }
@@ -235,7 +235,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     let planned =
         args.rows.len() as u64 * modes.len() as u64 * args.repeat * combinations.len() as u64;
     let per_run = args.warmup + args.duration + Duration::from_millis(500);
-    eprintln!(
+    crate::stderr_line!(
         "stcp-loadgen suite: {} row(s) x {} modes ({}) x {} round(s) x {} backend combination(s) = {planned} runs \
          of {:?} warm-up + {:?} measured, about {}; reports into {}",
         args.rows.len(),
@@ -250,7 +250,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     );
 
     if !swept.is_empty() {
-        eprintln!(
+        crate::stderr_line!(
             "stcp-loadgen suite: then the sweeps of {} per combination, each up to {} steps a mode \
              of {:?} warm-up + {:?} measured",
             swept
@@ -369,16 +369,16 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         sweeps.into_iter().map(|(_, report)| report).collect(),
     );
     let text = render::markdown::document(&evaluation);
-    print!("{text}");
-    println!("suite report: {}", path.display());
+    crate::stdout_text!("{text}");
+    crate::stdout_line!("suite report: {}", path.display());
     // The table and charts beside the reports, so one command reproduces both.
     match render::write_outputs(&evaluation, &text, &out) {
         Ok(written) => {
             for p in written {
-                eprintln!("stcp-loadgen suite: wrote {}", p.display());
+                crate::stderr_line!("stcp-loadgen suite: wrote {}", p.display());
             }
         }
-        Err(e) => eprintln!("stcp-loadgen suite: table and charts not written: {e}"),
+        Err(e) => crate::stderr_line!("stcp-loadgen suite: table and charts not written: {e}"),
     }
 
     let status = match exit_status(stop.as_ref(), &done) {
@@ -386,7 +386,7 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         status => status,
     };
     if status != exit::OK {
-        eprintln!(
+        crate::stderr_line!(
             "stcp-loadgen suite: FAILED: {} error(s) over {} run(s), {} partial (see {})",
             errors_total,
             done.len(),
@@ -537,11 +537,11 @@ fn exit_status(stop: Option<&Stop>, done: &[Done]) -> i32 {
         Some(Stop {
             failure: Some(e), ..
         }) => {
-            eprintln!("stcp-loadgen suite: stopped: {e}");
+            crate::stderr_line!("stcp-loadgen suite: stopped: {e}");
             e.exit_status()
         }
         Some(s) => {
-            eprintln!("stcp-loadgen suite: stopped: {}", s.reason);
+            crate::stderr_line!("stcp-loadgen suite: stopped: {}", s.reason);
             exit::PARTIAL
         }
         None if done.iter().any(|d| d.run.partial) => exit::PARTIAL,

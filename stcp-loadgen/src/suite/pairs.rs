@@ -92,7 +92,7 @@ pub(super) fn run_combination(
                     mode.name(),
                     args.repeat
                 );
-                eprintln!("{label} ...");
+                crate::stderr_line!("{label} ...");
                 let cell = SuiteCell {
                     crypto: crypto.clone(),
                     io: io.clone(),
@@ -148,7 +148,7 @@ pub(super) fn run_combination(
                 } else {
                     String::new()
                 };
-                eprintln!(
+                crate::stderr_line!(
                     "{label}: {handshakes}{:.0} req/s  {:.2} MB/s  avg {}  p99 {}  errors {}{}{ratio}  -> {file}",
                     r.requests_per_second,
                     r.throughput_mb_per_s,

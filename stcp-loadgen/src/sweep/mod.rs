@@ -168,7 +168,7 @@ pub fn command(args: &SweepArgs) -> i32 {
     match run_command(args) {
         Ok(status) => status,
         Err(e) => {
-            eprintln!("stcp-loadgen sweep: {e}");
+            crate::stderr_line!("stcp-loadgen sweep: {e}");
             e.exit_status()
         }
     }
@@ -255,8 +255,8 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
     let report = swept?;
     let path = out.join(schema::SWEEP_FILE_NAME);
     let text = render_beside(&report, &out)?;
-    print!("{text}");
-    println!("sweep report: {}", path.display());
+    crate::stdout_text!("{text}");
+    crate::stdout_line!("sweep report: {}", path.display());
     Ok(exit_status(&report))
 }
 
@@ -286,7 +286,7 @@ pub fn render_beside(report: &SweepReport, dir: &Path) -> Result<String, SweepEr
     let evaluation = render::Evaluation::of_sweeps(vec![report.clone()]);
     let text = render::markdown::document(&evaluation);
     for p in render::write_outputs(&evaluation, &text, dir)? {
-        eprintln!("stcp-loadgen sweep: wrote {}", p.display());
+        crate::stderr_line!("stcp-loadgen sweep: wrote {}", p.display());
     }
     Ok(text)
 }
@@ -309,7 +309,7 @@ pub fn sweep(
     let (started_secs, started_nanos) = environment::now_unix();
     let plan = spec.plan;
     let per_step = spec.step_warmup + spec.step_duration;
-    eprintln!(
+    crate::stderr_line!(
         "stcp-loadgen sweep: {} ({}), depth {}, from {:.0} req/s x{} a step, then {} bisection \
          step(s); SLO p99 {}, ceiling {}; {:?} warm-up + {:?} measured a step, at most {} steps a \
          mode (about {:.0} s each); reports into {}",
@@ -356,7 +356,7 @@ pub fn sweep(
             };
             search.record(step.result());
             if let Some(stop) = search.stopped() {
-                eprintln!(
+                crate::stderr_line!(
                     "stcp-loadgen sweep: {} done after {} step(s): {}",
                     mode.name(),
                     search.steps(),
@@ -436,7 +436,7 @@ pub fn sweep(
         .write_into(out)
         .map_err(|e| SweepError::Write(out.to_path_buf(), e))?;
     for m in &report.modes {
-        eprintln!(
+        crate::stderr_line!(
             "stcp-loadgen sweep: {} capacity {} ({})",
             m.mode.name(),
             m.capacity_per_second
@@ -489,7 +489,7 @@ fn run_step(
         .map_err(|e| StartError::Report(out.to_path_buf(), e))?;
     let step = SweepStep::of(sequence, file, phase, &report, spec.plan.slo_p99_us);
     let l = &step.latency;
-    eprintln!(
+    crate::stderr_line!(
         "{label}: achieved {:.0} ({:.1} %)  p50 {}  p99 {}  p99.9 {}  errors {}  {}{}",
         step.achieved_per_second,
         step.fraction * 100.0,
