@@ -262,13 +262,15 @@ fn read_until(server: &mut Server, marker: &str) -> String {
 
 // ---- 5. A refused or absent server ------------------------------------------------------------
 
-/// A loopback port nothing listens on (bound, then closed).
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A loopback port that refuses connections for as long as the returned socket lives: bound, so
+/// no other test's listener or connection can take the port, but not listening, so a SYN to it
+/// is answered with a reset. (A port bound and closed again could be reused before the run.)
+fn refusing_port() -> (socket2::Socket, u16) {
+    let addr: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&addr.into()).unwrap();
+    let port = s.local_addr().unwrap().as_socket().unwrap().port();
+    (s, port)
 }
 
 #[test]
@@ -276,7 +278,8 @@ fn a_refused_server_is_one_line_and_no_table_of_zeros() {
     if !common::uring_available() {
         return;
     }
-    let target = format!("127.0.0.1:{}", closed_port());
+    let (_refusing, port) = refusing_port();
+    let target = format!("127.0.0.1:{port}");
     let key = "11".repeat(32);
     for (mode, json) in [("tcp", false), ("stcp", true)] {
         let out = fresh_dir("refused");

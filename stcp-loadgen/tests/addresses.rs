@@ -21,12 +21,20 @@ fn ipv6_loopback(test: &str) -> bool {
     }
 }
 
-/// An address on `ip` that nothing listens on (bound, then closed).
-fn closed(ip: &str) -> SocketAddr {
-    TcpListener::bind(format!("{ip}:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// An address on `ip` that refuses connections for as long as the returned socket lives: bound,
+/// so no other test's listener or connection can take the port, but not listening, so a SYN to
+/// it is answered with a reset. (A port bound and closed again could be reused before the run.)
+fn refusing(ip: &str) -> (socket2::Socket, SocketAddr) {
+    let addr: SocketAddr = format!("{ip}:0").parse().unwrap();
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .unwrap();
+    s.bind(&addr.into()).unwrap();
+    let local = s.local_addr().unwrap().as_socket().unwrap();
+    (s, local)
 }
 
 fn tcp_run(clients: &str) -> stcp_loadgen::run::RunArgs {
@@ -65,7 +73,8 @@ fn each_address_is_tried_in_turn_until_one_accepts() {
     config.io = IoBackend::Epoll;
     let server = Server::start(config).unwrap();
     let v6 = server.tcp_addr().unwrap();
-    let refused = closed("127.0.0.1");
+    let (_refusing_v4, refused) = refusing("127.0.0.1");
+    let (_refusing_v6, refused_v6) = refusing("[::1]");
 
     let target = ServerUnderTest::External(ExternalServer {
         stcp: Vec::new(),
@@ -88,7 +97,7 @@ fn each_address_is_tried_in_turn_until_one_accepts() {
     // Every address refused: the run ends with the last one, partial, and nothing hangs.
     let target = ServerUnderTest::External(ExternalServer {
         stcp: Vec::new(),
-        tcp: vec![closed("[::1]"), refused],
+        tcp: vec![refused_v6, refused],
         tls: Vec::new(),
         public_key: None,
     });
