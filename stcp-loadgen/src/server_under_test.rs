@@ -4,7 +4,7 @@
 //! client threads get.
 
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::embedded::EmbeddedServer;
 use stcp_proto::{KeyFileError, Mode};
@@ -25,11 +25,56 @@ pub enum ServerUnderTest {
 /// A server started elsewhere: the addresses its name resolved to per mode, tried in turn until
 /// one accepts (empty: that mode is not served), and the key to pin (None: STCP runs cannot
 /// start).
+#[derive(Debug, Clone)]
 pub struct ExternalServer {
     pub stcp: Vec<SocketAddr>,
     pub tcp: Vec<SocketAddr>,
     pub tls: Vec<SocketAddr>,
     pub public_key: Option<[u8; 32]>,
+}
+
+/// Where `suite` and `sweep` find the server under test: a running one named by its addresses, or
+/// (without --target) one embedded in this process.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TargetArgs {
+    /// STCP address of a running server (with --tcp-target); default: an embedded server.
+    #[arg(long, value_name = "HOST:PORT", requires = "tcp_target")]
+    pub target: Option<String>,
+    /// Raw framed TCP address of that server.
+    #[arg(long, value_name = "HOST:PORT", requires = "target")]
+    pub tcp_target: Option<String>,
+    /// TLS address of that server (TLS runs need it).
+    #[arg(long, value_name = "HOST:PORT", requires = "target")]
+    pub tls_target: Option<String>,
+    /// Public key of the server at --target: a file holding hex, or 64 hex characters
+    /// (default: ./stcp-server.key.pub).
+    #[arg(long, value_name = "FILE|HEX", requires = "target")]
+    pub server_key: Option<String>,
+    /// Certificate (PEM) of the server at --tls-target, pinned (default: ./stcp-server.crt).
+    #[arg(long, value_name = "FILE", requires = "tls_target")]
+    pub server_cert: Option<PathBuf>,
+    /// Pre-shared key file, for a server started with --psk (the embedded server then uses it too).
+    #[arg(long, value_name = "FILE")]
+    pub psk: Option<PathBuf>,
+}
+
+impl TargetArgs {
+    /// The running server these options name, its names resolved and its key loaded; None when
+    /// the server is to be embedded.
+    pub fn external(&self) -> Result<Option<ExternalServer>, TargetError> {
+        let (Some(stcp), Some(tcp)) = (&self.target, &self.tcp_target) else {
+            return Ok(None);
+        };
+        Ok(Some(ExternalServer {
+            stcp: resolve(stcp)?,
+            tcp: resolve(tcp)?,
+            tls: match &self.tls_target {
+                Some(tls) => resolve(tls)?,
+                None => Vec::new(),
+            },
+            public_key: Some(load_server_key(self.server_key.as_deref())?),
+        }))
+    }
 }
 
 /// Why a server cannot be named or its key loaded.

@@ -354,3 +354,71 @@ fn suite_sweep_adds_the_sweeps_of_the_256_b_and_16_kib_rows() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_sweep_of_a_running_server_includes_tls_with_its_address_and_certificate() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = fresh_dir("sweep-external-tls");
+    let (keypair, _) = stcp_proto::load_or_create_keypair(&dir.join("server.key")).unwrap();
+    let public: String = keypair.public.iter().map(|b| format!("{b:02x}")).collect();
+    let mut config = stcp_server::Config::ephemeral(keypair)
+        .with_ephemeral_tls()
+        .unwrap();
+    config.cores = 1;
+    config.pin_cores = false;
+    let server = stcp_server::Server::start(config).unwrap();
+    let cert = dir.join("server.crt");
+    std::fs::write(&cert, server.tls_cert_pem().unwrap()).unwrap();
+    let addr = |a: Option<std::net::SocketAddr>| a.unwrap().to_string();
+    let tls_target = addr(server.tls_addr());
+    let out = dir.join("sweep");
+    let output = loadgen()
+        .arg("sweep")
+        .args(TINY)
+        .args(["--modes", "tcp,stcp,tls", "--threads", "1"])
+        .args(["--target", &addr(server.stcp_addr())])
+        .args(["--tcp-target", &addr(server.tcp_addr())])
+        .args(["--tls-target", &tls_target])
+        .args(["--server-key", &public, "--server-cert"])
+        .arg(&cert)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    server.stop();
+    server.join().unwrap();
+    let report = SweepReport::read(&out.join(SWEEP_FILE_NAME))
+        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&output)));
+    assert_eq!(
+        report.configuration.tls_target.as_deref(),
+        Some(tls_target.as_str())
+    );
+    assert!(!report.configuration.embedded_server);
+    let modes: Vec<Mode> = report.steps.iter().map(|s| s.mode).collect();
+    assert_eq!(
+        modes[..3],
+        [Mode::Tcp, Mode::Stcp, Mode::Tls],
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(report.errors_total, 0, "{}", stderr(&output));
+    let tls = &report.steps[2];
+    let run = Report::read(&out.join(&tls.file)).unwrap();
+    assert_eq!(run.configuration.mode, Mode::Tls);
+    assert!(run.results.requests > 0, "{}", stderr(&output));
+}
+
+#[test]
+fn a_tls_sweep_of_a_running_server_without_its_tls_address_is_refused_at_once() {
+    let output = loadgen()
+        .args(["sweep", "--modes", "tcp,tls"])
+        .args(["--target", "127.0.0.1:9", "--tcp-target", "127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(stcp_loadgen::run::exit::USAGE));
+    assert!(
+        stderr(&output).contains("--tls-target"),
+        "{}",
+        stderr(&output)
+    );
+}

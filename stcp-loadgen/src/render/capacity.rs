@@ -217,6 +217,7 @@ mod tests {
                 embedded_server: true,
                 target: None,
                 tcp_target: None,
+                tls_target: None,
                 psk: false,
                 busy_poll_us: 0.0,
             },

@@ -1,7 +1,6 @@
 //! The suite's matrix: which backend combinations (crypto × io, or crypto alone against an
 //! external server) run, in which order, and the server each one runs against.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use stcp_proto::{CryptoBackend, Mode};
@@ -36,7 +35,7 @@ impl Combination {
 pub(super) fn combinations(args: &SuiteArgs) -> Vec<Combination> {
     let mut out = Vec::new();
     for &crypto in &dedup(&args.crypto) {
-        if args.target.is_some() {
+        if args.server.target.is_some() {
             out.push(Combination::External { crypto });
         } else {
             for io in io_choices(args) {
@@ -65,17 +64,9 @@ pub(crate) fn dedup<T: PartialEq + Copy>(items: &[T]) -> Vec<T> {
     out
 }
 
-/// A running server's addresses per mode (TLS: empty when not given) and its STCP key.
-pub(crate) struct External {
-    pub stcp: Vec<SocketAddr>,
-    pub tcp: Vec<SocketAddr>,
-    pub tls: Vec<SocketAddr>,
-    pub key: [u8; 32],
-}
-
 pub(crate) fn start_server(
     combination: Combination,
-    external: Option<&External>,
+    external: Option<&ExternalServer>,
     psk: Option<[u8; 32]>,
     max_frame: usize,
     busy_poll: Duration,
@@ -89,12 +80,7 @@ pub(crate) fn start_server(
                 ..EmbeddedOptions::new(crypto, io)
             })?,
         ))),
-        (Combination::External { .. }, Some(e)) => Ok(ServerUnderTest::External(ExternalServer {
-            stcp: e.stcp.clone(),
-            tcp: e.tcp.clone(),
-            tls: e.tls.clone(),
-            public_key: Some(e.key),
-        })),
+        (Combination::External { .. }, Some(e)) => Ok(ServerUnderTest::External(e.clone())),
         (Combination::External { .. }, None) => Err(StartError::Usage(
             "--target needs --tcp-target (and the other way round)".into(),
         )),

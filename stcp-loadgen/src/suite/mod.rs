@@ -22,7 +22,7 @@ use crate::environment;
 use crate::render;
 use crate::report::Report;
 use crate::run::{self, exit, StartError};
-use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
+use crate::server_under_test::{ServerUnderTest, TargetArgs};
 use crate::sweep::search::SearchArgs;
 use crate::sweep::{self, SweepContext, SweepSpec};
 use crate::values::{crypto_parser, io_parser, mode_parser, parse_busy_poll, parse_duration};
@@ -58,25 +58,8 @@ pub struct SuiteArgs {
     /// Embedded server io backends to run, comma-separated (default: auto; not with --target).
     #[arg(long, value_parser = io_parser(), value_delimiter = ',')]
     pub io: Vec<IoBackend>,
-    /// STCP address of a running server (with --tcp-target); default: an embedded server.
-    #[arg(long, value_name = "HOST:PORT", requires = "tcp_target")]
-    pub target: Option<String>,
-    /// Raw framed TCP address of that server.
-    #[arg(long, value_name = "HOST:PORT", requires = "target")]
-    pub tcp_target: Option<String>,
-    /// TLS address of that server (TLS rows run when it is given).
-    #[arg(long, value_name = "HOST:PORT", requires = "target")]
-    pub tls_target: Option<String>,
-    /// Public key of the server at --target: a file holding hex, or 64 hex characters
-    /// (default: ./stcp-server.key.pub).
-    #[arg(long, value_name = "FILE|HEX", requires = "target")]
-    pub server_key: Option<String>,
-    /// Certificate (PEM) of the server at --tls-target, pinned (default: ./stcp-server.crt).
-    #[arg(long, value_name = "FILE", requires = "tls_target")]
-    pub server_cert: Option<PathBuf>,
-    /// Pre-shared key file, for a server started with --psk (the embedded server then uses it too).
-    #[arg(long, value_name = "FILE")]
-    pub psk: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: TargetArgs,
     /// Client threads (default: every core the embedded server does not use, else every core).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
@@ -162,7 +145,7 @@ pub fn run(args: &SuiteArgs) -> i32 {
 
 fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
     rows::check_rows(&args.rows).map_err(SuiteError::Usage)?;
-    if args.target.is_some() && !args.io.is_empty() {
+    if args.server.target.is_some() && !args.io.is_empty() {
         return Err(SuiteError::Usage(
             "--io chooses the embedded server's io backend; it does not apply with --target".into(),
         ));
@@ -187,27 +170,16 @@ fn run_suite(args: &SuiteArgs) -> Result<i32, SuiteError> {
         }
     }
     let limit = run::prepare_process();
-    let psk = run::load_psk(args.psk.as_deref())?;
+    let psk = run::load_psk(args.server.psk.as_deref())?;
     let most_clients = args.rows.iter().map(|r| r.clients).max().unwrap_or(1);
     let split = crate::embedded::split_cores(environment::cores());
     run::check_descriptors(
         limit,
         most_clients,
         args.threads,
-        args.target.is_none().then_some(&split),
+        args.server.target.is_none().then_some(&split),
     )?;
-    let external = match (&args.target, &args.tcp_target) {
-        (Some(stcp), Some(tcp)) => Some(matrix::External {
-            stcp: resolve(stcp).map_err(StartError::from)?,
-            tcp: resolve(tcp).map_err(StartError::from)?,
-            tls: match &args.tls_target {
-                Some(tls) => resolve(tls).map_err(StartError::from)?,
-                None => Vec::new(),
-            },
-            key: load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
-        }),
-        _ => None,
-    };
+    let external = args.server.external().map_err(StartError::from)?;
 
     let (started_secs, started_nanos) = environment::now_unix();
     let out = args.out.clone().unwrap_or_else(|| {
@@ -421,6 +393,7 @@ fn swept_rows(args: &SuiteArgs) -> Result<Vec<SweepSpec>, SuiteError> {
             timeout: args.timeout,
             busy_poll: args.busy_poll,
             live: args.live,
+            server_cert: args.server.server_cert.clone(),
         })
         .collect();
     if specs.is_empty() {
@@ -448,8 +421,9 @@ fn sweep_combination(
         };
         let dir_name = format!("sweep-{}-{crypto_name}-{io}", spec.label());
         let context = SweepContext {
-            target: args.target.clone(),
-            tcp_target: args.tcp_target.clone(),
+            target: args.server.target.clone(),
+            tcp_target: args.server.tcp_target.clone(),
+            tls_target: args.server.tls_target.clone(),
             io: server.embedded().map(|_| IoBackend::Auto),
             psk,
         };
@@ -510,7 +484,7 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64, modes: &[Mode]) -> S
         timeout_seconds: args.timeout.as_secs_f64(),
         depth: 1,
         crypto: args.crypto.iter().map(|c| c.name().to_string()).collect(),
-        io: if args.target.is_some() {
+        io: if args.server.target.is_some() {
             Vec::new()
         } else {
             io_choices(args)
@@ -518,10 +492,10 @@ fn configuration(args: &SuiteArgs, psk: bool, planned: u64, modes: &[Mode]) -> S
                 .map(|i| i.name().to_string())
                 .collect()
         },
-        embedded_server: args.target.is_none(),
-        target: args.target.clone(),
-        tcp_target: args.tcp_target.clone(),
-        tls_target: args.tls_target.clone(),
+        embedded_server: args.server.target.is_none(),
+        target: args.server.target.clone(),
+        tcp_target: args.server.tcp_target.clone(),
+        tls_target: args.server.tls_target.clone(),
         modes: modes.iter().map(|m| m.name().to_string()).collect(),
         psk,
         planned_runs: planned,

@@ -34,15 +34,19 @@ pub(super) fn run_args(args: &SuiteArgs, row: Row, mode: Mode, crypto: CryptoBac
     let stcp = mode == Mode::Stcp;
     RunArgs {
         target: match mode {
-            Mode::Stcp => args.target.clone(),
-            Mode::Tcp => args.tcp_target.clone(),
-            Mode::Tls => args.tls_target.clone(),
+            Mode::Stcp => args.server.target.clone(),
+            Mode::Tcp => args.server.tcp_target.clone(),
+            Mode::Tls => args.server.tls_target.clone(),
         },
         listen: crate::embedded::DEFAULT_LISTEN,
         mode,
         server_key: None,
-        server_cert: args.server_cert.clone().filter(|_| mode == Mode::Tls),
-        psk: args.psk.clone().filter(|_| stcp),
+        server_cert: args
+            .server
+            .server_cert
+            .clone()
+            .filter(|_| mode == Mode::Tls),
+        psk: args.server.psk.clone().filter(|_| stcp),
         crypto,
         io: IoBackend::Auto,
         payload: row.payload_bytes as usize,

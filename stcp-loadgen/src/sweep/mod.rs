@@ -21,7 +21,7 @@ use crate::environment;
 use crate::render;
 use crate::report::size_label;
 use crate::run::{self, exit, RunArgs, StartError};
-use crate::server_under_test::{load_server_key, resolve, ServerUnderTest};
+use crate::server_under_test::{ServerUnderTest, TargetArgs};
 use crate::suite::matrix::{start_server, Combination};
 use crate::summary::latency;
 use crate::values::{
@@ -54,19 +54,8 @@ pub struct SweepArgs {
     /// io backend of the embedded server (not with --target).
     #[arg(long, value_parser = io_parser())]
     pub io: Option<IoBackend>,
-    /// STCP address of a running server (with --tcp-target); default: an embedded server.
-    #[arg(long, value_name = "HOST:PORT", requires = "tcp_target")]
-    pub target: Option<String>,
-    /// Raw framed TCP address of that server.
-    #[arg(long, value_name = "HOST:PORT", requires = "target")]
-    pub tcp_target: Option<String>,
-    /// Public key of the server at --target: a file holding hex, or 64 hex characters
-    /// (default: ./stcp-server.key.pub).
-    #[arg(long, value_name = "FILE|HEX", requires = "target")]
-    pub server_key: Option<String>,
-    /// Pre-shared key file, for a server started with --psk (the embedded server then uses it too).
-    #[arg(long, value_name = "FILE")]
-    pub psk: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: TargetArgs,
     /// Client threads (default: every core the embedded server does not use, else every core).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
@@ -123,6 +112,8 @@ pub struct SweepSpec {
     pub timeout: Duration,
     pub busy_poll: Duration,
     pub live: bool,
+    /// The certificate to pin in TLS steps against a running server (`--server-cert`).
+    pub server_cert: Option<PathBuf>,
 }
 
 impl SweepSpec {
@@ -133,7 +124,7 @@ impl SweepSpec {
             listen: crate::embedded::DEFAULT_LISTEN,
             mode,
             server_key: None,
-            server_cert: None,
+            server_cert: self.server_cert.clone().filter(|_| mode == Mode::Tls),
             psk: None,
             crypto: self.crypto,
             io: IoBackend::Auto,
@@ -188,10 +179,21 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         timeout: args.timeout,
         busy_poll: args.busy_poll,
         live: args.live,
+        server_cert: args.server.server_cert.clone(),
     };
-    if args.target.is_some() && args.io.is_some() {
+    if args.server.target.is_some() && args.io.is_some() {
         return Err(SweepError::Usage(
             "--io chooses the embedded server's io backend; it does not apply with --target".into(),
+        ));
+    }
+    if args.server.target.is_some()
+        && args.server.tls_target.is_none()
+        && spec.modes.contains(&Mode::Tls)
+    {
+        return Err(SweepError::Usage(
+            "--modes tls against a running server needs its TLS address: give --tls-target \
+             HOST:PORT (and --server-cert FILE), or leave tls out of --modes"
+                .into(),
         ));
     }
     for &mode in &spec.modes {
@@ -200,23 +202,15 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
             .map_err(SweepError::Usage)?;
     }
     let limit = run::prepare_process();
-    let psk = run::load_psk(args.psk.as_deref())?;
+    let psk = run::load_psk(args.server.psk.as_deref())?;
     let split = crate::embedded::split_cores(environment::cores());
     run::check_descriptors(
         limit,
         args.clients,
         args.threads,
-        args.target.is_none().then_some(&split),
+        args.server.target.is_none().then_some(&split),
     )?;
-    let external = match (&args.target, &args.tcp_target) {
-        (Some(stcp), Some(tcp)) => Some(crate::suite::matrix::External {
-            stcp: resolve(stcp).map_err(StartError::from)?,
-            tcp: resolve(tcp).map_err(StartError::from)?,
-            tls: Vec::new(),
-            key: load_server_key(args.server_key.as_deref()).map_err(StartError::from)?,
-        }),
-        _ => None,
-    };
+    let external = args.server.external().map_err(StartError::from)?;
     let (started, _) = environment::now_unix();
     let out = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("results").join(format!(
@@ -242,12 +236,13 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         args.busy_poll,
     )?;
     let context = SweepContext {
-        target: args.target.clone(),
-        tcp_target: args.tcp_target.clone(),
+        target: args.server.target.clone(),
+        tcp_target: args.server.tcp_target.clone(),
+        tls_target: args.server.tls_target.clone(),
         io: args
             .io
             .or(Some(IoBackend::Auto))
-            .filter(|_| args.target.is_none()),
+            .filter(|_| args.server.target.is_none()),
         psk,
     };
     let swept = sweep(&spec, &server, &context, &out);
@@ -264,6 +259,7 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
 pub struct SweepContext {
     pub target: Option<String>,
     pub tcp_target: Option<String>,
+    pub tls_target: Option<String>,
     pub io: Option<IoBackend>,
     pub psk: Option<[u8; 32]>,
 }
@@ -414,6 +410,7 @@ pub fn sweep(
             embedded_server: server.embedded().is_some(),
             target: context.target.clone(),
             tcp_target: context.tcp_target.clone(),
+            tls_target: context.tls_target.clone(),
             psk: context.psk.is_some(),
             busy_poll_us: spec.busy_poll.as_secs_f64() * 1e6,
         },

@@ -74,6 +74,9 @@ pub struct SweepConfiguration {
     pub embedded_server: bool,
     pub target: Option<String>,
     pub tcp_target: Option<String>,
+    /// Absent in sweeps written before TLS could be swept against a running server.
+    #[serde(default)]
+    pub tls_target: Option<String>,
     pub psk: bool,
     pub busy_poll_us: f64,
 }
