@@ -27,10 +27,20 @@ fn run_bounded(cmd: &mut Command) -> Output {
         .expect("spawn");
     let out = pipe_reader(child.stdout.take());
     let err = pipe_reader(child.stderr.take());
+    let status = wait_bounded(&mut child, cmd);
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Waits for `child` (started from `cmd`) to end, killing it after [`BOUND`].
+fn wait_bounded(child: &mut Child, cmd: &Command) -> std::process::ExitStatus {
     let started = Instant::now();
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status;
         }
         if started.elapsed() > BOUND {
             let _ = child.kill();
@@ -38,11 +48,6 @@ fn run_bounded(cmd: &mut Command) -> Output {
             panic!("{cmd:?} did not finish within {BOUND:?}");
         }
         std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }
 
@@ -135,29 +140,17 @@ fn a_closed_output_pipe_loses_lines_not_the_run() {
     // `stcp-loadgen ... 2>&1 | head -1`: the reader is gone before most lines are printed.
     // eprintln!/println! would panic (status 101) before the report is written.
     let out = fresh_dir("closed-pipes");
-    let mut child = loadgen()
-        .args(["--mode", "tcp", "--clients", "2", "--threads", "1"])
+    let mut cmd = loadgen();
+    cmd.args(["--mode", "tcp", "--clients", "2", "--threads", "1"])
         .args(["--duration", "300ms", "--warmup", "0s", "--out"])
         .arg(&out)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
     drop(child.stdout.take());
     drop(child.stderr.take());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > BOUND {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("stcp-loadgen did not finish within {BOUND:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_bounded(&mut child, &cmd);
     assert_eq!(status.code(), Some(exit::OK), "{status:?}");
     let report = only_report(&out).expect("the report is written although nobody reads");
     assert_eq!(report.results.errors_total, 0);
