@@ -9,7 +9,10 @@
 #
 # Builds the release binaries and the example first. Rows: TLS_ROWS (default
 # "256x50 16384x10 65536x5 256x16n1"; a trailing nN is churn, --requests-per-conn N, and its
-# figure is handshakes/s and server CPU per handshake). Loopback only; every run is bounded.
+# figure is handshakes/s and server CPU per handshake). TLS_OUT=DIR keeps every run's report in
+# DIR (one directory per run), the server CPU behind each figure (server-cpu.tsv), the machine
+# (environment.txt) and the table (table.md); without it they go with a temporary directory.
+# Loopback only; every run is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +25,20 @@ bin=target/release
 ticks=$(getconf CLK_TCK)
 port=${TLS_PORT:-29445}
 work=$(mktemp -d)
+keep=${TLS_OUT:-}
+if [[ -n $keep ]]; then
+    mkdir -p "$keep"
+    [[ -e $keep/table.md ]] && { echo "$keep already holds a table: give another TLS_OUT" >&2; exit 2; }
+    {
+        echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        echo "kernel: $(uname -srvm)"
+        echo "cpu: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) cores"
+        echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+        echo "seconds per run: $seconds, rounds: $rounds"
+    } >"$keep/environment.txt"
+    printf 'server\trow\tround\tcpu_ticks\tclock_ticks_per_second\trate\tserver_cpu_us\n' >"$keep/server-cpu.tsv"
+fi
 server_pid=
 cleanup() {
     [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
@@ -51,10 +68,11 @@ start() {
     sleep 0.3
 }
 
-# run SERVER PAYLOAD CLIENTS [N] -> prints "rate cpu_us_per_unit"
+# run SERVER PAYLOAD CLIENTS ROUND [N] -> prints "rate cpu_us_per_unit"
 run() {
-    local server=$1 payload=$2 clients=$3 n=${4:-}
+    local server=$1 payload=$2 clients=$3 round=$4 n=${5:-}
     local out="$work/$server-$payload-$clients-$n-$RANDOM"
+    [[ -n $keep ]] && out="$keep/round$round-$server-${payload}x$clients${n:+n$n}"
     local -a churn=()
     [[ -n $n ]] && churn=(--requests-per-conn "$n")
     start "$server"
@@ -67,7 +85,8 @@ run() {
     kill "$server_pid"
     wait "$server_pid" 2>/dev/null || true
     server_pid=
-    python3 - "$out" "$before" "$after" "$ticks" "$seconds" "$n" <<'EOF'
+    local figures
+    figures=$(python3 - "$out" "$before" "$after" "$ticks" "$seconds" "$n" <<'EOF'
 import glob, json, sys
 out, before, after, ticks, seconds, n = sys.argv[1:]
 res = json.load(open(glob.glob(out + "/*.json")[0]))["results"]
@@ -80,6 +99,13 @@ rate = res["handshakes_per_second"] if n else res["requests_per_second"]
 cpu_s = (int(after) - int(before)) / int(ticks)
 print(f"{rate:.0f} {1e6 * cpu_s / (rate * (float(seconds) + 1.0)):.1f}")
 EOF
+    )
+    if [[ -n $keep ]]; then
+        read -r rate cpu_us <<<"$figures"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "${payload}x$clients${n:+n$n}" \
+            "$round" "$((after - before))" "$ticks" "$rate" "$cpu_us" >>"$keep/server-cpu.tsv"
+    fi
+    echo "$figures"
 }
 
 read -r -a rows <<<"${TLS_ROWS:-256x50 16384x10 65536x5 256x16n1}"
@@ -94,20 +120,28 @@ for ((r = 0; r < rounds; r++)); do
         order="engine tokio"
         ((r % 2)) && order="tokio engine"
         for server in $order; do
-            result["$server,$row,$r"]=$(run "$server" "$payload" "$clients" "$n")
+            result["$server,$row,$r"]=$(run "$server" "$payload" "$clients" "$((r + 1))" "$n")
         done
     done
 done
 
-echo "| row | our engine (TLS) | tokio-rustls | engine/tokio | engine server µs | tokio server µs |"
-echo "|---|---:|---:|---:|---:|---:|"
-for row in "${rows[@]}"; do
-    for ((r = 0; r < rounds; r++)); do
-        read -r er ec <<<"${result["engine,$row,$r"]}"
-        read -r tr tc <<<"${result["tokio,$row,$r"]}"
-        ratio=$(awk -v a="$er" -v b="$tr" 'BEGIN {printf "%.2f", a / b}')
-        echo "| $row (round $((r + 1))) | $er | $tr | $ratio | $ec | $tc |"
+table() {
+    echo "| row | our engine (TLS) | tokio-rustls | engine/tokio | engine server µs | tokio server µs |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for row in "${rows[@]}"; do
+        for ((r = 0; r < rounds; r++)); do
+            read -r er ec <<<"${result["engine,$row,$r"]}"
+            read -r tr tc <<<"${result["tokio,$row,$r"]}"
+            ratio=$(awk -v a="$er" -v b="$tr" 'BEGIN {printf "%.2f", a / b}')
+            echo "| $row (round $((r + 1))) | $er | $tr | $ratio | $ec | $tc |"
+        done
     done
-done
-echo
-echo "Rates are requests/s (churn rows nN: handshakes/s); µs are server CPU per request (per handshake)."
+    echo
+    echo "Rates are requests/s (churn rows nN: handshakes/s); µs are server CPU per request (per handshake)."
+}
+if [[ -n $keep ]]; then
+    table | tee "$keep/table.md"
+    echo "finished: $(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$keep/environment.txt"
+else
+    table
+fi
