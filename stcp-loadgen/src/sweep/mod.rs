@@ -1,5 +1,6 @@
 //! `stcp-loadgen sweep`: latency against offered load, for one payload and connection count, in
-//! TCP and STCP mode interleaved (TCP step, STCP step, ...) against one server. Each mode's
+//! each of `--modes` interleaved (TCP step, STCP step, ...; TLS too when asked) against one
+//! server. Each mode's
 //! offered rate is searched ([`search`]): it climbs geometrically, then is refined by bisection
 //! near the knee. Every step is a real open-loop run through [`crate::run::measure`], written as
 //! a normal run report; the sweep report ([`schema`]) beside them gives each step's achieved rate,
@@ -30,7 +31,7 @@ use crate::values::{
 use schema::{capacities, SweepConfiguration, SweepReport, SweepStep};
 use search::{Phase, Search, SearchArgs, SearchPlan};
 
-/// `sweep`: latency against offered load, TCP and STCP.
+/// `sweep`: latency against offered load, TCP and STCP (and TLS when asked).
 #[derive(Debug, Clone, Args)]
 pub struct SweepArgs {
     /// Request payload size (256, 4k, 16k, 64k).
