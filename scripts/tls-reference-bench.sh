@@ -14,6 +14,8 @@
 # (environment.txt) and the table (table.md); without it they go with a temporary directory.
 # Loopback only; every run is bounded.
 set -euo pipefail
+# TLS_OUT is taken from the caller's directory, before the cd below.
+keep=${TLS_OUT:+$(realpath -m "$TLS_OUT")}
 cd "$(dirname "$0")/.."
 
 seconds=${1:-4}
@@ -25,10 +27,12 @@ bin=target/release
 ticks=$(getconf CLK_TCK)
 port=${TLS_PORT:-29445}
 work=$(mktemp -d)
-keep=${TLS_OUT:-}
 if [[ -n $keep ]]; then
+    if [[ -d $keep && -n $(ls -A "$keep") ]]; then
+        echo "$keep is not empty: give TLS_OUT a new directory" >&2
+        exit 2
+    fi
     mkdir -p "$keep"
-    [[ -e $keep/table.md ]] && { echo "$keep already holds a table: give another TLS_OUT" >&2; exit 2; }
     {
         echo "started: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
         echo "kernel: $(uname -srvm)"
@@ -99,7 +103,7 @@ rate = res["handshakes_per_second"] if n else res["requests_per_second"]
 cpu_s = (int(after) - int(before)) / int(ticks)
 print(f"{rate:.0f} {1e6 * cpu_s / (rate * (float(seconds) + 1.0)):.1f}")
 EOF
-    )
+    ) || return
     if [[ -n $keep ]]; then
         read -r rate cpu_us <<<"$figures"
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "${payload}x$clients${n:+n$n}" \

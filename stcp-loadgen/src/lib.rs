@@ -9,7 +9,8 @@
 //! as a versioned JSON [`report::Report`] (every report schema is documented in docs/REPORT.md).
 
 pub mod cli;
-pub mod console;
+// Output that a closed pipe cannot turn into a panic (`crate::stderr_line!` and the rest).
+pub use stcp_server::{stderr_line, stderr_text, stdout_line, stdout_text};
 pub mod cpu_time;
 pub mod descriptors;
 pub mod embedded;

@@ -250,6 +250,9 @@ pub enum ServerError {
     /// A worker thread panicked.
     #[error("worker {0} panicked")]
     WorkerPanicked(usize),
+    /// The stats-line thread panicked (a bug: it must survive anything, a closed stderr too).
+    #[error("the stats thread panicked")]
+    ReporterPanicked,
 }
 
 impl From<crate::tls::CertFileError> for ServerError {

@@ -20,6 +20,7 @@
 //! they tell a user, and [`fd_limit`] checks the open-file limit against the connections wanted.
 
 pub mod config;
+pub mod console;
 mod echo;
 mod engine;
 pub mod errors;

@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(),
         Err(e) => {
-            eprintln!("{}", messages::usage_error("stcp-server", &e));
+            stcp_server::stderr_line!("{}", messages::usage_error("stcp-server", &e));
             return ExitCode::from(exit::USAGE);
         }
     };
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
-            eprintln!("stcp-server: error: {e}");
+            stcp_server::stderr_line!("stcp-server: error: {e}");
             ExitCode::from(e.exit_status())
         }
     }
@@ -51,8 +51,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 role: messages::KeyRole::ServerKey,
                 source,
             })?;
-            println!("{}", kp.public_hex());
-            eprintln!(
+            stcp_server::stdout_line!("{}", kp.public_hex());
+            stcp_server::stderr_line!(
                 "wrote {} (0600) and {}",
                 path.display(),
                 public_key_path(&path).display()
@@ -65,7 +65,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 role: messages::KeyRole::Psk,
                 source,
             })?;
-            eprintln!("wrote {} (0600)", path.display());
+            stcp_server::stderr_line!("wrote {} (0600)", path.display());
             return Ok(());
         }
         None => {}
@@ -83,7 +83,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(p) => Some(load_psk(p).map_err(Failure::psk)?),
         None => None,
     };
-    eprintln!(
+    stcp_server::stderr_line!(
         "stcp-server: public key {} ({} {}, public key in {})",
         keypair.public_hex(),
         if created { "created" } else { "loaded" },
@@ -94,7 +94,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Some(_) => {
             let (id, created) =
                 TlsIdentity::load_or_create(&cli.cert, &cli.cert_key).map_err(Failure::Cert)?;
-            eprintln!(
+            stcp_server::stderr_line!(
                 "stcp-server: TLS certificate {} ({}; key in {})",
                 cli.cert.display(),
                 if created { "created" } else { "loaded" },
@@ -113,14 +113,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(n) = cli.cores {
         let available = core_affinity::get_core_ids().map_or(0, |ids| ids.len());
         if let Some(warning) = cli::cores_warning(usize::from(n), available) {
-            eprintln!("stcp-server: warning: {warning}");
+            stcp_server::stderr_line!("stcp-server: warning: {warning}");
         }
     }
     // Every connection is a descriptor: raise the soft limit as far as allowed, and say so if
     // it still cannot hold --max-conns.
     if let Ok(limit) = fd_limit::raise_to_hard() {
         if let Some(warning) = fd_limit::server_warning(cli.max_conns, workers, limit) {
-            eprintln!("stcp-server: warning: {warning}");
+            stcp_server::stderr_line!("stcp-server: warning: {warning}");
         }
     }
     let stats = if cli.no_stats {
@@ -164,7 +164,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         (false, Backend::Uring) => format!(", busy poll {:?}", cli.busy_poll),
         (false, Backend::Epoll) => " (--busy-poll is ignored by epoll)".into(),
     };
-    eprintln!(
+    stcp_server::stderr_line!(
         "stcp-server: {} workers on {}{busy_poll}: STCP {} | TCP {} | TLS {}{}{}",
         workers,
         server.backend().name(),
@@ -203,12 +203,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let uptime = server.uptime();
     let started = std::time::Instant::now() - uptime;
     let totals = server.join().map_err(Failure::Run)?;
-    // As the signal thread does: a closed stderr loses the summary, not the exit status.
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "stcp-server: {}",
-        totals.summary(started.elapsed())
-    );
+    // A closed stderr loses the summary, not the exit status.
+    stcp_server::stderr_line!("stcp-server: {}", totals.summary(started.elapsed()));
     Ok(())
 }
 

@@ -344,7 +344,9 @@ impl ServerHandle {
         // ends within metrics::REQUEST_DEADLINE and RESPONSE_DEADLINE).
         self.stop.store(true, Ordering::Relaxed);
         if let Some(r) = self.reporter.take() {
-            let _ = r.join();
+            if r.join().is_err() {
+                result = result.and(Err(ServerError::ReporterPanicked));
+            }
         }
         if let Some(m) = self.metrics.take() {
             m.stop();

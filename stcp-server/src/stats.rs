@@ -4,7 +4,6 @@
 
 use std::{
     fmt::Write as _,
-    io::Write as _,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
         Arc,
@@ -279,8 +278,7 @@ pub fn spawn_reporter(
                 let now = stats.snapshot();
                 // A closed stderr (the operator's pipe went away) must not panic this thread:
                 // the line is lost, the server goes on.
-                let line = now.line(&prev, last.elapsed());
-                let _ = writeln!(std::io::stderr().lock(), "stcp-server: {line}");
+                crate::stderr_line!("stcp-server: {}", now.line(&prev, last.elapsed()));
                 prev = now;
                 last = Instant::now();
             }

@@ -238,7 +238,8 @@ fn sigterm_stops_the_server_even_when_its_stderr_is_gone() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    // A lost stats line or summary is no failure: no panic (status 101), a clean stop.
+    // A lost stats line or summary is no failure: no panic (status 101; a panicking stats
+    // thread would make the exit status an error too), a clean stop.
     let status = guard.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
 }

@@ -394,6 +394,7 @@ fn swept_rows(args: &SuiteArgs) -> Result<Vec<SweepSpec>, SuiteError> {
             busy_poll: args.busy_poll,
             live: args.live,
             server_cert: args.server.server_cert.clone(),
+            tls_target: args.server.tls_target.clone(),
         })
         .collect();
     if specs.is_empty() {

@@ -115,13 +115,16 @@ pub struct SweepSpec {
     pub live: bool,
     /// The certificate to pin in TLS steps against a running server (`--server-cert`).
     pub server_cert: Option<PathBuf>,
+    /// The running server's TLS address as given (`--tls-target`): TLS steps connect to it by
+    /// that name, so the client sends it as the server name, as a single run would.
+    pub tls_target: Option<String>,
 }
 
 impl SweepSpec {
     /// The run options of one step.
     pub fn run_args(&self, mode: Mode, rate: f64) -> RunArgs {
         RunArgs {
-            target: None,
+            target: self.tls_target.clone().filter(|_| mode == Mode::Tls),
             listen: crate::embedded::DEFAULT_LISTEN,
             mode,
             server_key: None,
@@ -181,6 +184,7 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         busy_poll: args.busy_poll,
         live: args.live,
         server_cert: args.server.server_cert.clone(),
+        tls_target: args.server.tls_target.clone(),
     };
     if args.server.target.is_some() && args.io.is_some() {
         return Err(SweepError::Usage(

@@ -1,6 +1,7 @@
-//! Lines for the terminal that cannot panic. `eprintln!` and `println!` panic when their stream
-//! is a pipe whose reader went away (`stcp-loadgen ... 2>&1 | head`), which would end a run
-//! before its report is written; these macros lose the line instead and the run goes on.
+//! Lines for the terminal that cannot panic, for both binaries. `eprintln!` and `println!` panic
+//! when their stream is a pipe whose reader went away (`stcp-loadgen ... 2>&1 | head`), which
+//! would end a load run before its report is written, or turn a server's clean exit into a
+//! panic; these macros lose the line instead and the program goes on.
 
 /// Writes to `std::io::$stream()` with `$write!`, ignoring a failed write.
 #[doc(hidden)]
