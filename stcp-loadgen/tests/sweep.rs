@@ -405,7 +405,10 @@ fn a_sweep_of_a_running_server_includes_tls_with_its_address_and_certificate() {
     let tls = &report.steps[2];
     let run = Report::read(&out.join(&tls.file)).unwrap();
     assert_eq!(run.configuration.mode, Mode::Tls);
-    assert_eq!(run.configuration.target, tls_target, "TLS steps go to --tls-target");
+    assert_eq!(
+        run.configuration.target, tls_target,
+        "TLS steps go to --tls-target"
+    );
     assert!(run.results.requests > 0, "{}", stderr(&output));
 }
 
