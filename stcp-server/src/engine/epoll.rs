@@ -7,7 +7,7 @@
 //! rustls pump as io_uring's ([`crate::tls::pump`]), one read at a time.
 
 use std::{
-    cell::RefCell,
+    cell::{Cell, RefCell},
     fmt, io,
     sync::{atomic::AtomicU64, Arc},
     task::Poll,
@@ -22,7 +22,7 @@ use tokio::{
     task::JoinSet,
 };
 
-use super::{Ready, Shared, WorkerListeners};
+use super::{Ready, Shared, WorkerListeners, HANDSHAKES_PER_TURN};
 use crate::{
     echo::{accept_handshake, check_hello, push_close_record, Crypto},
     errors::ErrorKind,
@@ -35,6 +35,33 @@ use crate::{
 thread_local! {
     /// `--handshake-rate-per-ip`: the buckets of the worker running on this thread.
     static LIMITER: RefCell<Option<HandshakeLimiter>> = const { RefCell::new(None) };
+    /// Server handshake halves this worker computed in its current turn ([`handshake_turn`]).
+    static HANDSHAKES_THIS_TURN: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The epoll worker's bounded handshake step (the io_uring worker's is `uring/hello.rs`): at most
+/// [`HANDSHAKES_PER_TURN`] server handshake halves between two polls of the runtime's I/O
+/// driver. The first handshake of a turn spawns a task that starts the next turn's count once
+/// tokio has polled the driver (`yield_now` defers a task's wake until after that poll). A
+/// connection whose handshake would go over the budget is counted once as deferred and yields
+/// until a turn has room, so the established connections whose data arrived meanwhile are
+/// served before it. Best effort: tokio promises that a yielded task runs again, not when.
+async fn handshake_turn(counters: &WorkerCounters) {
+    let mut deferred = false;
+    while HANDSHAKES_THIS_TURN.get() >= HANDSHAKES_PER_TURN {
+        if !deferred {
+            WorkerCounters::add(&counters.handshakes_deferred, 1);
+            deferred = true;
+        }
+        tokio::task::yield_now().await;
+    }
+    if HANDSHAKES_THIS_TURN.get() == 0 {
+        tokio::spawn(async {
+            tokio::task::yield_now().await;
+            HANDSHAKES_THIS_TURN.set(0);
+        });
+    }
+    HANDSHAKES_THIS_TURN.set(HANDSHAKES_THIS_TURN.get() + 1);
 }
 
 /// "No idle timeout" as a duration tokio accepts.
@@ -451,6 +478,7 @@ async fn tls_loop(
     };
     // Malformed hellos failed above, before the limit was asked (and cost it nothing).
     handshake_allowed(stream)?;
+    handshake_turn(counters).await;
     let mut session = match accepted.into_connection(config) {
         Ok(s) => s,
         Err((e, mut alert)) => {
@@ -559,6 +587,7 @@ async fn echo(
         // Malformed hellos fail before the limit is asked (and cost it nothing).
         check_hello(&cx.shared.proto, run)?;
         handshake_allowed(cx.stream)?;
+        handshake_turn(counters).await;
         let mut reply = Vec::new();
         *cx.crypto = Some(accept_handshake(&cx.shared.proto, run, &mut reply)?);
         decoder.set_framing(Framing::Records);
@@ -639,4 +668,36 @@ async fn finish(stream: &mut TcpStream, grace: Duration) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
+
+    /// Ten handshakes at once on one worker: four a turn, the rest deferred (each counted once)
+    /// and computed in the next turns, none lost.
+    #[test]
+    fn handshakes_go_four_a_turn_and_the_rest_wait_for_the_next_turns() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let counters = Arc::new(WorkerCounters::default());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        rt.block_on(async {
+            let mut tasks = JoinSet::new();
+            for _ in 0..10 {
+                let (counters, seen) = (counters.clone(), seen.clone());
+                tasks.spawn(async move {
+                    handshake_turn(&counters).await;
+                    // The count of this turn, right after this handshake took its place in it.
+                    seen.lock().unwrap().push(HANDSHAKES_THIS_TURN.get());
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+        });
+        assert_eq!(*seen.lock().unwrap(), [1, 2, 3, 4, 1, 2, 3, 4, 1, 2]);
+        assert_eq!(counters.handshakes_deferred.load(Relaxed), 6);
+    }
 }

@@ -17,6 +17,11 @@ use stcp_proto::Mode;
 
 use crate::{config::Config, stats::Stats};
 
+/// Most server handshake halves (STCP or TLS) a worker computes per loop iteration: the io_uring
+/// worker's bounded step (`uring/hello.rs`) and the epoll worker's turn (`epoll.rs`,
+/// `handshake_turn`).
+pub(crate) const HANDSHAKES_PER_TURN: usize = 4;
+
 /// State shared by every worker. Nothing here is touched on the per-frame hot path except the
 /// worker's own counters block.
 pub struct Shared {

@@ -19,10 +19,10 @@ use stcp_engine::Driver;
 use stcp_proto::Mode;
 
 use super::{conn::Life, ingest::answer_hello, Worker};
-use crate::{errors::ErrorKind, handshake_limit::HandshakeLimiter, stats::WorkerCounters};
-
-/// Most server handshake halves computed per loop iteration.
-pub(super) const HANDSHAKES_PER_TURN: usize = 4;
+use crate::{
+    engine::HANDSHAKES_PER_TURN, errors::ErrorKind, handshake_limit::HandshakeLimiter,
+    stats::WorkerCounters,
+};
 
 impl Worker {
     /// Answers up to [`HANDSHAKES_PER_TURN`] held hellos, oldest first, and queues the replies.
