@@ -393,8 +393,6 @@ fn swept_rows(args: &SuiteArgs) -> Result<Vec<SweepSpec>, SuiteError> {
             timeout: args.timeout,
             busy_poll: args.busy_poll,
             live: args.live,
-            server_cert: args.server.server_cert.clone(),
-            tls_target: args.server.tls_target.clone(),
         })
         .collect();
     if specs.is_empty() {
@@ -425,6 +423,7 @@ fn sweep_combination(
             target: args.server.target.clone(),
             tcp_target: args.server.tcp_target.clone(),
             tls_target: args.server.tls_target.clone(),
+            server_cert: args.server.server_cert.clone(),
             io: server.embedded().map(|_| IoBackend::Auto),
             psk,
         };

@@ -1,11 +1,10 @@
 //! `stcp-loadgen sweep`: latency against offered load, for one payload and connection count, in
 //! each of `--modes` interleaved (TCP step, STCP step, ...; TLS too when asked) against one
-//! server. Each mode's
-//! offered rate is searched ([`search`]): it climbs geometrically, then is refined by bisection
-//! near the knee. Every step is a real open-loop run through [`crate::run::measure`], written as
-//! a normal run report; the sweep report ([`schema`]) beside them gives each step's achieved rate,
-//! percentiles and errors, and each mode's capacity: the highest achieved rate whose p99 stays
-//! under `--slo-p99` with no error. [`merge`] combines sweeps made at once from several hosts.
+//! server. Each mode's offered rate is searched ([`search`]): it climbs geometrically, then is
+//! refined by bisection near the knee. Every step is a real open-loop run through
+//! [`crate::run::measure`], written as a normal run report; the sweep report ([`schema`]) beside
+//! them gives each step's achieved rate, percentiles and errors, and each mode's capacity: the
+//! highest achieved rate whose p99 stays under `--slo-p99` with no error. [`merge`] combines sweeps made at once from several hosts.
 
 pub mod merge;
 pub mod schema;
@@ -113,22 +112,20 @@ pub struct SweepSpec {
     pub timeout: Duration,
     pub busy_poll: Duration,
     pub live: bool,
-    /// The certificate to pin in TLS steps against a running server (`--server-cert`).
-    pub server_cert: Option<PathBuf>,
-    /// The running server's TLS address as given (`--tls-target`): TLS steps connect to it by
-    /// that name, so the client sends it as the server name, as a single run would.
-    pub tls_target: Option<String>,
 }
 
 impl SweepSpec {
-    /// The run options of one step.
-    pub fn run_args(&self, mode: Mode, rate: f64) -> RunArgs {
+    /// The run options of one step against the server `context` names. TLS steps against a
+    /// running server connect by `--tls-target`'s name (sent as the server name, as a single run
+    /// would) and pin `--server-cert`; every other step goes to the server under test's address.
+    pub fn run_args(&self, context: &SweepContext, mode: Mode, rate: f64) -> RunArgs {
+        let tls = mode == Mode::Tls;
         RunArgs {
-            target: self.tls_target.clone().filter(|_| mode == Mode::Tls),
+            target: context.tls_target.clone().filter(|_| tls),
             listen: crate::embedded::DEFAULT_LISTEN,
             mode,
             server_key: None,
-            server_cert: self.server_cert.clone().filter(|_| mode == Mode::Tls),
+            server_cert: context.server_cert.clone().filter(|_| tls),
             psk: None,
             crypto: self.crypto,
             io: IoBackend::Auto,
@@ -183,8 +180,17 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         timeout: args.timeout,
         busy_poll: args.busy_poll,
         live: args.live,
-        server_cert: args.server.server_cert.clone(),
+    };
+    let mut context = SweepContext {
+        target: args.server.target.clone(),
+        tcp_target: args.server.tcp_target.clone(),
         tls_target: args.server.tls_target.clone(),
+        server_cert: args.server.server_cert.clone(),
+        io: args
+            .io
+            .or(Some(IoBackend::Auto))
+            .filter(|_| args.server.target.is_none()),
+        psk: None,
     };
     if args.server.target.is_some() && args.io.is_some() {
         return Err(SweepError::Usage(
@@ -202,12 +208,13 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         ));
     }
     for &mode in &spec.modes {
-        spec.run_args(mode, spec.plan.start_rate)
+        spec.run_args(&context, mode, spec.plan.start_rate)
             .validate()
             .map_err(SweepError::Usage)?;
     }
     let limit = run::prepare_process();
     let psk = run::load_psk(args.server.psk.as_deref())?;
+    context.psk = psk;
     let split = crate::embedded::split_cores(environment::cores());
     run::check_descriptors(
         limit,
@@ -240,16 +247,6 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
         spec.payload as usize,
         args.busy_poll,
     )?;
-    let context = SweepContext {
-        target: args.server.target.clone(),
-        tcp_target: args.server.tcp_target.clone(),
-        tls_target: args.server.tls_target.clone(),
-        io: args
-            .io
-            .or(Some(IoBackend::Auto))
-            .filter(|_| args.server.target.is_none()),
-        psk,
-    };
     let swept = sweep(&spec, &server, &context, &out);
     server.stop();
     let report = swept?;
@@ -260,11 +257,13 @@ fn run_command(args: &SweepArgs) -> Result<i32, SweepError> {
     Ok(exit_status(&report))
 }
 
-/// What a sweep records of where it ran, beside its spec.
+/// Where a sweep runs, beside its spec: the server's addresses as given (recorded in the report),
+/// the certificate TLS steps pin, the embedded server's io backend and the PSK.
 pub struct SweepContext {
     pub target: Option<String>,
     pub tcp_target: Option<String>,
     pub tls_target: Option<String>,
+    pub server_cert: Option<PathBuf>,
     pub io: Option<IoBackend>,
     pub psk: Option<[u8; 32]>,
 }
@@ -473,7 +472,7 @@ fn run_step(
         spec.label()
     );
     let measured = run::measure(
-        &spec.run_args(mode, rate),
+        &spec.run_args(context, mode, rate),
         server,
         context.psk.filter(|_| mode == Mode::Stcp),
         None,
